@@ -1,0 +1,145 @@
+"""Settings: read once from the environment into a frozen object; one error lists every bad value.
+
+Only the standard library is imported here, because the gunicorn config (which must not import the app or
+any driver before gevent has patched) reads these settings too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
+
+MESSAGE_STORES = ("sql", "scylla", "dual")
+CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
+
+
+class SettingsError(ValueError):
+    def __init__(self, problems: list[str]):
+        super().__init__("invalid settings:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    message_store: str = "sql"
+    bind: str = "127.0.0.1:8080"
+    web_workers: int = 2
+    worker_connections: int = 1000
+    db_pool_size: int = 10
+    db_pool_timeout: float = 5.0
+    db_statement_timeout_ms: int = 5000
+    scylla_hosts: tuple[str, ...] = ()
+    scylla_port: int = 9042
+    scylla_keyspace: str = "chatstore"
+    scylla_local_dc: str = "datacenter1"
+    scylla_consistency: str = "LOCAL_QUORUM"
+    scylla_replication_factor: int = 3
+    scylla_request_timeout: float = 2.0
+    scylla_connect_timeout: float = 5.0
+    nonce_ttl_seconds: int = 600
+    max_pins_per_channel: int = 250
+    application_name: str = "chatstore"
+    log_level: str = "INFO"
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw
+    return parse
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip() for h in raw.split(",") if h.strip())
+    if not hosts:
+        raise ValueError("must name at least one host")
+    return hosts
+
+
+def _bind(raw: str) -> str:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be HOST:PORT")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
+        raise ValueError("must be a sqlite:// or postgresql:// URL")
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw[len("postgres://"):]
+    return raw
+
+
+#: Environment variable -> (field, parser).
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
+    "DATABASE_URL": ("database_url", _database_url),
+    "MESSAGE_STORE": ("message_store", _choice(*MESSAGE_STORES)),
+    "BIND": ("bind", _bind),
+    "WEB_WORKERS": ("web_workers", _positive_int),
+    "WORKER_CONNECTIONS": ("worker_connections", _positive_int),
+    "DB_POOL_SIZE": ("db_pool_size", _positive_int),
+    "DB_POOL_TIMEOUT": ("db_pool_timeout", _positive_float),
+    "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", _positive_int),
+    "SCYLLA_HOSTS": ("scylla_hosts", _hosts),
+    "SCYLLA_PORT": ("scylla_port", _positive_int),
+    "SCYLLA_KEYSPACE": ("scylla_keyspace", str),
+    "SCYLLA_LOCAL_DC": ("scylla_local_dc", str),
+    "SCYLLA_CONSISTENCY": ("scylla_consistency", _choice(*CONSISTENCY_LEVELS)),
+    "SCYLLA_REPLICATION_FACTOR": ("scylla_replication_factor", _positive_int),
+    "SCYLLA_REQUEST_TIMEOUT": ("scylla_request_timeout", _positive_float),
+    "SCYLLA_CONNECT_TIMEOUT": ("scylla_connect_timeout", _positive_float),
+    "NONCE_TTL_SECONDS": ("nonce_ttl_seconds", _positive_int),
+    "MAX_PINS_PER_CHANNEL": ("max_pins_per_channel", _positive_int),
+    "LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Build Settings from ``environ`` (default: ``os.environ``); raise SettingsError naming every problem."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, (attribute, parse) in _ENVIRONMENT.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attribute] = parse(raw.strip())
+        except ValueError as exc:
+            problems.append(f"{name}={raw!r}: {exc}")
+    values.update(overrides)
+    settings = Settings(**values)
+    if settings.message_store in ("scylla", "dual") and not settings.scylla_hosts:
+        problems.append(f"SCYLLA_HOSTS: required when MESSAGE_STORE={settings.message_store}")
+    if problems:
+        raise SettingsError(problems)
+    return settings
