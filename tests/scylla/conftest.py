@@ -35,3 +35,12 @@ def driver(cql_nodes):
 @pytest.fixture
 def session(driver):
     return driver.connect()
+
+
+@pytest.fixture
+def store():
+    """A ScyllaMessageStore on empty tables of the shared in-process test nodes."""
+    from tests.scylla.stores import test_node_store
+
+    with test_node_store() as fresh:
+        yield fresh
