@@ -12,6 +12,7 @@ remnant: reads never return it and delete it when they meet it, and an edit that
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -74,6 +75,18 @@ class RetryOnceElsewhere(RetryPolicy):
         return self.RETHROW, None
 
 
+@functools.lru_cache(maxsize=256)
+def _row_class(column_names: tuple[str, ...]) -> type:
+    return collections.namedtuple("Row", column_names, rename=True)
+
+
+def named_tuple_rows(column_names, rows) -> list:
+    """Rows as named tuples, like the driver's default factory, without building a new class per response
+    (which costs more than decoding a small result)."""
+    row_class = _row_class(tuple(column_names))
+    return [row_class(*row) for row in rows]
+
+
 def build_cluster(settings: Settings, connection_class: type = CooperativeConnection) -> Cluster:
     """The driver Cluster for ``settings``: token-aware within the local DC, timeouts, speculative reads."""
     consistency = ConsistencyLevel.name_to_value[settings.scylla_consistency]
@@ -83,7 +96,7 @@ def build_cluster(settings: Settings, connection_class: type = CooperativeConnec
             load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.scylla_local_dc)),
             retry_policy=RetryOnceElsewhere(), consistency_level=consistency,
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL, request_timeout=settings.scylla_request_timeout,
-            **options)
+            row_factory=named_tuple_rows, **options)
 
     speculative = ConstantSpeculativeExecutionPolicy(
         delay=settings.scylla_request_timeout * SPECULATIVE_DELAY_SHARE, max_attempts=1)
@@ -428,7 +441,8 @@ class ScyllaMessageStore(MessageStore):
             "INSERT INTO {ks}.nonces (channel_id, author_id, nonce, message_id) VALUES (?, ?, ?, ?) "
             "IF NOT EXISTS USING TTL ?", (channel_id, author_id, nonce, message_id, ttl_seconds))
         row = result.one()
-        if result.was_applied or row.message_id == message_id:
+        applied = row[0]  # the "[applied]" column of a conditional write
+        if applied or row.message_id == message_id:
             # A retried claim that had succeeded finds its own message: still ours.
             return None
         return row.message_id

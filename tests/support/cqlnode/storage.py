@@ -9,6 +9,7 @@ What is kept from Cassandra, because the message store's correctness depends on 
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import time
@@ -52,17 +53,13 @@ class TableSchema:
     descending: frozenset[str] = frozenset()
     options: dict = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def partition_key(self) -> list[Column]:
         return [c for c in self.columns.values() if c.kind == "partition_key"]
 
-    @property
+    @functools.cached_property
     def clustering(self) -> list[Column]:
         return [c for c in self.columns.values() if c.kind == "clustering"]
-
-    @property
-    def regular(self) -> list[Column]:
-        return [c for c in self.columns.values() if c.kind == "regular"]
 
     def column(self, name: str) -> Column:
         try:
@@ -128,6 +125,14 @@ class Partition:
     rows: dict[tuple, Row] = field(default_factory=dict)
     #: clustering prefix (``()`` for the whole partition) -> timestamp of the newest tombstone over it
     tombstones: dict[tuple, int] = field(default_factory=dict)
+    #: the clustering keys in the table's order with their sort keys; rebuilt after rows come or go
+    _ordered: tuple[list, list] | None = None
+
+    def ordered(self, schema: TableSchema) -> tuple[list[tuple], list[tuple]]:
+        if self._ordered is None:
+            keys = sorted(self.rows, key=schema.clustering_order_key)
+            self._ordered = keys, [schema.clustering_order_key(k) for k in keys]
+        return self._ordered
 
     def deleted_at(self, clustering: tuple) -> int:
         return max((self.tombstones.get(clustering[:n], -1) for n in range(len(clustering) + 1)), default=-1)
@@ -136,7 +141,10 @@ class Partition:
         """Write one cell (``column`` None: the row marker) unless a newer write or tombstone shadows it."""
         if cell.timestamp <= self.deleted_at(clustering):
             return
-        row = self.rows.setdefault(clustering, Row())
+        row = self.rows.get(clustering)
+        if row is None:
+            row = self.rows[clustering] = Row()
+            self._ordered = None
         current = row.marker if column is None else row.cells.get(column)
         if current is not None and (current.timestamp > cell.timestamp
                                     or (current.timestamp == cell.timestamp and current.value is None)):
@@ -155,6 +163,7 @@ class Partition:
             row.cells = {name: cell for name, cell in row.cells.items() if cell.timestamp > timestamp}
             if row.marker is None and not row.cells:
                 del self.rows[clustering]
+                self._ordered = None
 
 
 # -- results ------------------------------------------------------------------------------------------------
@@ -571,17 +580,19 @@ class Dataset:
         now = self.now()
         rows, last = [], None
         resume_key = tuple(resume["key"]) if resume else None
+        exact = len([b for b in bounds if b[1] == "="]) == len(schema.clustering) > 0
         for key in keys:
             if resume_key is not None and self._scan_position(schema, key) < self._scan_position(schema, resume_key):
                 continue
             partition = partitions[key]
-            ordered = sorted(partition.rows, key=lambda c: schema.clustering_order_key(c, reverse))
-            for clustering in ordered:
-                if resume_key == key and schema.clustering_order_key(clustering, reverse) <= \
-                        schema.clustering_order_key(tuple(resume["clustering"]), reverse):
-                    continue
-                row = partition.rows[clustering]
-                if not row.is_live(now) or not _within(clustering, bounds):
+            if exact:
+                candidates = [tuple(bound for _, _, bound in sorted(bounds))]
+            else:
+                candidates = self._candidates(schema, partition, reverse,
+                                              resume["clustering"] if resume_key == key else None)
+            for clustering in candidates:
+                row = partition.rows.get(clustering)
+                if row is None or not row.is_live(now) or not _within(clustering, bounds):
                     continue
                 if wanted is not None and len(rows) == wanted:
                     more = limit is None or returned + len(rows) < limit
@@ -591,6 +602,17 @@ class Dataset:
                 rows.append(self._row_values(schema, key, clustering, row, names))
                 last = (key, clustering)
         return Rows(prepared.result_columns, rows)
+
+    @staticmethod
+    def _candidates(schema: TableSchema, partition: Partition, reverse: bool, resume_after: list | None):
+        """The partition's clustering keys in query order, starting after ``resume_after`` when paging."""
+        keys, order_keys = partition.ordered(schema)
+        if resume_after is None:
+            return reversed(keys) if reverse else keys
+        position = schema.clustering_order_key(tuple(resume_after))
+        if reverse:
+            return reversed(keys[:bisect.bisect_left(order_keys, position)])
+        return keys[bisect.bisect_right(order_keys, position):]
 
     @staticmethod
     def _scan_position(schema: TableSchema, key: tuple) -> tuple:
