@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 from cassandra.murmur3 import murmur3
 
-from .cql import (CreateKeyspace, CreateTable, Delete, Insert, Literal, Marker, Relation, Select, TableRef,
-                  Truncate, Update)
+from .cql import CreateKeyspace, CreateTable, Delete, Insert, Marker, Relation, Select, TableRef, Truncate, Update
 from .types import CqlType, InvalidType, parse_type
 
 UNSET = object()

@@ -5,7 +5,6 @@ import ipaddress
 import struct
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 # Option ids of the protocol's [option] type (native protocol v4, section 6).
 _SIMPLE_TYPE_IDS = {
@@ -14,7 +13,6 @@ _SIMPLE_TYPE_IDS = {
 }
 _COLLECTION_IDS = {"list": 0x0020, "map": 0x0021, "set": 0x0022}
 _ALIASES = {"varchar": "text"}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class InvalidType(ValueError):
@@ -185,7 +183,3 @@ def _parse_params(text: str, count: int) -> tuple[list[CqlType], str]:
             raise InvalidType(f"expected {expected!r}")
         rest = rest[1:]
     return params, rest
-
-
-def timestamp_ms(moment: datetime) -> int:
-    return int((moment - _EPOCH).total_seconds() * 1000)
