@@ -457,7 +457,8 @@ class Dataset:
             given = {r.column: r.term for r in statement.where if r.operator == "="}
         if not all(c.name in given for c in schema.partition_key):
             return None
-        return schema, tuple(self._value(given[c.name], c.type, values) for c in schema.partition_key)
+        return schema, _key(schema.partition_key, [self._value(given[c.name], c.type, values)
+                                                   for c in schema.partition_key])
 
     def execute(self, prepared: Prepared, values: list, *, timestamp: int | None, page_size: int | None = None,
                 paging_state: bytes | None = None):
@@ -472,8 +473,9 @@ class Dataset:
         _, key = self.partition_key_of(prepared, values)
         partition = self.data[(schema.keyspace, schema.name)].setdefault(key, Partition())
         if isinstance(statement, Insert):
-            clustering = tuple(self._value(dict(zip(statement.columns, statement.values))[c.name], c.type, values)
-                               for c in schema.clustering)
+            given = dict(zip(statement.columns, statement.values))
+            clustering = _key(schema.clustering, [self._value(given[c.name], c.type, values)
+                                                  for c in schema.clustering])
         else:
             clustering = self._clustering_prefix(schema, statement.where, values)
         conditional = getattr(statement, "if_not_exists", False) or getattr(statement, "if_exists", False)
@@ -532,12 +534,12 @@ class Dataset:
 
     def _clustering_prefix(self, schema: TableSchema, where: list[Relation], values) -> tuple:
         given = {r.column: r.term for r in where if r.operator == "="}
-        prefix = []
+        columns = []
         for column in schema.clustering:
             if column.name not in given:
                 break
-            prefix.append(self._value(given[column.name], column.type, values))
-        return tuple(prefix)
+            columns.append(column)
+        return _key(columns, [self._value(given[c.name], c.type, values) for c in columns])
 
     def _row_values(self, schema: TableSchema, key: tuple, clustering: tuple, row: Row, names: list[str]) -> list:
         now = self.now()
@@ -563,8 +565,11 @@ class Dataset:
             keys = [found[1]] if found[1] in partitions else []
         else:
             keys = sorted(partitions, key=lambda k: self._scan_position(schema, k))
-        bounds = [(schema.columns[r.column].position, r.operator, self._value(r.term, schema.columns[r.column].type, values))
-                  for r in statement.where if schema.columns[r.column].kind == "clustering"]
+        restricted = [schema.columns[r.column] for r in statement.where if schema.columns[r.column].kind == "clustering"]
+        values_of = _key(restricted, [self._value(r.term, schema.columns[r.column].type, values)
+                                      for r in statement.where if schema.columns[r.column].kind == "clustering"])
+        bounds = [(column.position, r.operator, value) for column, r, value in zip(
+            restricted, [r for r in statement.where if schema.columns[r.column].kind == "clustering"], values_of)]
         limit = None
         if statement.limit is not None:
             limit = self._value(statement.limit, CqlType("int"), values)
@@ -617,6 +622,14 @@ class Dataset:
     def _scan_position(schema: TableSchema, key: tuple) -> tuple:
         """Where a partition comes in a scan of the whole table: token order, as in Cassandra."""
         return token_of(partition_key_bytes(schema, key)), key
+
+
+def _key(columns: list[Column], values: list) -> tuple:
+    """Key values as a tuple; a key part cannot be null or unset."""
+    for column, value in zip(columns, values):
+        if value is None or value is UNSET:
+            raise InvalidRequest(f"Invalid {'null' if value is None else 'unset'} value for column {column.name}")
+    return tuple(values)
 
 
 def _within(clustering: tuple, bounds: list) -> bool:
