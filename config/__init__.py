@@ -6,6 +6,7 @@ any driver before gevent has patched) reads these settings too.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def _positive_int(raw: str) -> int:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a positive number")
     return value
 
@@ -94,8 +95,10 @@ def _bind(raw: str) -> str:
 def _database_url(raw: str) -> str:
     if not raw.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
         raise ValueError("must be a sqlite:// or postgresql:// URL")
-    if raw.startswith("postgres://"):
-        raw = "postgresql://" + raw[len("postgres://"):]
+    # psycopg2 (made cooperative by psycogreen) is the driver; SQLAlchemy 2.1 would pick psycopg 3 by default.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg2://" + raw[len(prefix):]
     return raw
 
 
@@ -119,7 +122,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SCYLLA_CONNECT_TIMEOUT": ("scylla_connect_timeout", _positive_float),
     "NONCE_TTL_SECONDS": ("nonce_ttl_seconds", _positive_int),
     "MAX_PINS_PER_CHANNEL": ("max_pins_per_channel", _positive_int),
-    "LOG_LEVEL": ("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "LOG_LEVEL": ("log_level", lambda raw: _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())),
 }
 
 

@@ -1,0 +1,204 @@
+"""The HTTP API: one blueprint served under /api/v10 and /api/v9.
+
+Handlers parse the request, call a service with the authenticated user, and serialize. Helpers here do the
+parsing the Discord way: path and query ids as snowflakes (400 50035 NUMBER_TYPE_COERCE otherwise), bodies as
+JSON, form or multipart ``payload_json``, validation errors as Discord's nested ``errors`` object.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from flask import Blueprint, current_app, g, request
+from pydantic import BaseModel, ValidationError
+
+from app.auth.tokens import authenticate
+from app.errors import InvalidForm, InvalidJSON
+from app.ids import MAX_SNOWFLAKE
+
+api = Blueprint("api", __name__)
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+#: Routes reachable without a token, by endpoint name.
+PUBLIC_ENDPOINTS: set[str] = set()
+
+
+def resources():
+    return current_app.extensions["chatstore"]
+
+
+def db():
+    """The request's SQLAlchemy session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = resources().session()
+    return g.db_session
+
+
+def current_user():
+    return g.user
+
+
+@api.before_request
+def _authenticate() -> None:
+    if request.endpoint and request.endpoint.split(".")[-1] in PUBLIC_ENDPOINTS:
+        return
+    session = db()
+    g.user = authenticate(session, request.headers.get("Authorization"))
+    session.commit()
+
+
+def route(rule: str, methods: list[str], *, public: bool = False):
+    """Register a view; path arguments named ``*_id`` arrive parsed as snowflakes."""
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def parsed(**kwargs: Any):
+            for name, value in kwargs.items():
+                if name.endswith("_id") and value != "@me":
+                    kwargs[name] = parse_snowflake(value, name)
+            return view(**kwargs)
+
+        if public:
+            PUBLIC_ENDPOINTS.add(view.__name__)
+        api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=methods)
+        return parsed
+    return decorator
+
+
+def parse_snowflake(value: Any, name: str) -> int:
+    text = str(value)
+    if text.isascii() and text.isdigit() and len(text) <= 20 and int(text) <= MAX_SNOWFLAKE:
+        return int(text)
+    shown = text if len(text) <= 64 else text[:64] + "..."
+    raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{shown}" is not snowflake.')
+
+
+def query_snowflake(name: str) -> int | None:
+    value = request.args.get(name)
+    return None if value is None else parse_snowflake(value, name)
+
+
+def query_int(name: str, default: int, minimum: int, maximum: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.lstrip("-").isdigit() and len(value) <= 12):
+        raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{value[:64]}" is not int.')
+    number = int(value)
+    if number < minimum:
+        raise InvalidForm.field(name, "NUMBER_TYPE_MIN", f"int value should be greater than or equal to {minimum}.")
+    if number > maximum:
+        raise InvalidForm.field(name, "NUMBER_TYPE_MAX", f"int value should be less than or equal to {maximum}.")
+    return number
+
+
+def query_bool(name: str, default: bool = False) -> bool:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if value in ("true", "True", "1"):
+        return True
+    if value in ("false", "False", "0"):
+        return False
+    raise InvalidForm.field(name, "BOOLEAN_TYPE_COERCE", f'Value "{value[:64]}" is not a boolean.')
+
+
+def request_json() -> Any:
+    """The request body as data: JSON, url-encoded form, or multipart with a ``payload_json`` part."""
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        payload = request.form.get("payload_json")
+        return _loads(payload) if payload is not None else request.form.to_dict()
+    if mimetype == "application/x-www-form-urlencoded":
+        return request.form.to_dict()
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    if mimetype not in ("application/json", ""):
+        raise InvalidForm(errors={"_errors": [{
+            "code": "CONTENT_TYPE_INVALID", "message": f'Expected "Content-Type" header to be one of '
+                                                       f'{{"application/json", "application/x-www-form-urlencoded", '
+                                                       f'"multipart/form-data"}}.'}]})
+    return _loads(raw)
+
+
+def _loads(raw: bytes | str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON() from exc
+
+
+def parse_body(schema: type[SchemaT]) -> SchemaT:
+    data = request_json()
+    if not isinstance(data, dict):
+        raise InvalidForm(errors={"_errors": [{
+            "code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"}]})
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidForm(errors=form_errors(exc)) from None
+
+
+_ERROR_CODES = {
+    "missing": ("BASE_TYPE_REQUIRED", lambda e: "This field is required"),
+    "string_too_long": ("BASE_TYPE_MAX_LENGTH", lambda e: f"Must be {e['ctx']['max_length']} or fewer in length."),
+    "string_too_short": ("BASE_TYPE_MIN_LENGTH", lambda e: f"Must be {e['ctx']['min_length']} or more in length."),
+    "too_long": ("BASE_TYPE_MAX_LENGTH", lambda e: f"Must be {e['ctx']['max_length']} or fewer in length."),
+    "too_short": ("BASE_TYPE_MIN_LENGTH", lambda e: f"Must be {e['ctx']['min_length']} or more in length."),
+    "literal_error": ("BASE_TYPE_CHOICES", lambda e: f"Value must be one of {e['ctx']['expected']}."),
+    "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "greater_than_equal": ("NUMBER_TYPE_MIN", lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
+    "less_than_equal": ("NUMBER_TYPE_MAX", lambda e: f"int value should be less than or equal to {e['ctx']['le']}."),
+    "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
+    "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
+    "string_type": ("BASE_TYPE_STRING", lambda e: "Could not interpret value as string."),
+    "list_type": ("BASE_TYPE_ARRAY", lambda e: "Must be an array."),
+    "model_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
+    "dict_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
+}
+
+
+def _shown(error: dict) -> str:
+    text = str(error.get("input"))
+    return text if len(text) <= 64 else text[:64] + "..."
+
+
+def form_errors(exc: ValidationError) -> dict[str, Any]:
+    """pydantic's errors in Discord's nested form: ``{"field": {"0": {"_errors": [...]}}}``."""
+    tree: dict[str, Any] = {}
+    for error in exc.errors(include_url=False):
+        if error["type"] == "value_error" and "is not snowflake" in error["msg"]:
+            code, message = "NUMBER_TYPE_COERCE", f'Value "{_shown(error)}" is not snowflake.'
+        elif error["type"] in _ERROR_CODES:
+            code, render = _ERROR_CODES[error["type"]]
+            message = render(error)
+        else:
+            code, message = "BASE_TYPE_BAD", error["msg"]
+        # pydantic adds the branch it tried (e.g. "int", "literal[...]") to the location of union errors.
+        path = [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in ("int", "str")))]
+        node = tree
+        for key in path:
+            node = node.setdefault(key, {})
+        leaf_errors = node.setdefault("_errors", [])
+        if not any(e["code"] == code for e in leaf_errors):
+            leaf_errors.append({"code": code, "message": message})
+    return tree
+
+
+def register(app) -> None:
+    """Mount the API under both versions and its error handlers."""
+    from app.api import channels, guilds, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api.errors import register_error_handlers
+
+    app.register_blueprint(api, url_prefix="/api/v10")
+    app.register_blueprint(api, url_prefix="/api/v9", name="api_v9")
+    register_error_handlers(app)
+
+    @app.teardown_appcontext
+    def _close_session(_exc) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()

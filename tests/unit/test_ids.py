@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -177,17 +178,19 @@ def test_threads_sharing_a_generator_never_get_the_same_id():
     assert len({snowflake for ids in per_thread for snowflake in ids}) == 8 * 5_000
 
 
-def _mint_ids(slot: int, count: int) -> list[int]:
-    """Runs in a spawned child process: a fresh generator on the real clock, as each web worker has."""
-    generator = SnowflakeGenerator(slot)
-    return [generator.next_id() for _ in range(count)]
-
-
 def test_processes_with_distinct_slots_never_collide():
     slots = [0, 1, 32, SLOT_COUNT - 1]
     count = 20_000
-    with multiprocessing.get_context("spawn").Pool(len(slots)) as pool:
-        results = pool.starmap(_mint_ids, [(slot, count) for slot in slots])
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "tests.support.mint_ids", "--slot", str(slot), str(count)],
+                         stdout=subprocess.PIPE, text=True)
+        for slot in slots
+    ]
+    results = []
+    for process in processes:
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        results.append([int(line) for line in output.split()])
 
     for slot, ids in zip(slots, results):
         assert len(ids) == count

@@ -23,7 +23,7 @@ def test_empty_environment_gives_the_defaults():
 @pytest.mark.parametrize(
     ("variable", "raw", "attribute", "expected"),
     [
-        pytest.param("DATABASE_URL", "postgresql://db/c", "database_url", "postgresql://db/c", id="database-url-pg"),
+        pytest.param("DATABASE_URL", "postgresql://db/c", "database_url", "postgresql+psycopg2://db/c", id="database-url-pg"),
         pytest.param(
             "DATABASE_URL", "postgresql+psycopg2://db/c", "database_url", "postgresql+psycopg2://db/c",
             id="database-url-psycopg2-driver",
@@ -63,7 +63,7 @@ def test_environment_variable_is_parsed(variable, raw, attribute, expected):
 
 def test_postgres_scheme_is_normalised_for_sqlalchemy():
     settings = load_settings({"DATABASE_URL": "postgres://app:pw@db/chat"})
-    assert settings.database_url == "postgresql://app:pw@db/chat"
+    assert settings.database_url == "postgresql+psycopg2://app:pw@db/chat"
     assert not settings.is_sqlite
 
 

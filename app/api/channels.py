@@ -1,0 +1,46 @@
+"""Channels and their permission overwrites."""
+from __future__ import annotations
+
+from flask import Response
+
+from app.api import current_user, db, parse_body, resources, route
+from app.api.json import json_response
+from app.api.schemas import ChannelEdit, OverwriteEdit
+from app.api.serializers import channel_json
+from app.services.channels import ChannelService
+
+
+def _channels() -> ChannelService:
+    return ChannelService(db(), resources().ids, resources().message_store)
+
+
+@route("/channels/<channel_id>", ["GET"])
+def get_channel(channel_id: int):
+    return json_response(channel_json(_channels().get_channel(current_user(), channel_id)))
+
+
+@route("/channels/<channel_id>", ["PATCH"])
+def edit_channel(channel_id: int):
+    body = parse_body(ChannelEdit)
+    fields = body.model_dump(exclude_unset=True)
+    if body.permission_overwrites is not None:
+        fields["permission_overwrites"] = [o.as_dict() for o in body.permission_overwrites]
+    return json_response(channel_json(_channels().edit_channel(current_user(), channel_id, fields)))
+
+
+@route("/channels/<channel_id>", ["DELETE"])
+def delete_channel(channel_id: int):
+    return json_response(channel_json(_channels().delete_channel(current_user(), channel_id)))
+
+
+@route("/channels/<channel_id>/permissions/<overwrite_id>", ["PUT"])
+def put_overwrite(channel_id: int, overwrite_id: int):
+    body = parse_body(OverwriteEdit)
+    _channels().put_overwrite(current_user(), channel_id, overwrite_id, body.type, body.allow or 0, body.deny or 0)
+    return Response(status=204)
+
+
+@route("/channels/<channel_id>/permissions/<overwrite_id>", ["DELETE"])
+def delete_overwrite(channel_id: int, overwrite_id: int):
+    _channels().delete_overwrite(current_user(), channel_id, overwrite_id)
+    return Response(status=204)

@@ -1,0 +1,98 @@
+"""Request schemas (pydantic). IDs arrive as strings (Discord's form) or integers (discord.py's): both parse.
+
+Unknown fields are ignored, as Discord ignores them: clients send fields this service does not model.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from app.auth.permissions import parse_permissions
+from app.ids import MAX_SNOWFLAKE
+
+
+def _snowflake(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("is not snowflake")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        number = int(value)
+    else:
+        raise ValueError("is not snowflake")
+    if not 0 <= number <= MAX_SNOWFLAKE:
+        raise ValueError("is not snowflake")
+    return number
+
+
+def _permissions(value: Any) -> int:
+    return parse_permissions(value)
+
+
+Snowflake = Annotated[int, BeforeValidator(_snowflake)]
+Permissions = Annotated[int, BeforeValidator(_permissions)]
+NullablePermissions = Annotated[int | None, BeforeValidator(lambda v: None if v is None else _permissions(v))]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class GuildCreate(Schema):
+    name: Annotated[str, StringConstraints(min_length=2, max_length=100)]
+
+
+class OverwriteIn(Schema):
+    id: Snowflake
+    type: Literal[0, 1]
+    allow: NullablePermissions = 0
+    deny: NullablePermissions = 0
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "type": self.type, "allow": self.allow or 0, "deny": self.deny or 0}
+
+
+class ChannelCreate(Schema):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    type: Literal[0, 2, 4, 5, 13, 15, 16] | None = 0
+    topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    permission_overwrites: list[OverwriteIn] | None = None
+    parent_id: Snowflake | None = None
+    nsfw: bool | None = None
+    rate_limit_per_user: Annotated[int, Field(ge=0, le=21600)] | None = None
+
+
+class ChannelEdit(Schema):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    permission_overwrites: list[OverwriteIn] | None = None
+    parent_id: Snowflake | None = None
+    nsfw: bool | None = None
+    rate_limit_per_user: Annotated[int, Field(ge=0, le=21600)] | None = None
+
+
+class OverwriteEdit(Schema):
+    type: Literal[0, 1]
+    allow: NullablePermissions = 0
+    deny: NullablePermissions = 0
+
+
+class RoleCreate(Schema):
+    name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    permissions: NullablePermissions = None
+    color: Annotated[int, Field(ge=0, le=0xFFFFFF)] | None = None
+    hoist: bool | None = None
+    mentionable: bool | None = None
+
+
+class RoleEdit(RoleCreate):
+    pass
+
+
+class MemberAdd(Schema):
+    access_token: str | None = None
+    nick: Annotated[str, StringConstraints(max_length=32)] | None = None
+    roles: list[Snowflake] | None = None

@@ -1,0 +1,82 @@
+"""API tokens: ``<base64url(token id)>.<secret>``. The secret is random, shown once, and stored as SHA-256.
+
+Lookup is by the token id (a primary key), then the digests are compared in constant time, so neither the
+database query nor the comparison reveals how much of a guessed secret was right.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Unauthorized
+from models import Token, User
+
+#: last_used_at is a hint for operators, so it is written at most this often per token, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_BOT_PREFIX = "Bot "
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token_id: int
+    user_id: int
+    value: str
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def _encode_id(token_id: int) -> str:
+    return base64.urlsafe_b64encode(str(token_id).encode()).decode().rstrip("=")
+
+
+def _decode_id(encoded: str) -> int | None:
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return int(raw) if raw.isdigit() and len(raw) <= 19 else None
+
+
+def issue_token(session: Session, token_id: int, user_id: int) -> IssuedToken:
+    """Create a token for ``user_id``; the caller commits. The returned value is the only copy of the secret."""
+    secret = secrets.token_urlsafe(32)
+    session.add(Token(
+        id=token_id, user_id=user_id, secret_sha256=_digest(secret), created_at=datetime.now(timezone.utc),
+    ))
+    return IssuedToken(token_id=token_id, user_id=user_id, value=f"{_encode_id(token_id)}.{secret}")
+
+
+def revoke_token(session: Session, token_id: int) -> bool:
+    """Revoke a token; False when there is no such live token. The caller commits."""
+    return session.execute(
+        update(Token).where(Token.id == token_id, Token.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(timezone.utc))
+    ).rowcount == 1
+
+
+def authenticate(session: Session, authorization: str | None) -> User:
+    """The user behind an ``Authorization: Bot <token>`` header, or Unauthorized."""
+    if not authorization or not authorization.startswith(_BOT_PREFIX):
+        raise Unauthorized()
+    encoded_id, dot, secret = authorization[len(_BOT_PREFIX):].strip().partition(".")
+    token_id = _decode_id(encoded_id) if dot else None
+    if token_id is None or not secret:
+        raise Unauthorized()
+    token = session.execute(select(Token).where(Token.id == token_id)).scalar_one_or_none()
+    if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
+        raise Unauthorized()
+    now = datetime.now(timezone.utc)
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        token.last_used_at = now
+        session.commit()
+    return token.user

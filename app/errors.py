@@ -1,0 +1,160 @@
+"""Domain errors with Discord's JSON codes. The API maps them to HTTP in one place (app.api.errors).
+
+``errors`` follows Discord's nested form: keys follow the JSON path, leaves are
+``{"_errors": [{"code": "...", "message": "..."}]}``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    status = 400
+    code = 0
+    message = "Bad Request"
+
+    def __init__(self, message: str | None = None, *, errors: dict[str, Any] | None = None):
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"message": self.message, "code": self.code}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class Unauthorized(AppError):
+    status, code, message = 401, 0, "401: Unauthorized"
+
+
+class NotFound(AppError):
+    status, code, message = 404, 0, "404: Not Found"
+
+
+class MethodNotAllowed(AppError):
+    status, code, message = 405, 0, "405: Method Not Allowed"
+
+
+class UnknownChannel(AppError):
+    status, code, message = 404, 10003, "Unknown Channel"
+
+
+class UnknownGuild(AppError):
+    status, code, message = 404, 10004, "Unknown Guild"
+
+
+class UnknownMember(AppError):
+    status, code, message = 404, 10007, "Unknown Member"
+
+
+class UnknownMessage(AppError):
+    status, code, message = 404, 10008, "Unknown Message"
+
+
+class UnknownOverwrite(AppError):
+    status, code, message = 404, 10009, "Unknown Overwrite"
+
+
+class UnknownRole(AppError):
+    status, code, message = 404, 10011, "Unknown Role"
+
+
+class UnknownUser(AppError):
+    status, code, message = 404, 10013, "Unknown User"
+
+
+class UnknownEmoji(AppError):
+    status, code, message = 400, 10014, "Unknown Emoji"
+
+
+class MaxPins(AppError):
+    status, code = 400, 30003
+
+    def __init__(self, limit: int):
+        super().__init__(f"Maximum number of pins reached ({limit})")
+
+
+class MaxReactions(AppError):
+    status, code, message = 400, 30010, "Maximum number of reactions reached (20)"
+
+
+class RequestTooLarge(AppError):
+    status, code, message = 413, 40005, "Request entity too large"
+
+
+class MissingAccess(AppError):
+    status, code, message = 403, 50001, "Missing Access"
+
+
+class CannotSendDM(AppError):
+    status, code, message = 403, 50003, "Cannot execute action on a DM channel"
+
+
+class CannotEditOthersMessage(AppError):
+    status, code, message = 403, 50005, "Cannot edit a message authored by another user"
+
+
+class EmptyMessage(AppError):
+    status, code, message = 400, 50006, "Cannot send an empty message"
+
+
+class NonTextChannel(AppError):
+    status, code, message = 400, 50008, "Cannot send messages in a non-text channel"
+
+
+class MissingPermissions(AppError):
+    status, code, message = 403, 50013, "Missing Permissions"
+
+
+class BulkDeleteCount(AppError):
+    status, code, message = 400, 50016, "You must provide at least 2 and fewer than 100 messages to delete."
+
+
+class PinWrongChannel(AppError):
+    status, code, message = 400, 50019, "A message can only be pinned to the channel it was sent in"
+
+
+class SystemMessageAction(AppError):
+    status, code, message = 400, 50021, "Cannot execute action on a system message"
+
+
+class InvalidChannelType(AppError):
+    status, code, message = 400, 50024, "Cannot execute action on this channel type"
+
+
+class BulkDeleteTooOld(AppError):
+    status, code, message = 400, 50034, "You can only bulk delete messages that are under 14 days old."
+
+
+class InvalidForm(AppError):
+    status, code, message = 400, 50035, "Invalid Form Body"
+
+    @classmethod
+    def field(cls, path: str | tuple[str, ...], code: str, message: str) -> "InvalidForm":
+        """An error on one field; ``path`` is dotted or a tuple of keys (array indices as strings)."""
+        keys = path.split(".") if isinstance(path, str) else path
+        leaf: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+        for key in reversed(keys):
+            leaf = {str(key): leaf}
+        return cls(errors=leaf)
+
+
+class InvalidJSON(AppError):
+    status, code, message = 400, 50109, "The request body contains invalid JSON."
+
+
+class CannotReplyWithoutHistory(AppError):
+    status, code, message = 403, 160002, "Cannot reply without permission to read message history"
+
+
+class ServiceUnavailable(AppError):
+    """A backing store did not answer in time. Clients should retry after ``retry_after`` seconds."""
+
+    status, code, message = 503, 0, "Service temporarily unavailable, retry later."
+
+    def __init__(self, message: str | None = None, retry_after: float = 1.0):
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,148 @@
+"""Per-process resources: the SQL engine and sessions, the message store, the id generator, the event bus.
+
+Everything is created lazily on first use, so nothing connects at import or in the gunicorn master, and each
+worker builds its own after gevent has patched. A resource created before a fork is rebuilt in the child.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.events import EventBus
+from app.id_slots import LeasedSnowflakes, slots_for
+from app.messages.base import MessageStore
+from config import Settings
+
+
+def _make_green_psycopg2() -> None:
+    """psycopg2 blocks the whole gevent hub unless it waits through gevent; only needed once patched."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("socket"):
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # A busy SQLite database makes the driver sleep inside C, which would block the gevent hub. So each
+    # process keeps one connection (greenlets queue for it cooperatively in the pool), and every
+    # transaction begins IMMEDIATE so a read-then-write transaction never fails on a lock upgrade.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    if settings.is_sqlite:
+        database = settings.database_url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            settings.database_url, pool_size=1, max_overflow=0, pool_timeout=settings.db_pool_timeout,
+            connect_args={"check_same_thread": False, "timeout": 5},
+        )
+        _configure_sqlite(engine)
+        return engine
+    _make_green_psycopg2()
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": settings.application_name,
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        },
+    )
+
+
+def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
+    if settings.message_store == "scylla":
+        from app.messages.scylla import ScyllaMessageStore
+
+        return ScyllaMessageStore.from_settings(settings)
+    from app.messages.sql import SqlMessageStore
+
+    return SqlMessageStore(engine)
+
+
+class Resources:
+    """The resources of one process. ``create_app`` attaches one to the app as ``app.extensions["chatstore"]``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.events = EventBus()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._engine: Engine | None = None
+        self._sessionmaker: sessionmaker | None = None
+        self._store: MessageStore | None = None
+        self._ids: LeasedSnowflakes | None = None
+
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:
+            # Inherited connections belong to the parent; drop them without closing the parent's sockets.
+            if self._engine is not None:
+                self._engine.dispose(close=False)
+            self._engine = self._sessionmaker = self._store = self._ids = None
+            self._pid = os.getpid()
+
+    @property
+    def engine(self) -> Engine:
+        self._check_fork()
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_db_engine(self.settings)
+        return self._engine
+
+    def session(self) -> Session:
+        if self._sessionmaker is None or os.getpid() != self._pid:
+            self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        return self._sessionmaker()
+
+    @property
+    def message_store(self) -> MessageStore:
+        engine = self.engine
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = create_message_store(self.settings, engine)
+        return self._store
+
+    @property
+    def ids(self) -> LeasedSnowflakes:
+        self._check_fork()
+        if self._ids is None:
+            with self._lock:
+                if self._ids is None:
+                    self._ids = LeasedSnowflakes(slots_for(self.settings.database_url))
+        return self._ids
+
+    def close(self) -> None:
+        """Release everything this process holds (worker exit, CLI exit, test teardown)."""
+        if os.getpid() != self._pid:
+            return
+        if self._ids is not None:
+            self._ids.release()
+        if self._store is not None:
+            self._store.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = self._sessionmaker = self._store = self._ids = None

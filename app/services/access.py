@@ -1,0 +1,118 @@
+"""Who may do what: loads a member's roles and a channel's overwrites and applies Discord's algorithm."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
+from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
+from models import Channel, Guild, Member, MemberRole, Role, User
+
+
+@dataclass(frozen=True)
+class GuildAccess:
+    guild: Guild
+    member: Member
+    role_ids: frozenset[int]
+    permissions: int
+    #: The member's highest role position (the owner outranks every role).
+    top_position: int
+
+    @property
+    def is_owner(self) -> bool:
+        return self.guild.owner_id == self.member.user_id
+
+    def has(self, permission: Permission) -> bool:
+        return self.permissions & permission == permission
+
+    def require(self, permission: Permission) -> None:
+        if not self.has(permission):
+            raise MissingPermissions()
+
+    def outranks(self, position: int) -> bool:
+        return self.is_owner or self.top_position > position
+
+
+@dataclass(frozen=True)
+class ChannelAccess:
+    channel: Channel
+    guild: GuildAccess | None
+    permissions: int
+
+    @property
+    def user_id(self) -> int:
+        return self.guild.member.user_id
+
+    def has(self, permission: Permission) -> bool:
+        return self.permissions & permission == permission
+
+    def require(self, permission: Permission) -> None:
+        if not self.has(permission):
+            raise MissingPermissions()
+
+
+def _is_timed_out(member: Member) -> bool:
+    until = member.communication_disabled_until
+    return until is not None and until > datetime.now(timezone.utc)
+
+
+class AccessService:
+    """Resolves permissions. Reads only; never commits."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def guild_access(self, guild_id: int, user: User) -> GuildAccess:
+        """The user's standing in a guild: UnknownGuild if there is none, MissingAccess if not a member."""
+        guild = self.session.get(Guild, guild_id)
+        if guild is None:
+            raise UnknownGuild()
+        member = self.session.get(Member, (guild_id, user.id))
+        if member is None:
+            raise MissingAccess()
+        return self._guild_access(guild, member)
+
+    def _guild_access(self, guild: Guild, member: Member) -> GuildAccess:
+        roles = {role_id: (permissions, position) for role_id, permissions, position in self.session.execute(
+            select(Role.id, Role.permissions, Role.position).where(Role.guild_id == guild.id))}
+        role_ids = frozenset(self.session.scalars(select(MemberRole.role_id).where(
+            MemberRole.guild_id == guild.id, MemberRole.user_id == member.user_id)))
+        permissions = base_permissions(
+            guild_id=guild.id, owner_id=guild.owner_id, user_id=member.user_id,
+            everyone_permissions=roles.get(guild.id, (0, 0))[0],
+            role_permissions=[roles[r][0] for r in role_ids if r in roles],
+        )
+        if _is_timed_out(member) and guild.owner_id != member.user_id and not permissions & Permission.ADMINISTRATOR:
+            permissions &= Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
+        top = max((roles[r][1] for r in role_ids if r in roles), default=0)
+        return GuildAccess(guild=guild, member=member, role_ids=role_ids, permissions=permissions, top_position=top)
+
+    def channel_access(self, channel_id: int, user: User, *, require_view: bool = True) -> ChannelAccess:
+        """The user's permissions in a channel.
+
+        UnknownChannel when it does not exist; MissingAccess when the user is not in its guild or (with
+        ``require_view``) cannot see it, so nothing about an invisible channel's contents leaks.
+        """
+        channel = self.session.get(Channel, channel_id)
+        if channel is None:
+            raise UnknownChannel()
+        if channel.guild_id is None:
+            raise MissingAccess()
+        guild = self.session.get(Guild, channel.guild_id)
+        member = self.session.get(Member, (channel.guild_id, user.id))
+        if guild is None or member is None:
+            raise MissingAccess()
+        guild_access = self._guild_access(guild, member)
+        permissions = channel_permissions(
+            guild_access.permissions, guild_id=guild.id, user_id=user.id, member_role_ids=guild_access.role_ids,
+            overwrites=[Overwrite(o.target_id, o.type, o.allow, o.deny) for o in channel.overwrites],
+        )
+        if _is_timed_out(member) and not guild_access.is_owner and not (
+                guild_access.permissions & Permission.ADMINISTRATOR):
+            permissions &= Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
+        if require_view and not permissions & Permission.VIEW_CHANNEL:
+            raise MissingAccess()
+        return ChannelAccess(channel=channel, guild=guild_access, permissions=permissions)

@@ -1,0 +1,131 @@
+"""Guild channels and their permission overwrites."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.auth.permissions import Permission
+from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
+from app.messages.base import MessageStore
+from app.services.access import AccessService, ChannelAccess, GuildAccess
+from models import Channel, Member, PermissionOverwrite, Role
+
+TEXT_CHANNEL_TYPES = frozenset({0, 5})
+#: Types a guild channel may be created as: text, voice, category, announcement, stage, forum, media.
+CREATABLE_TYPES = frozenset({0, 2, 4, 5, 13, 15, 16})
+OVERWRITE_ROLE, OVERWRITE_MEMBER = 0, 1
+
+
+class ChannelService:
+    def __init__(self, session: Session, ids, store: MessageStore | None = None):
+        self.session = session
+        self.ids = ids
+        self.store = store
+        self.access = AccessService(session)
+
+    def get_channel(self, user, channel_id: int) -> Channel:
+        return self.access.channel_access(channel_id, user).channel
+
+    def guild_channels(self, user, guild_id: int) -> list[Channel]:
+        self.access.guild_access(guild_id, user)
+        return list(self.session.scalars(
+            select(Channel).where(Channel.guild_id == guild_id).order_by(Channel.position, Channel.id)))
+
+    def _check_overwrites(self, access: GuildAccess, guild_id: int, overwrites: Sequence[dict]) -> None:
+        """Overwrites may only allow or deny what the actor holds; MANAGE_ROLES in them needs an administrator."""
+        for index, overwrite in enumerate(overwrites):
+            bits = overwrite["allow"] | overwrite["deny"]
+            if bits & ~access.permissions:
+                raise MissingPermissions()
+            if bits & Permission.MANAGE_ROLES and not (access.is_owner or access.has(Permission.ADMINISTRATOR)):
+                raise MissingPermissions()
+            self._check_target(guild_id, overwrite, ("permission_overwrites", str(index), "id"))
+
+    def _check_target(self, guild_id: int, overwrite: dict, path: tuple[str, ...]) -> None:
+        if overwrite["type"] == OVERWRITE_ROLE:
+            role = self.session.get(Role, overwrite["id"])
+            if role is None or role.guild_id != guild_id:
+                raise InvalidForm.field(path, "UNKNOWN_ROLE", "Unknown role")
+        elif self.session.get(Member, (guild_id, overwrite["id"])) is None:
+            raise InvalidForm.field(path, "UNKNOWN_MEMBER", "Unknown member")
+
+    def create_channel(self, user, guild_id: int, fields: dict[str, Any]) -> Channel:
+        access = self.access.guild_access(guild_id, user)
+        access.require(Permission.MANAGE_CHANNELS)
+        overwrites = fields.get("permission_overwrites") or []
+        self._check_overwrites(access, guild_id, overwrites)
+        if fields.get("parent_id") is not None:
+            parent = self.session.get(Channel, fields["parent_id"])
+            if parent is None or parent.guild_id != guild_id or parent.type != 4:
+                raise InvalidForm.field("parent_id", "CHANNEL_PARENT_INVALID", "Category does not exist")
+        position = fields.get("position")
+        if position is None:
+            position = (self.session.scalar(
+                select(func.max(Channel.position)).where(Channel.guild_id == guild_id)) or 0) + 1
+        channel = Channel(
+            id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or 0, name=fields["name"],
+            topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
+            nsfw=bool(fields.get("nsfw")), rate_limit_per_user=fields.get("rate_limit_per_user") or 0,
+        )
+        channel.overwrites = [
+            PermissionOverwrite(target_id=o["id"], type=o["type"], allow=o["allow"], deny=o["deny"])
+            for o in {o["id"]: o for o in overwrites}.values()
+        ]
+        self.session.add(channel)
+        self.session.commit()
+        return channel
+
+    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+        access = self.access.channel_access(channel_id, user)
+        access.require(Permission.MANAGE_CHANNELS)
+        channel = access.channel
+        if "permission_overwrites" in fields and fields["permission_overwrites"] is not None:
+            access.require(Permission.MANAGE_ROLES)
+            self._check_overwrites(access.guild, channel.guild_id, fields["permission_overwrites"])
+            channel.overwrites = [
+                PermissionOverwrite(target_id=o["id"], type=o["type"], allow=o["allow"], deny=o["deny"])
+                for o in {o["id"]: o for o in fields["permission_overwrites"]}.values()
+            ]
+        for name in ("name", "topic", "position", "nsfw", "rate_limit_per_user", "parent_id"):
+            if name in fields and (fields[name] is not None or name in ("topic", "parent_id")):
+                setattr(channel, name, fields[name])
+        self.session.commit()
+        return channel
+
+    def delete_channel(self, user, channel_id: int) -> Channel:
+        access = self.access.channel_access(channel_id, user)
+        access.require(Permission.MANAGE_CHANNELS)
+        channel = access.channel
+        self.session.delete(channel)
+        self.session.commit()
+        if self.store is not None:
+            self.store.delete_channel(channel_id)
+        return channel
+
+    def _overwrite_manager(self, user, channel_id: int) -> ChannelAccess:
+        access = self.access.channel_access(channel_id, user)
+        access.require(Permission.MANAGE_ROLES)
+        return access
+
+    def put_overwrite(self, user, channel_id: int, target_id: int, type_: int, allow: int, deny: int) -> None:
+        access = self._overwrite_manager(user, channel_id)
+        overwrite = {"id": target_id, "type": type_, "allow": allow, "deny": deny}
+        self._check_overwrites(access.guild, access.channel.guild_id, [overwrite])
+        existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
+        if existing is None:
+            access.channel.overwrites.append(
+                PermissionOverwrite(target_id=target_id, type=type_, allow=allow, deny=deny))
+        else:
+            existing.type, existing.allow, existing.deny = type_, allow, deny
+        self.session.commit()
+
+    def delete_overwrite(self, user, channel_id: int, target_id: int) -> None:
+        access = self._overwrite_manager(user, channel_id)
+        existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
+        if existing is None:
+            raise UnknownOverwrite()
+        access.channel.overwrites.remove(existing)
+        self.session.commit()

@@ -1,0 +1,126 @@
+"""Relational metadata: users and their tokens, guilds, roles, members, channels and overwrites."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger, Boolean, ForeignKey, ForeignKeyConstraint, Integer, LargeBinary, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, Snowflake, UTCDateTime
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    global_name: Mapped[str | None] = mapped_column(String(32))
+    avatar: Mapped[str | None] = mapped_column(String(64))
+    bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Token(Base):
+    """An API token. Only the SHA-256 of its secret is kept; the secret is shown once, at creation."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Guild(Base):
+    __tablename__ = "guilds"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class Role(Base):
+    """A guild role. The @everyone role has the guild's own id."""
+
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    permissions: Mapped[int] = mapped_column(BigInteger, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    color: Mapped[int] = mapped_column(Integer, default=0)
+    hoist: Mapped[bool] = mapped_column(Boolean, default=False)
+    mentionable: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    nick: Mapped[str | None] = mapped_column(String(32))
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    communication_disabled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class MemberRole(Base):
+    __tablename__ = "member_roles"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["guild_id", "user_id"], ["members.guild_id", "members.user_id"], ondelete="CASCADE",
+            name="fk_member_roles_member",
+        ),
+    )
+
+    guild_id: Mapped[int] = mapped_column(Snowflake, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Snowflake, primary_key=True)
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int | None] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    type: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str | None] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[int | None] = mapped_column(Snowflake)
+    nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_limit_per_user: Mapped[int] = mapped_column(Integer, default=0)
+    last_message_id: Mapped[int | None] = mapped_column(Snowflake)
+
+    overwrites: Mapped[list["PermissionOverwrite"]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="PermissionOverwrite.target_id",
+    )
+
+
+class PermissionOverwrite(Base):
+    __tablename__ = "permission_overwrites"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(Snowflake, primary_key=True)
+    type: Mapped[int] = mapped_column(Integer)
+    allow: Mapped[int] = mapped_column(BigInteger, default=0)
+    deny: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IdSlotLease(Base):
+    """Which process holds which snowflake worker/process slot, until when (see app.services.id_slots)."""
+
+    __tablename__ = "id_slot_leases"
+    __table_args__ = (UniqueConstraint("holder"),)
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

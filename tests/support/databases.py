@@ -1,0 +1,98 @@
+"""Throwaway databases for tests: a SQLite file or a fresh PostgreSQL database, migrated to head.
+
+PostgreSQL is required in CI (``CI`` or ``REQUIRE_POSTGRES`` set): there an unreachable server fails the
+tests instead of skipping them. Elsewhere the PostgreSQL half is skipped with the reason shown.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from config import Settings
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_required() -> bool:
+    return bool(os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"))
+
+
+def _admin_engine():
+    return create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+def postgres_reachable() -> str | None:
+    """None when the server answers, else why not."""
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except Exception as exc:  # any failure to connect means "not reachable"; the reason is reported
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+def require_postgres() -> None:
+    problem = postgres_reachable()
+    if problem is None:
+        return
+    if postgres_required():
+        pytest.fail(f"PostgreSQL is required here but unreachable at {POSTGRES_ADMIN_URL}: {problem}")
+    pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {problem}")
+
+
+@contextmanager
+def postgres_database():
+    """A fresh, empty PostgreSQL database; dropped afterwards. Yields its URL."""
+    require_postgres()
+    name = f"chatstore_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def sqlite_database(directory: Path):
+    yield f"sqlite:///{directory / 'chatstore.sqlite3'}"
+
+
+@contextmanager
+def migrated_database(backend: str, directory: Path):
+    """Yield Settings for a new database of ``backend`` ("sqlite" or "postgres") at the Alembic head."""
+    from app.cli.db import upgrade
+
+    opener = postgres_database() if backend == "postgres" else sqlite_database(directory)
+    with opener as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        yield Settings(database_url=url, db_pool_size=5)
+
+
+def empty_tables(engine) -> None:
+    """Delete every row the tests wrote, keeping the schema (and the id slot leases of live processes)."""
+    import models
+
+    tables = [t for t in reversed(models.Base.metadata.sorted_tables) if t.name != "id_slot_leases"]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
