@@ -190,7 +190,7 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
 
 def register(app) -> None:
     """Mount the API under both versions and its error handlers."""
-    from app.api import channels, guilds, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api import channels, guilds, messages, users  # noqa: F401  (their routes attach to ``api``)
     from app.api.errors import register_error_handlers
 
     app.register_blueprint(api, url_prefix="/api/v10")

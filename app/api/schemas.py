@@ -96,3 +96,54 @@ class MemberAdd(Schema):
     access_token: str | None = None
     nick: Annotated[str, StringConstraints(max_length=32)] | None = None
     roles: list[Snowflake] | None = None
+
+
+class AllowedMentions(Schema):
+    parse: list[Literal["users", "roles", "everyone"]] | None = None
+    users: Annotated[list[Snowflake], Field(max_length=100)] | None = None
+    roles: Annotated[list[Snowflake], Field(max_length=100)] | None = None
+    replied_user: bool | None = None
+
+
+class MessageReferenceIn(Schema):
+    type: Literal[0, 1] | None = 0
+    message_id: Snowflake | None = None
+    channel_id: Snowflake | None = None
+    guild_id: Snowflake | None = None
+    fail_if_not_exists: bool | None = True
+
+
+def _nonce(value: Any) -> str | int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and len(value) <= 25:
+        return value
+    raise ValueError("nonce must be an integer or a string of at most 25 characters")
+
+
+Nonce = Annotated[str | int | None, BeforeValidator(_nonce)]
+Content = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class MessageCreate(Schema):
+    content: Content | None = None
+    nonce: Nonce = None
+    enforce_nonce: bool | None = None
+    tts: bool | None = None
+    embeds: Annotated[list[dict[str, Any]], Field(max_length=10)] | None = None
+    embed: dict[str, Any] | None = None
+    allowed_mentions: AllowedMentions | None = None
+    message_reference: MessageReferenceIn | None = None
+    flags: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class MessageEdit(Schema):
+    content: Content | None = None
+    embeds: Annotated[list[dict[str, Any]], Field(max_length=10)] | None = None
+    embed: dict[str, Any] | None = None
+    allowed_mentions: AllowedMentions | None = None
+    flags: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class BulkDelete(Schema):
+    messages: list[Snowflake]

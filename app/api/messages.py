@@ -1,0 +1,185 @@
+"""Messages, reactions and pins (api-contract sections 5.7-5.14)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Response, request
+
+from app.api import current_user, db, parse_body, query_int, query_snowflake, resources, route
+from app.api.json import json_response
+from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
+from app.api.serializers import message_json, messages_json, timestamp, user_json
+from app.errors import InvalidForm
+from app.services.messages import MessageService
+from app.services.pins import PinService
+from app.services.reactions import ReactionService
+
+LEGACY_PINS_LIMIT = 50
+
+
+def _dependencies():
+    res = resources()
+    return (db(), res.ids, res.message_store, res.events), {"nonce_ttl_seconds": res.settings.nonce_ttl_seconds}
+
+
+def _messages() -> MessageService:
+    args, kwargs = _dependencies()
+    return MessageService(*args, **kwargs)
+
+
+def _reactions() -> ReactionService:
+    args, kwargs = _dependencies()
+    return ReactionService(*args, **kwargs)
+
+
+def _pins() -> PinService:
+    args, kwargs = _dependencies()
+    return PinService(*args, max_pins=resources().settings.max_pins_per_channel, **kwargs)
+
+
+def _no_content() -> Response:
+    return Response(status=204)
+
+
+@route("/channels/<channel_id>/messages", ["GET"])
+def list_messages(channel_id: int):
+    limit = query_int("limit", 50, 1, 100)
+    cursors = {name: query_snowflake(name) for name in ("before", "after", "around")}
+    given = [name for name, value in cursors.items() if value is not None]
+    if len(given) > 1:
+        raise InvalidForm.field(given[1], "MESSAGE_HISTORY_CURSOR_EXCLUSIVE",
+                                "Only one of before, after and around may be passed.")
+    bundle = _messages().list_messages(current_user(), channel_id, limit=limit, **cursors)
+    return json_response(messages_json(bundle))
+
+
+@route("/channels/<channel_id>/messages/<message_id>", ["GET"])
+def get_message(channel_id: int, message_id: int):
+    bundle = _messages().get_message(current_user(), channel_id, message_id)
+    return json_response(message_json(bundle.messages[0], bundle))
+
+
+@route("/channels/<channel_id>/messages", ["POST"])
+def create_message(channel_id: int):
+    body = parse_body(MessageCreate)
+    fields = body.model_dump(exclude_unset=True)
+    bundle = _messages().create_message(current_user(), channel_id, fields)
+    payload = message_json(bundle.messages[0], bundle)
+    if bundle.nonce is not None:
+        payload["nonce"] = bundle.nonce
+    return json_response(payload)
+
+
+@route("/channels/<channel_id>/messages/<message_id>", ["PATCH"])
+def edit_message(channel_id: int, message_id: int):
+    body = parse_body(MessageEdit)
+    bundle = _messages().edit_message(current_user(), channel_id, message_id, body.model_dump(exclude_unset=True))
+    return json_response(message_json(bundle.messages[0], bundle))
+
+
+@route("/channels/<channel_id>/messages/<message_id>", ["DELETE"])
+def delete_message(channel_id: int, message_id: int):
+    _messages().delete_message(current_user(), channel_id, message_id)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/bulk-delete", ["POST"])
+def bulk_delete_messages(channel_id: int):
+    body = parse_body(BulkDelete)
+    _messages().bulk_delete(current_user(), channel_id, body.messages)
+    return _no_content()
+
+
+# -- reactions ----------------------------------------------------------------------------------------------
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", ["PUT"])
+def add_reaction(channel_id: int, message_id: int, emoji: str):
+    _reactions().add_reaction(current_user(), channel_id, message_id, emoji)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", ["DELETE"])
+def remove_own_reaction(channel_id: int, message_id: int, emoji: str):
+    _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, current_user().id)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/<user_id>", ["DELETE"])
+def remove_user_reaction(channel_id: int, message_id: int, emoji: str, user_id: int):
+    _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, user_id)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", ["GET"])
+def list_reaction_users(channel_id: int, message_id: int, emoji: str):
+    limit = query_int("limit", 25, 1, 100)
+    after = query_snowflake("after")
+    if query_int("type", 0, 0, 1) == 1:
+        return json_response([])  # no super reactions are stored, so the burst list is always empty
+    users = _reactions().reaction_users(current_user(), channel_id, message_id, emoji, after=after, limit=limit)
+    return json_response([user_json(u) for u in users])
+
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions", ["DELETE"])
+def clear_reactions(channel_id: int, message_id: int):
+    _reactions().clear_reactions(current_user(), channel_id, message_id)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", ["DELETE"])
+def clear_emoji_reactions(channel_id: int, message_id: int, emoji: str):
+    _reactions().clear_reactions(current_user(), channel_id, message_id, emoji)
+    return _no_content()
+
+
+# -- pins ---------------------------------------------------------------------------------------------------
+
+def _pinned_before() -> datetime | None:
+    raw = request.args.get("before")
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidForm.field("before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.')
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@route("/channels/<channel_id>/messages/pins", ["GET"])
+def list_pins(channel_id: int):
+    limit = query_int("limit", 50, 1, 50)
+    page = _pins().list_pins(current_user(), channel_id, before=_pinned_before(), limit=limit)
+    items = [{"pinned_at": timestamp(pin.pinned_at), "message": message_json(message, page.bundle)}
+             for pin, message in zip(page.pins, page.bundle.messages)]
+    return json_response({"items": items, "has_more": page.has_more})
+
+
+@route("/channels/<channel_id>/pins", ["GET"])
+def list_pins_legacy(channel_id: int):
+    page = _pins().list_pins(current_user(), channel_id, before=None, limit=LEGACY_PINS_LIMIT)
+    return json_response(messages_json(page.bundle))
+
+
+def _set_pinned(channel_id: int, message_id: int, pinned: bool) -> Response:
+    _pins().set_pinned(current_user(), channel_id, message_id, pinned)
+    return _no_content()
+
+
+@route("/channels/<channel_id>/messages/pins/<message_id>", ["PUT"])
+def pin_message(channel_id: int, message_id: int):
+    return _set_pinned(channel_id, message_id, True)
+
+
+@route("/channels/<channel_id>/messages/pins/<message_id>", ["DELETE"])
+def unpin_message(channel_id: int, message_id: int):
+    return _set_pinned(channel_id, message_id, False)
+
+
+@route("/channels/<channel_id>/pins/<message_id>", ["PUT"])
+def pin_message_legacy(channel_id: int, message_id: int):
+    return _set_pinned(channel_id, message_id, True)
+
+
+@route("/channels/<channel_id>/pins/<message_id>", ["DELETE"])
+def unpin_message_legacy(channel_id: int, message_id: int):
+    return _set_pinned(channel_id, message_id, False)

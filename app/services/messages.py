@@ -1,0 +1,355 @@
+"""Messages: reading history, sending, editing and deleting, with Discord's rules.
+
+Metadata (channels, members, users) is read through the SQL session; messages through the message store.
+The session's transaction is always ended before a store call: on SQLite the process has a single
+connection, which the SQL message store needs too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.permissions import Permission
+from app.errors import (
+    BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
+    InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
+)
+from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
+from app.ids import snowflake_time
+from app.messages.base import Message, MessageStore, ReactionCount
+from app.services.access import AccessService, ChannelAccess
+from models import Channel, Role, User
+
+TEXT_CHANNEL_TYPES = frozenset({0, 5})
+TYPE_DEFAULT, TYPE_REPLY = 0, 19
+DELETABLE_TYPES = frozenset({0, 6, 7, 8, 9, 10, 11, 12, 18, 19, 20, 22, 23, 24})
+REPLYABLE_TYPES = frozenset({TYPE_DEFAULT, TYPE_REPLY})
+SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
+SETTABLE_FLAGS_ON_CREATE = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
+BULK_DELETE_MAX_AGE = timedelta(days=14)
+EMBED_LIMITS = {"title": 256, "description": 4096, "footer.text": 2048, "author.name": 256}
+EMBED_TOTAL_LIMIT = 6000
+
+_USER_MENTION = re.compile(r"<@!?(\d{1,20})>")
+_ROLE_MENTION = re.compile(r"<@&(\d{1,20})>")
+_EVERYONE_MENTION = re.compile(r"@(everyone|here)")
+
+
+@dataclass
+class MessageBundle:
+    """Messages with what their wire objects need: authors and mentioned users, reactions, replies."""
+
+    messages: list[Message]
+    users: dict[int, User] = field(default_factory=dict)
+    reactions: dict[int, list[ReactionCount]] = field(default_factory=dict)
+    referenced: dict[int, Message | None] = field(default_factory=dict)
+    guild_id: int | None = None
+    nonce: str | int | None = None
+
+
+class MessageService:
+    def __init__(self, session: Session, ids, store: MessageStore, events: EventBus, *, nonce_ttl_seconds: int = 600):
+        self.session = session
+        self.ids = ids
+        self.store = store
+        self.events = events
+        self.nonce_ttl_seconds = nonce_ttl_seconds
+        self.access = AccessService(session)
+
+    # -- shared helpers -------------------------------------------------------------------------------------
+
+    def channel_access(self, user: User, channel_id: int) -> ChannelAccess:
+        access = self.access.channel_access(channel_id, user)
+        self.session.commit()
+        return access
+
+    def readable_access(self, user: User, channel_id: int) -> ChannelAccess:
+        """Access to a channel's history; without READ_MESSAGE_HISTORY no message, nor its existence, leaks."""
+        access = self.channel_access(user, channel_id)
+        if not access.has(Permission.READ_MESSAGE_HISTORY):
+            raise MissingAccess()
+        return access
+
+    def existing_message(self, access: ChannelAccess, message_id: int) -> Message:
+        message = self.store.get_message(access.channel.id, message_id)
+        if message is None:
+            raise UnknownMessage()
+        return message
+
+    def bundle(self, messages: list[Message], access: ChannelAccess, viewer: User, *,
+               with_references: bool = True) -> MessageBundle:
+        """Load what serializing ``messages`` needs, in one query per kind."""
+        channel_id = access.channel.id
+        referenced: dict[int, Message | None] = {}
+        reference_ids = {m.reference_message_id for m in messages
+                         if m.type == TYPE_REPLY and m.reference_message_id is not None}
+        if with_references and reference_ids:
+            found = self.store.get_messages(channel_id, reference_ids)
+            referenced = {ref_id: found.get(ref_id) for ref_id in reference_ids}
+        everything = messages + [m for m in referenced.values() if m is not None]
+        reactions = self.store.reaction_counts(channel_id, [m.id for m in everything], viewer.id) if everything else {}
+        user_ids = {m.author_id for m in everything} | {u for m in everything for u in m.mentions}
+        users = {u.id: u for u in self.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+        self.session.commit()
+        return MessageBundle(messages=messages, users=users, reactions=reactions, referenced=referenced,
+                             guild_id=access.channel.guild_id)
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def list_messages(self, user: User, channel_id: int, *, before: int | None, after: int | None,
+                      around: int | None, limit: int) -> MessageBundle:
+        access = self.channel_access(user, channel_id)
+        if not access.has(Permission.READ_MESSAGE_HISTORY):
+            return MessageBundle(messages=[], guild_id=access.channel.guild_id)
+        if around is not None:
+            messages = self._around(channel_id, around, limit)
+        else:
+            messages = self.store.list_messages(channel_id, before=before, after=after, limit=limit)
+        return self.bundle(messages, access, user)
+
+    def _around(self, channel_id: int, around: int, limit: int) -> list[Message]:
+        """``limit // 2`` messages on each side of ``around``, plus ``around`` itself when it exists."""
+        half = limit // 2
+        newer = self.store.list_messages(channel_id, after=around, limit=half) if half else []
+        older = self.store.list_messages(channel_id, before=around + 1, limit=half + 1)
+        if older and older[0].id != around:
+            older = older[:half]
+        return newer + older
+
+    def get_message(self, user: User, channel_id: int, message_id: int) -> MessageBundle:
+        access = self.readable_access(user, channel_id)
+        return self.bundle([self.existing_message(access, message_id)], access, user)
+
+    # -- sending --------------------------------------------------------------------------------------------
+
+    def create_message(self, user: User, channel_id: int, body: dict[str, Any]) -> MessageBundle:
+        access = self.channel_access(user, channel_id)
+        if access.channel.type not in TEXT_CHANNEL_TYPES:
+            raise NonTextChannel()
+        access.require(Permission.SEND_MESSAGES)
+        content = body.get("content") or ""
+        embeds = self._embeds(body)
+        reference = body.get("message_reference")
+        if not content.strip() and not embeds:
+            raise EmptyMessage()
+
+        nonce = body.get("nonce")
+        message_id = self.ids.next_id()
+        if nonce is not None and body.get("enforce_nonce"):
+            holder = self.store.claim_nonce(channel_id, user.id, str(nonce), message_id, self.nonce_ttl_seconds)
+            if holder is not None:
+                # A retry of a send that already happened: answer with the original, create nothing.
+                original = self.existing_message(access, holder)
+                bundle = self.bundle([original], access, user)
+                bundle.nonce = nonce
+                return bundle
+
+        replied = self._replied_message(access, reference) if reference else None
+        mentions, mention_roles, mention_everyone = self._mentions(
+            access, content, body.get("allowed_mentions"), replied)
+        message = Message(
+            id=message_id, channel_id=channel_id, author_id=user.id, content=content,
+            type=TYPE_REPLY if replied else TYPE_DEFAULT,
+            flags=(body.get("flags") or 0) & SETTABLE_FLAGS_ON_CREATE,
+            tts=bool(body.get("tts")) and access.has(Permission.SEND_TTS_MESSAGES),
+            mention_everyone=mention_everyone, mentions=mentions, mention_roles=mention_roles,
+            embeds_json=orjson.dumps(embeds).decode() if embeds else None,
+            nonce=str(nonce) if nonce is not None else None,
+            reference_message_id=replied.id if replied else None,
+            reference_channel_id=channel_id if replied else None,
+            reference_guild_id=access.channel.guild_id if replied else None,
+        )
+        self.store.create_message(message)
+        self.session.execute(update(Channel).where(
+            Channel.id == channel_id, or_(Channel.last_message_id.is_(None), Channel.last_message_id < message.id)
+        ).values(last_message_id=message.id))
+        self.session.commit()
+        bundle = self.bundle([message], access, user)
+        bundle.nonce = nonce
+        self.events.publish(MessageCreated(channel_id=channel_id, guild_id=access.channel.guild_id,
+                                           data={"message_id": message.id, "author_id": user.id}))
+        return bundle
+
+    def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
+        """The message a reply refers to, or None when it may be sent as a plain message."""
+        if reference.get("type") == 1:
+            raise InvalidForm.field("message_reference", "MESSAGE_REFERENCE_TYPE_UNSUPPORTED",
+                                    "Forwarding messages is not supported")
+        if reference.get("message_id") is None:
+            raise InvalidForm.field(("message_reference", "message_id"), "BASE_TYPE_REQUIRED",
+                                    "This field is required")
+        if reference.get("channel_id") not in (None, access.channel.id):
+            raise InvalidForm.field("message_reference", "REPLIES_CANNOT_REFERENCE_OTHER_CHANNEL",
+                                    "Cannot reply to a message in a different channel")
+        if not access.has(Permission.READ_MESSAGE_HISTORY):
+            raise CannotReplyWithoutHistory()
+        replied = self.store.get_message(access.channel.id, reference["message_id"])
+        if replied is None:
+            if reference.get("fail_if_not_exists", True) is False:
+                return None
+            raise InvalidForm.field("message_reference", "REPLIES_UNKNOWN_MESSAGE", "Unknown message")
+        if replied.type not in REPLYABLE_TYPES:
+            raise InvalidForm.field("message_reference", "REPLIES_CANNOT_REFERENCE_SYSTEM_MESSAGE",
+                                    "Cannot reply to a system message")
+        return replied
+
+    def _mentions(self, access: ChannelAccess, content: str, allowed: dict | None,
+                  replied: Message | None) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
+        """Who the content pings, after ``allowed_mentions`` and permissions (api-contract 4.6)."""
+        if allowed is None:
+            parse, allowed_users, allowed_roles, replied_user = {"users", "roles", "everyone"}, None, None, True
+        else:
+            parse = set(allowed.get("parse") or ())
+            allowed_users, allowed_roles = allowed.get("users"), allowed.get("roles")
+            replied_user = bool(allowed.get("replied_user"))
+            if "users" in parse and allowed_users:
+                raise InvalidForm.field(("allowed_mentions", "parse"), "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                                        'parse:["users"] and users: [ids...] are mutually exclusive.')
+            if "roles" in parse and allowed_roles:
+                raise InvalidForm.field(("allowed_mentions", "parse"), "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                                        'parse:["roles"] and roles: [ids...] are mutually exclusive.')
+        user_ids = list(dict.fromkeys(int(m) for m in _USER_MENTION.findall(content)))
+        if "users" not in parse:
+            user_ids = [u for u in user_ids if allowed_users and u in allowed_users]
+        if replied is not None and replied_user and replied.author_id not in user_ids:
+            user_ids.append(replied.author_id)
+        if user_ids:
+            existing = set(self.session.scalars(select(User.id).where(User.id.in_(user_ids))))
+            user_ids = [u for u in user_ids if u in existing]
+
+        role_ids = list(dict.fromkeys(int(m) for m in _ROLE_MENTION.findall(content)))
+        if "roles" not in parse:
+            role_ids = [r for r in role_ids if allowed_roles and r in allowed_roles]
+        if role_ids:
+            roles = self.session.execute(select(Role.id, Role.mentionable).where(
+                Role.id.in_(role_ids), Role.guild_id == access.channel.guild_id)).all()
+            can_ping_all = access.has(Permission.MENTION_EVERYONE)
+            pingable = {role_id for role_id, mentionable in roles if mentionable or can_ping_all}
+            role_ids = [r for r in role_ids if r in pingable]
+
+        everyone = ("everyone" in parse and access.has(Permission.MENTION_EVERYONE)
+                    and _EVERYONE_MENTION.search(content) is not None)
+        self.session.commit()
+        return tuple(user_ids), tuple(role_ids), everyone
+
+    def _embeds(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        embeds = list(body.get("embeds") or [])
+        if body.get("embed"):
+            embeds.append(body["embed"])
+        total = 0
+        for index, embed in enumerate(embeds):
+            for key, limit in EMBED_LIMITS.items():
+                value: Any = embed
+                for part in key.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    raise InvalidForm.field(("embeds", str(index), *key.split(".")), "BASE_TYPE_STRING",
+                                            "Could not interpret value as string.")
+                if len(value) > limit:
+                    raise InvalidForm.field(("embeds", str(index), *key.split(".")), "BASE_TYPE_MAX_LENGTH",
+                                            f"Must be {limit} or fewer in length.")
+                total += len(value)
+            fields = embed.get("fields") or []
+            if not isinstance(fields, list) or len(fields) > 25:
+                raise InvalidForm.field(("embeds", str(index), "fields"), "BASE_TYPE_MAX_LENGTH",
+                                        "Must be 25 or fewer in length.")
+            for field_index, embed_field in enumerate(fields):
+                if not isinstance(embed_field, dict) or not isinstance(embed_field.get("name"), str) \
+                        or not isinstance(embed_field.get("value"), str):
+                    raise InvalidForm.field(("embeds", str(index), "fields", str(field_index)),
+                                            "BASE_TYPE_REQUIRED", "This field is required")
+                if len(embed_field["name"]) > 256 or len(embed_field["value"]) > 1024:
+                    raise InvalidForm.field(("embeds", str(index), "fields", str(field_index)),
+                                            "BASE_TYPE_MAX_LENGTH", "Embed field too long.")
+                total += len(embed_field["name"]) + len(embed_field["value"])
+            embed["type"] = "rich"
+        if total > EMBED_TOTAL_LIMIT:
+            raise InvalidForm.field("embeds", "MESSAGE_EMBED_TOTAL_TOO_LONG",
+                                    f"Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}")
+        return embeds
+
+    # -- editing and deleting -------------------------------------------------------------------------------
+
+    def edit_message(self, user: User, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
+        access = self.channel_access(user, channel_id)
+        message = self.existing_message(access, message_id)
+        changes: dict[str, Any] = {}
+        edits_content = any(body.get(k) is not None for k in ("content", "embeds", "embed"))
+        if message.author_id != user.id:
+            if edits_content:
+                raise CannotEditOthersMessage()
+            access.require(Permission.MANAGE_MESSAGES)
+        if body.get("flags") is not None:
+            # Only SUPPRESS_EMBEDS can be changed; other bits are ignored without error, as on Discord.
+            changes["flags"] = (message.flags & ~SUPPRESS_EMBEDS) | (body["flags"] & SUPPRESS_EMBEDS)
+        if edits_content:
+            content = body["content"] if body.get("content") is not None else message.content
+            embeds = self._embeds(body) if body.get("embeds") is not None or body.get("embed") else None
+            if embeds is not None:
+                changes["embeds_json"] = orjson.dumps(embeds).decode() if embeds else None
+            has_embeds = bool(embeds) if embeds is not None else message.embeds_json is not None
+            if not content.strip() and not has_embeds:
+                raise EmptyMessage()
+            changes["content"] = content
+            replied = None
+            if message.reference_message_id is not None:
+                replied = self.store.get_message(channel_id, message.reference_message_id)
+            mentions, mention_roles, everyone = self._mentions(access, content, body.get("allowed_mentions"),
+                                                               replied if replied else None)
+            changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
+                           edited_at=datetime.now(timezone.utc))
+        updated = self.store.update_message(channel_id, message_id, changes) if changes else message
+        if updated is None:
+            raise UnknownMessage()
+        if changes:
+            self.events.publish(MessageUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
+                                               data={"message_id": message_id, "fields": sorted(changes)}))
+        return self.bundle([updated], access, user)
+
+    def delete_message(self, user: User, channel_id: int, message_id: int) -> None:
+        access = self.channel_access(user, channel_id)
+        message = self.existing_message(access, message_id)
+        if message.type not in DELETABLE_TYPES:
+            raise SystemMessageAction()
+        if message.author_id != user.id:
+            access.require(Permission.MANAGE_MESSAGES)
+        self.store.delete_messages(channel_id, [message_id])
+        self._refresh_last_message_id(access, {message_id})
+        self.events.publish(MessageDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
+                                           data={"message_id": message_id}))
+
+    def bulk_delete(self, user: User, channel_id: int, message_ids: list[int]) -> None:
+        access = self.channel_access(user, channel_id)
+        access.require(Permission.MANAGE_MESSAGES)
+        if not 2 <= len(message_ids) <= 100:
+            raise BulkDeleteCount()
+        if len(set(message_ids)) != len(message_ids):
+            raise InvalidForm.field("messages", "BASE_TYPE_UNIQUE", "Message ids must be unique.")
+        oldest_allowed = datetime.now(timezone.utc) - BULK_DELETE_MAX_AGE
+        if any(snowflake_time(m) < oldest_allowed for m in message_ids):
+            raise BulkDeleteTooOld()
+        self.store.delete_messages(channel_id, message_ids)
+        self._refresh_last_message_id(access, set(message_ids))
+        self.events.publish(MessagesBulkDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
+                                                data={"message_ids": sorted(message_ids)}))
+
+    def _refresh_last_message_id(self, access: ChannelAccess, deleted: set[int]) -> None:
+        """Keep ``last_message_id`` pointing at the newest message that still exists."""
+        channel = self.session.get(Channel, access.channel.id)
+        last = channel.last_message_id if channel is not None else None
+        self.session.commit()
+        if last is None or last not in deleted:
+            return
+        newest = self.store.list_messages(access.channel.id, limit=1)
+        self.session.execute(update(Channel).where(
+            Channel.id == access.channel.id, Channel.last_message_id == last
+        ).values(last_message_id=newest[0].id if newest else None))
+        self.session.commit()

@@ -1,0 +1,54 @@
+"""Pins: PIN_MESSAGES to pin and unpin, a per-channel limit, newest-pinned-first pages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from app.auth.permissions import Permission
+from app.errors import MaxPins, SystemMessageAction
+from app.events import ChannelPinsUpdated
+from app.messages.base import Pin
+from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageService
+from models import User
+
+
+@dataclass
+class PinPage:
+    pins: list[Pin]
+    bundle: MessageBundle
+    has_more: bool
+
+
+class PinService(MessageService):
+    def __init__(self, *args, max_pins: int = 250, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_pins = max_pins
+
+    def list_pins(self, user: User, channel_id: int, *, before: datetime | None, limit: int) -> PinPage:
+        access = self.channel_access(user, channel_id)
+        if not access.has(Permission.READ_MESSAGE_HISTORY):
+            return PinPage(pins=[], bundle=MessageBundle(messages=[]), has_more=False)
+        pins = self.store.list_pins(channel_id, before=before, limit=limit + 1)
+        has_more = len(pins) > limit
+        pins = pins[:limit]
+        found = self.store.get_messages(channel_id, [p.message_id for p in pins])
+        pins = [p for p in pins if p.message_id in found]
+        bundle = self.bundle([found[p.message_id] for p in pins], access, user)
+        return PinPage(pins=pins, bundle=bundle, has_more=has_more)
+
+    def set_pinned(self, user: User, channel_id: int, message_id: int, pinned: bool) -> None:
+        access = self.channel_access(user, channel_id)
+        access.require(Permission.PIN_MESSAGES)
+        message = self.existing_message(access, message_id)
+        if message.type not in REPLYABLE_TYPES:
+            raise SystemMessageAction()
+        if pinned == message.pinned:
+            return
+        if pinned:
+            if self.store.count_pins(channel_id) >= self.max_pins:
+                raise MaxPins(self.max_pins)
+            self.store.pin_message(channel_id, message_id, datetime.now(timezone.utc))
+        else:
+            self.store.unpin_message(channel_id, message_id)
+        self.events.publish(ChannelPinsUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
+                                               data={"message_id": message_id, "pinned": pinned}))
