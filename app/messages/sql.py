@@ -1,0 +1,314 @@
+"""The SQL message store: Discord's layout in SQLite or PostgreSQL through SQLAlchemy Core.
+
+Every operation is one short transaction. On SQLite the engine has a single connection per process and every
+transaction begins IMMEDIATE, so an operation never opens a second transaction while one is open.
+
+Reading history: ``(bucket, message_id)`` sorts exactly like ``message_id`` (the bucket is a function of the id),
+so a page is one range of the primary key index ``(channel_id, bucket, message_id)``, reached with a row-value
+bound. Its cost depends on the page size only, not on the channel's size, age or sparseness; the bucket walk of
+the base class, which other backends need, is not used here. The bucket index is still written, for backends
+that read it and for backfills.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, Engine, and_, case, delete, func, select, tuple_, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.ids import bucket_of
+from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
+from models import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
+
+log = logging.getLogger(__name__)
+
+messages = StoredMessage.__table__
+channel_buckets = ChannelBucket.__table__
+reactions = Reaction.__table__
+pins = PinnedMessage.__table__
+nonces = MessageNonce.__table__
+
+#: Errors that mean "the database could not answer now" (lost or refused connection, lock or statement
+#: timeout, pool exhausted). Any other database error is a bug and propagates.
+UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                      sa_exc.DisconnectionError)
+
+_MESSAGE_COLUMNS = [messages.c[name] for name in (
+    "message_id", "channel_id", "author_id", "content", "type", "flags", "tts", "mention_everyone", "mentions",
+    "mention_roles", "embeds_json", "nonce", "pinned", "edited_at", "reference_message_id",
+    "reference_channel_id", "reference_guild_id")]
+_DEFAULTS = Message(id=0, channel_id=0, author_id=0)
+_KEY_FIELDS = {"id", "channel_id"}
+
+#: INSERT constructs that offer ON CONFLICT, by dialect name (both spell it the same way).
+_UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def _message_of(row) -> Message:
+    values = row._asdict()
+    return Message(id=values.pop("message_id"), **values)
+
+
+def _message_key(channel_id: int, message_id: int):
+    return and_(messages.c.channel_id == channel_id, messages.c.bucket == bucket_of(message_id),
+                messages.c.message_id == message_id)
+
+
+class SqlMessageStore(MessageStore):
+    backend = "sql"
+
+    def __init__(self, engine: Engine):
+        if engine.dialect.name not in _UPSERT_INSERTS:
+            raise ValueError(f"the SQL message store supports {sorted(_UPSERT_INSERTS)}, not {engine.dialect.name}")
+        self.engine = engine
+        self._upsert_insert = _UPSERT_INSERTS[engine.dialect.name]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except UNAVAILABLE_ERRORS as error:
+            log.warning("message store unavailable: %s", error)
+            raise StoreUnavailable() from error
+        except sa_exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("message store connection lost: %s", error)
+            raise StoreUnavailable() from error
+
+    def _insert(self, table):
+        """An INSERT that can take ``on_conflict_do_nothing``/``on_conflict_do_update``, for this dialect."""
+        return self._upsert_insert(table)
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    def create_message(self, message: Message) -> None:
+        row = {column.name: getattr(message, "id" if column.name == "message_id" else column.name)
+               for column in _MESSAGE_COLUMNS}
+        insert = self._insert(messages).values(bucket=message.bucket, **row)
+        # A repeated create rewrites only what the message sets, as a repeated write does in ScyllaDB: a retry
+        # must not clear a pin or an edit made in between.
+        written = [field.name for field in dataclasses.fields(Message)
+                   if field.name not in _KEY_FIELDS
+                   and (field.name == "author_id" or getattr(message, field.name) != getattr(_DEFAULTS, field.name))]
+        insert = insert.on_conflict_do_update(
+            index_elements=["channel_id", "bucket", "message_id"],
+            set_={name: insert.excluded[name] for name in written})
+        with self._transaction() as connection:
+            connection.execute(insert)
+            connection.execute(self._insert(channel_buckets)
+                               .values(channel_id=message.channel_id, bucket=message.bucket)
+                               .on_conflict_do_nothing())
+
+    def get_message(self, channel_id: int, message_id: int) -> Message | None:
+        with self._transaction() as connection:
+            row = connection.execute(select(*_MESSAGE_COLUMNS).where(_message_key(channel_id, message_id))).first()
+        return None if row is None else _message_of(row)
+
+    def get_messages(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, Message]:
+        ids = set(message_ids)
+        if not ids:
+            return {}
+        # Both IN lists are index lookups on (channel_id, bucket, message_id); the id list keeps the result exact.
+        query = select(*_MESSAGE_COLUMNS).where(
+            messages.c.channel_id == channel_id, messages.c.bucket.in_({bucket_of(i) for i in ids}),
+            messages.c.message_id.in_(ids))
+        with self._transaction() as connection:
+            return {row.message_id: _message_of(row) for row in connection.execute(query)}
+
+    def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
+        unknown = set(changes) - EDITABLE_FIELDS
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        if not changes:
+            return self.get_message(channel_id, message_id)
+        statement = (update(messages).where(_message_key(channel_id, message_id)).values(**changes)
+                     .returning(*_MESSAGE_COLUMNS))
+        with self._transaction() as connection:
+            row = connection.execute(statement).first()
+        return None if row is None else _message_of(row)
+
+    def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
+        ids = set(message_ids)
+        if not ids:
+            return
+        with self._transaction() as connection:
+            connection.execute(delete(messages).where(
+                messages.c.channel_id == channel_id, messages.c.bucket.in_({bucket_of(i) for i in ids}),
+                messages.c.message_id.in_(ids)))
+            connection.execute(delete(reactions).where(
+                reactions.c.channel_id == channel_id, reactions.c.message_id.in_(ids)))
+            connection.execute(delete(pins).where(pins.c.channel_id == channel_id, pins.c.message_id.in_(ids)))
+
+    def delete_channel(self, channel_id: int) -> None:
+        with self._transaction() as connection:
+            for table in (messages, channel_buckets, reactions, pins, nonces):
+                connection.execute(delete(table).where(table.c.channel_id == channel_id))
+
+    # -- reading history ------------------------------------------------------------------------------------
+
+    def channel_buckets(self, channel_id: int) -> list[int]:
+        query = (select(channel_buckets.c.bucket).where(channel_buckets.c.channel_id == channel_id)
+                 .order_by(channel_buckets.c.bucket.desc()))
+        with self._transaction() as connection:
+            return list(connection.execute(query).scalars())
+
+    def _read_bucket(
+        self, channel_id: int, bucket: int, *, after: int | None, before: int | None, limit: int, oldest_first: bool
+    ) -> list[Message]:
+        conditions = [messages.c.channel_id == channel_id, messages.c.bucket == bucket]
+        if after is not None:
+            conditions.append(messages.c.message_id > after)
+        if before is not None:
+            conditions.append(messages.c.message_id < before)
+        order = messages.c.message_id.asc() if oldest_first else messages.c.message_id.desc()
+        with self._transaction() as connection:
+            rows = connection.execute(select(*_MESSAGE_COLUMNS).where(*conditions).order_by(order).limit(limit))
+            return [_message_of(row) for row in rows]
+
+    def list_messages(
+        self, channel_id: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        """Same contract as :meth:`MessageStore.list_messages`, in one index range scan."""
+        if limit <= 0 or (before is not None and before <= 0):
+            return []
+        if before is not None and after is not None and before - after <= 1:
+            return []
+        position = tuple_(messages.c.bucket, messages.c.message_id)
+        conditions = [messages.c.channel_id == channel_id]
+        # (bucket_of(x), x) is where x would sit in the index, so these bounds are exactly after < id < before.
+        if after is not None:
+            conditions.append(position > tuple_(bucket_of(after), after))
+        if before is not None:
+            conditions.append(position < tuple_(bucket_of(before), before))
+        if after is not None:
+            order = [messages.c.bucket.asc(), messages.c.message_id.asc()]
+        else:
+            order = [messages.c.bucket.desc(), messages.c.message_id.desc()]
+        query = select(*_MESSAGE_COLUMNS).where(*conditions).order_by(*order).limit(limit)
+        with self._transaction() as connection:
+            page = [_message_of(row) for row in connection.execute(query)]
+        if after is not None:
+            page.reverse()
+        return page
+
+    # -- reactions ------------------------------------------------------------------------------------------
+
+    def _reaction_key(self, channel_id: int, message_id: int):
+        return and_(reactions.c.channel_id == channel_id, reactions.c.message_id == message_id)
+
+    def add_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
+        # DO NOTHING keeps the first reacted_at, which orders the emojis.
+        insert = self._insert(reactions).values(
+            channel_id=channel_id, message_id=message_id, emoji=emoji, user_id=user_id,
+            reacted_at=datetime.now(timezone.utc)).on_conflict_do_nothing()
+        with self._transaction() as connection:
+            connection.execute(insert)
+
+    def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(reactions).where(
+                self._reaction_key(channel_id, message_id), reactions.c.emoji == emoji,
+                reactions.c.user_id == user_id))
+
+    def remove_emoji(self, channel_id: int, message_id: int, emoji: str) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id),
+                                                       reactions.c.emoji == emoji))
+
+    def clear_reactions(self, channel_id: int, message_id: int) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id)))
+
+    def reaction_users(
+        self, channel_id: int, message_id: int, emoji: str, *, after: int | None, limit: int
+    ) -> list[int]:
+        if limit <= 0:
+            return []
+        conditions = [self._reaction_key(channel_id, message_id), reactions.c.emoji == emoji]
+        if after is not None:
+            conditions.append(reactions.c.user_id > after)
+        query = select(reactions.c.user_id).where(*conditions).order_by(reactions.c.user_id).limit(limit)
+        with self._transaction() as connection:
+            return list(connection.execute(query).scalars())
+
+    def reaction_counts(
+        self, channel_id: int, message_ids: Sequence[int], viewer_id: int
+    ) -> dict[int, list[ReactionCount]]:
+        ids = set(message_ids)
+        if not ids:
+            return {}
+        first_used = func.min(reactions.c.reacted_at).label("first_used")
+        query = (
+            select(reactions.c.message_id, reactions.c.emoji, func.count().label("count"),
+                   func.max(case((reactions.c.user_id == viewer_id, 1), else_=0)).label("me"), first_used)
+            .where(reactions.c.channel_id == channel_id, reactions.c.message_id.in_(ids))
+            .group_by(reactions.c.message_id, reactions.c.emoji)
+            .order_by(reactions.c.message_id, first_used, reactions.c.emoji))
+        counts: dict[int, list[ReactionCount]] = {}
+        with self._transaction() as connection:
+            for row in connection.execute(query):
+                counts.setdefault(row.message_id, []).append(ReactionCount(row.emoji, row.count, bool(row.me)))
+        return counts
+
+    # -- pins -----------------------------------------------------------------------------------------------
+
+    def pin_message(self, channel_id: int, message_id: int, pinned_at: datetime) -> None:
+        with self._transaction() as connection:
+            # Only an existing message gets a pin, so a pin racing a delete cannot outlive its message.
+            found = connection.execute(
+                update(messages).where(_message_key(channel_id, message_id)).values(pinned=True)).rowcount
+            if found:
+                connection.execute(self._insert(pins).values(
+                    channel_id=channel_id, message_id=message_id, pinned_at=pinned_at).on_conflict_do_nothing())
+
+    def unpin_message(self, channel_id: int, message_id: int) -> None:
+        with self._transaction() as connection:
+            connection.execute(delete(pins).where(pins.c.channel_id == channel_id, pins.c.message_id == message_id))
+            connection.execute(update(messages).where(_message_key(channel_id, message_id)).values(pinned=False))
+
+    def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:
+        if limit <= 0:
+            return []
+        conditions = [pins.c.channel_id == channel_id]
+        if before is not None:
+            conditions.append(pins.c.pinned_at < before)
+        query = (select(pins.c.message_id, pins.c.pinned_at).where(*conditions)
+                 .order_by(pins.c.pinned_at.desc(), pins.c.message_id.desc()).limit(limit))
+        with self._transaction() as connection:
+            return [Pin(row.message_id, row.pinned_at) for row in connection.execute(query)]
+
+    def count_pins(self, channel_id: int) -> int:
+        query = select(func.count()).select_from(pins).where(pins.c.channel_id == channel_id)
+        with self._transaction() as connection:
+            return connection.execute(query).scalar_one()
+
+    # -- nonces ---------------------------------------------------------------------------------------------
+
+    def claim_nonce(
+        self, channel_id: int, author_id: int, nonce: str, message_id: int, ttl_seconds: int
+    ) -> int | None:
+        now = datetime.now(timezone.utc)
+        author = and_(nonces.c.channel_id == channel_id, nonces.c.author_id == author_id)
+        with self._transaction() as connection:
+            # Expired claims go when their author claims again: cheap (one index prefix), and keeps the table
+            # to the authors' live claims.
+            connection.execute(delete(nonces).where(author, nonces.c.expires_at <= now))
+            connection.execute(self._insert(nonces).values(
+                channel_id=channel_id, author_id=author_id, nonce=nonce, message_id=message_id,
+                expires_at=now + timedelta(seconds=ttl_seconds)).on_conflict_do_nothing())
+            holder = connection.execute(select(nonces.c.message_id).where(author, nonces.c.nonce == nonce)).scalar_one()
+        # A retried claim that had succeeded finds its own message: the claim is still ours.
+        return None if holder == message_id else holder
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self._transaction() as connection:
+            connection.execute(select(1))
