@@ -16,7 +16,7 @@ import functools
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from cassandra import (ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable)
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
@@ -128,9 +128,28 @@ class _Unavailable:
 _unavailable = _Unavailable()
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """The driver returns naive UTC datetimes; the store hands out aware ones."""
-    return None if moment is None else moment.replace(tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_microseconds(moment: datetime) -> int:
+    """A datetime as stored: microseconds since the epoch (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_microseconds(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + value * _MICROSECOND
+
+
+def _stored(value):
+    """A field's value as its column takes it."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return to_microseconds(value)
+    return value
 
 
 class ScyllaMessageStore(MessageStore):
@@ -226,7 +245,7 @@ class ScyllaMessageStore(MessageStore):
             return value
         if value == getattr(_DEFAULTS, column):
             return UNSET_VALUE
-        return list(value) if isinstance(value, tuple) else value
+        return _stored(value)
 
     def get_message(self, channel_id: int, message_id: int) -> Message | None:
         row = self._execute(self._SELECT_MESSAGE, (channel_id, bucket_of(message_id), message_id), is_read=True).one()
@@ -249,7 +268,7 @@ class ScyllaMessageStore(MessageStore):
             id=row.message_id, channel_id=row.channel_id, author_id=row.author_id, content=row.content or "",
             type=row.type or 0, flags=row.flags or 0, tts=bool(row.tts), mention_everyone=bool(row.mention_everyone),
             mentions=tuple(row.mentions or ()), mention_roles=tuple(row.mention_roles or ()),
-            embeds_json=row.embeds_json, nonce=row.nonce, pinned=bool(row.pinned), edited_at=_utc(row.edited_at),
+            embeds_json=row.embeds_json, nonce=row.nonce, pinned=bool(row.pinned), edited_at=from_microseconds(row.edited_at),
             reference_message_id=row.reference_message_id, reference_channel_id=row.reference_channel_id,
             reference_guild_id=row.reference_guild_id)
 
@@ -268,14 +287,10 @@ class ScyllaMessageStore(MessageStore):
             raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
         if self.get_message(channel_id, message_id) is None:
             return None
-        values = [self._edit_value(changes[c]) if c in changes else UNSET_VALUE for c in _EDITABLE_COLUMNS]
+        values = [_stored(changes[c]) if c in changes else UNSET_VALUE for c in _EDITABLE_COLUMNS]
         self._execute(self._UPDATE_MESSAGE, (*values, channel_id, bucket_of(message_id), message_id))
         # Read back: if a delete won the race, this sees (and removes) the remnant and answers None.
         return self.get_message(channel_id, message_id)
-
-    @staticmethod
-    def _edit_value(value):
-        return list(value) if isinstance(value, tuple) else value
 
     def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
         requests = []
@@ -359,7 +374,7 @@ class ScyllaMessageStore(MessageStore):
         # Re-adding must not move the reaction's time, which orders the emojis.
         if existing is None:
             self._execute("INSERT INTO {ks}.reactions (channel_id, bucket, message_id, emoji, user_id, reacted_at) "
-                          "VALUES (?, ?, ?, ?, ?, ?)", (*key, datetime.now(timezone.utc)))
+                          "VALUES (?, ?, ?, ?, ?, ?)", (*key, to_microseconds(datetime.now(timezone.utc))))
 
     def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
         self._execute("DELETE FROM {ks}.reactions WHERE " + self._REACTION_KEY + " AND emoji = ? AND user_id = ?",
@@ -390,7 +405,7 @@ class ScyllaMessageStore(MessageStore):
             (channel_id, bucket_of(i), i), is_read=True) for i in ids)
         counts = {}
         for message_id, rows in zip(ids, results):
-            first_used: dict[str, datetime] = {}
+            first_used: dict[str, int] = {}
             users: dict[str, list[int]] = collections.defaultdict(list)
             with _unavailable:
                 for row in rows:
@@ -410,7 +425,7 @@ class ScyllaMessageStore(MessageStore):
     def pin_message(self, channel_id: int, message_id: int, pinned_at: datetime) -> None:
         # IF NOT EXISTS keeps the first pin time when a pin is repeated.
         self._execute("INSERT INTO {ks}.pins (channel_id, message_id, pinned_at) VALUES (?, ?, ?) IF NOT EXISTS",
-                      (channel_id, message_id, pinned_at))
+                      (channel_id, message_id, to_microseconds(pinned_at)))
         self._execute(self._SET_PINNED, (True, channel_id, bucket_of(message_id), message_id))
 
     def unpin_message(self, channel_id: int, message_id: int) -> None:
@@ -421,7 +436,7 @@ class ScyllaMessageStore(MessageStore):
         rows = self._execute("SELECT message_id, pinned_at FROM {ks}.pins WHERE channel_id = ?", (channel_id,),
                              is_read=True)
         with _unavailable:
-            pins = [Pin(row.message_id, _utc(row.pinned_at)) for row in rows]
+            pins = [Pin(row.message_id, from_microseconds(row.pinned_at)) for row in rows]
         return sorted(pins, key=lambda pin: (pin.pinned_at, pin.message_id), reverse=True)
 
     def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:

@@ -3,6 +3,7 @@ walks, error mapping and the cooperative driver. Runs on the shared in-process t
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import gevent
 import pytest
@@ -166,3 +167,12 @@ def test_the_driver_session_is_created_on_first_use_and_closed(store):
     assert fresh._cluster.connection_class is CooperativeConnection
     fresh.close()
     assert fresh._cluster is None
+
+
+def test_times_keep_their_microseconds(store, ids):
+    edited_at = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    message = Message(id=ids.next_id(), channel_id=CHANNEL, author_id=5)
+    store.create_message(message)
+    assert store.update_message(CHANNEL, message.id, {"edited_at": edited_at}).edited_at == edited_at
+    store.pin_message(CHANNEL, message.id, edited_at)
+    assert store.list_pins(CHANNEL, before=None, limit=1)[0].pinned_at == edited_at
