@@ -1,28 +1,13 @@
-"""Domain objects to Discord's wire objects (api-contract.md section 4). IDs and permissions are strings."""
+"""Domain objects to Discord's wire objects (api-contract.md section 4). IDs and permissions are strings.
+
+Message objects are built in app.services.wire, which `flask messages export` shares.
+"""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
-from app.ids import snowflake_time
-from app.services.reactions import emoji_from_key
+from app.services.wire import message_json, timestamp, user_json
 from models import Channel, Guild, Role, User
-
-
-def timestamp(value: datetime | None) -> str | None:
-    """Discord's form, ``2017-07-11T17:27:07.299000+00:00``, which every client's parser accepts."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": str(user.id), "username": user.username, "discriminator": "0", "global_name": user.global_name,
-        "avatar": user.avatar, "bot": user.bot, "public_flags": 0, "flags": 0,
-    }
 
 
 def role_json(role: Role) -> dict[str, Any]:
@@ -88,46 +73,6 @@ def application_json(user: User) -> dict[str, Any]:
         "bot_require_code_grant": False, "owner": user_json(user), "verify_key": "0" * 64, "flags": 0,
         "team": None, "bot": user_json(user), "summary": "",
     }
-
-
-def _author_json(user_id: int, users: dict[int, User]) -> dict[str, Any]:
-    user = users.get(user_id)
-    if user is not None:
-        return user_json(user)
-    # The author's account is gone; Discord shows such messages with a placeholder user.
-    return {"id": str(user_id), "username": "Deleted User", "discriminator": "0", "global_name": None,
-            "avatar": None, "bot": False, "public_flags": 0, "flags": 0}
-
-
-def message_json(message, bundle, *, nested: bool = False) -> dict[str, Any]:
-    """A message object with every key discord.py reads (api-contract 4.2)."""
-    body: dict[str, Any] = {
-        "id": str(message.id), "type": message.type, "content": message.content,
-        "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),
-        "attachments": [], "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
-        "mentions": [_author_json(u, bundle.users) for u in message.mentions],
-        "mention_roles": [str(r) for r in message.mention_roles], "pinned": message.pinned,
-        "mention_everyone": message.mention_everyone, "tts": message.tts,
-        "timestamp": timestamp(snowflake_time(message.id)), "edited_timestamp": timestamp(message.edited_at),
-        "flags": message.flags, "components": [],
-    }
-    reactions = bundle.reactions.get(message.id)
-    if reactions:
-        body["reactions"] = [{
-            "count": r.count, "count_details": {"burst": 0, "normal": r.count}, "me": r.me, "me_burst": False,
-            "emoji": emoji_from_key(r.emoji).as_json(), "burst_colors": [],
-        } for r in reactions]
-    if message.reference_message_id is not None:
-        body["message_reference"] = {
-            "type": 0, "message_id": str(message.reference_message_id),
-            "channel_id": str(message.reference_channel_id or message.channel_id),
-        }
-        if message.reference_guild_id is not None:
-            body["message_reference"]["guild_id"] = str(message.reference_guild_id)
-        if not nested and message.reference_message_id in bundle.referenced:
-            referenced = bundle.referenced[message.reference_message_id]
-            body["referenced_message"] = None if referenced is None else message_json(referenced, bundle, nested=True)
-    return body
 
 
 def messages_json(bundle) -> list[dict[str, Any]]:

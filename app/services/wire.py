@@ -1,0 +1,178 @@
+"""Messages in Discord's wire form (api-contract.md section 4.2), both ways.
+
+The API serves :func:`message_json`; ``flask messages export`` writes the same objects and ``flask messages
+import`` reads them back with :func:`message_from_json`. It lives in app.services, not app.api, because the
+CLI may import services but not the HTTP layer, and both must write the very same objects.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
+from app.messages.base import Message
+from app.services.messages import MessageBundle
+from app.services.reactions import emoji_from_key
+from models import User
+
+MAX_CONTENT_LENGTH = 2000
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """Discord's form, ``2017-07-11T17:27:07.299000+00:00``, which every client's parser accepts."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id), "username": user.username, "discriminator": "0", "global_name": user.global_name,
+        "avatar": user.avatar, "bot": user.bot, "public_flags": 0, "flags": 0,
+    }
+
+
+def _author_json(user_id: int, users: dict[int, User]) -> dict[str, Any]:
+    user = users.get(user_id)
+    if user is not None:
+        return user_json(user)
+    # The author's account is gone; Discord shows such messages with a placeholder user.
+    return {"id": str(user_id), "username": "Deleted User", "discriminator": "0", "global_name": None,
+            "avatar": None, "bot": False, "public_flags": 0, "flags": 0}
+
+
+def message_json(message: Message, bundle: MessageBundle, *, nested: bool = False) -> dict[str, Any]:
+    """A message object with every key discord.py reads (api-contract 4.2)."""
+    body: dict[str, Any] = {
+        "id": str(message.id), "type": message.type, "content": message.content,
+        "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),
+        "attachments": [], "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
+        "mentions": [_author_json(u, bundle.users) for u in message.mentions],
+        "mention_roles": [str(r) for r in message.mention_roles], "pinned": message.pinned,
+        "mention_everyone": message.mention_everyone, "tts": message.tts,
+        "timestamp": timestamp(snowflake_time(message.id)), "edited_timestamp": timestamp(message.edited_at),
+        "flags": message.flags, "components": [],
+    }
+    reactions = bundle.reactions.get(message.id)
+    if reactions:
+        body["reactions"] = [{
+            "count": r.count, "count_details": {"burst": 0, "normal": r.count}, "me": r.me, "me_burst": False,
+            "emoji": emoji_from_key(r.emoji).as_json(), "burst_colors": [],
+        } for r in reactions]
+    if message.reference_message_id is not None:
+        body["message_reference"] = {
+            "type": 0, "message_id": str(message.reference_message_id),
+            "channel_id": str(message.reference_channel_id or message.channel_id),
+        }
+        if message.reference_guild_id is not None:
+            body["message_reference"]["guild_id"] = str(message.reference_guild_id)
+        if not nested and message.reference_message_id in bundle.referenced:
+            referenced = bundle.referenced[message.reference_message_id]
+            body["referenced_message"] = None if referenced is None else message_json(referenced, bundle, nested=True)
+    return body
+
+
+# -- reading message objects back ---------------------------------------------------------------------------
+
+class WireFormError(ValueError):
+    """A message object that cannot be stored as given; the text names the field and the problem."""
+
+
+def parse_snowflake(value: Any, field: str) -> int:
+    """An id as Discord writes it (a string of digits); a JSON integer is accepted too, as the API does."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 20 \
+            and 0 < int(text) <= MAX_SNOWFLAKE:
+        return int(text)
+    raise WireFormError(f"{field}: {value!r} is not a snowflake")
+
+
+def parse_timestamp(value: Any, field: str) -> datetime:
+    """An ISO 8601 time; one without an offset is taken as UTC, as the API takes pin cursors."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    raise WireFormError(f"{field}: {value!r} is not an ISO 8601 timestamp")
+
+
+def _required(body: dict[str, Any], field: str) -> Any:
+    if field not in body:
+        raise WireFormError(f"{field}: missing")
+    return body[field]
+
+
+def _typed(body: dict[str, Any], field: str, kind: type, default: Any) -> Any:
+    """An optional field of one JSON type (``null`` counts as absent). bool is not accepted as an int."""
+    value = body.get(field)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise WireFormError(f"{field}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def message_from_json(body: Any) -> tuple[Message, datetime | None]:
+    """The message a wire object describes, with its ``pinned_at`` when the object carries one.
+
+    Reads what :func:`message_json` writes (plus ``pinned_at``, which export adds to pinned messages so pin
+    order survives a round trip). Only the object's own form is checked here; whether its channel, author
+    and so on exist is the caller's business. Raises :class:`WireFormError`.
+    """
+    if not isinstance(body, dict):
+        raise WireFormError("not a JSON object")
+    message_id = parse_snowflake(_required(body, "id"), "id")
+    channel_id = parse_snowflake(_required(body, "channel_id"), "channel_id")
+    author = _required(body, "author")
+    if not isinstance(author, dict):
+        raise WireFormError(f"author: expected an object, got {author!r}")
+    author_id = parse_snowflake(_required(author, "id"), "author.id")
+    content = _required(body, "content")
+    if not isinstance(content, str):
+        raise WireFormError(f"content: expected str, got {content!r}")
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise WireFormError(f"content: {len(content)} characters, must be {MAX_CONTENT_LENGTH} or fewer")
+    if body.get("timestamp") is not None:
+        # The id is the message's time (discord.py reads created_at from it); a differing timestamp means
+        # the id was minted for some other moment, and the message would land in the wrong bucket.
+        moment = parse_timestamp(body["timestamp"], "timestamp")
+        if (moment - _UNIX_EPOCH) // timedelta(milliseconds=1) != snowflake_ms(message_id):
+            raise WireFormError(f"timestamp: {body['timestamp']} is not the time of id {message_id} "
+                                f"({timestamp(snowflake_time(message_id))})")
+
+    mentions = _typed(body, "mentions", list, [])
+    if not all(isinstance(user, dict) for user in mentions):
+        raise WireFormError("mentions: expected a list of user objects")
+    embeds = _typed(body, "embeds", list, [])
+    if not all(isinstance(embed, dict) for embed in embeds):
+        raise WireFormError("embeds: expected a list of embed objects")
+    reference = _typed(body, "message_reference", dict, None)
+    reference_message_id = reference_channel_id = reference_guild_id = None
+    if reference is not None:
+        reference_message_id = parse_snowflake(_required(reference, "message_id"), "message_reference.message_id")
+        reference_channel_id = parse_snowflake(reference.get("channel_id", channel_id), "message_reference.channel_id")
+        if reference.get("guild_id") is not None:
+            reference_guild_id = parse_snowflake(reference["guild_id"], "message_reference.guild_id")
+    edited = body.get("edited_timestamp")
+    pinned = _typed(body, "pinned", bool, False)
+    pinned_at = parse_timestamp(body["pinned_at"], "pinned_at") if pinned and body.get("pinned_at") else None
+
+    message = Message(
+        id=message_id, channel_id=channel_id, author_id=author_id, content=content,
+        type=_typed(body, "type", int, 0), flags=_typed(body, "flags", int, 0),
+        tts=_typed(body, "tts", bool, False), mention_everyone=_typed(body, "mention_everyone", bool, False),
+        mentions=tuple(parse_snowflake(_required(user, "id"), "mentions[].id") for user in mentions),
+        mention_roles=tuple(parse_snowflake(r, "mention_roles[]") for r in _typed(body, "mention_roles", list, [])),
+        embeds_json=orjson.dumps(embeds).decode() if embeds else None,
+        pinned=pinned,
+        edited_at=parse_timestamp(edited, "edited_timestamp") if edited is not None else None,
+        reference_message_id=reference_message_id, reference_channel_id=reference_channel_id,
+        reference_guild_id=reference_guild_id,
+    )
+    return message, pinned_at
