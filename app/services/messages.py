@@ -21,7 +21,7 @@ from app.errors import (
     InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
 )
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
-from app.ids import snowflake_time
+from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
 from app.services.access import AccessService, ChannelAccess
 from models import Channel, Role, User
@@ -117,7 +117,9 @@ class MessageService:
         """``limit // 2`` messages on each side of ``around``, plus ``around`` itself when it exists."""
         half = limit // 2
         newer = self.store.list_messages(channel_id, after=around, limit=half) if half else []
-        older = self.store.list_messages(channel_id, before=around + 1, limit=half + 1)
+        # ``before`` is exclusive; past the largest snowflake (which SQLite cannot bind) there is no bound.
+        at_or_before = around + 1 if around < MAX_SNOWFLAKE else None
+        older = self.store.list_messages(channel_id, before=at_or_before, limit=half + 1)
         if older and older[0].id != around:
             older = older[:half]
         return newer + older
