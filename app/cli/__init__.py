@@ -42,9 +42,10 @@ def resources():
 def register(app: Flask) -> None:
     from app.cli.db import db_cli
     from app.cli.guilds import guilds_cli
+    from app.cli.messages import messages_cli
     from app.cli.users import demo_cli, tokens_cli, users_cli
 
-    for group in (users_cli, tokens_cli, guilds_cli, db_cli, demo_cli):
+    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli):
         app.cli.add_command(group)
     try:
         from app.cli.scylla import scylla_cli

@@ -1,0 +1,265 @@
+"""``flask messages``: import and export message history as JSON Lines, one Discord message object a line.
+
+The objects are the API's own (app.services.wire). Import keeps the given ids, so back-dated history lands in
+its buckets, and writes through the message store, which is idempotent by id. Export walks the channel's
+buckets oldest first and holds one bucket at a time, so a big channel streams.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+import click
+import orjson
+from sqlalchemy import or_, select, update
+
+from app.cli import SNOWFLAKE, CommandGroup, resources
+from app.ids import snowflake_time
+from app.messages.base import Message, StoreUnavailable
+from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle
+from app.services.wire import WireFormError, message_from_json, message_json, timestamp
+from models import Channel, User
+
+messages_cli = CommandGroup("messages", help="Import and export message history (JSON Lines).")
+
+
+class BadLine(Exception):
+    """A line that cannot be imported; the text says why."""
+
+
+@dataclass
+class ImportCounts:
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return (f"imported {self.imported}, skipped {self.skipped} (already present and identical), "
+                f"failed {self.failed}")
+
+
+class MessageImporter:
+    """Checks lines against the metadata and the store, and writes them through the store.
+
+    Each channel and author is looked up once. A session's transaction is closed before any store call, as
+    in the services: on SQLite the process has one connection, which the SQL message store needs too.
+    """
+
+    def __init__(self, res, now: datetime):
+        self.session = res.session
+        self.store = res.message_store
+        self.now = now
+        self._channel_problems: dict[int, str | None] = {}
+        self._known_users: dict[int, bool] = {}
+        self.newest_per_channel: dict[int, int] = {}
+
+    def check(self, line: bytes) -> tuple[Message, datetime | None, Message | None]:
+        """The line's message, its pin time if given, and the stored message with its id if any.
+
+        Raises :class:`BadLine`. A stored message that differs is a bad line: import never rewrites history
+        (and a create over it would keep fields the line leaves at their defaults).
+        """
+        try:
+            body = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise BadLine(f"not JSON: {exc}") from None
+        try:
+            message, pinned_at = message_from_json(body)
+        except WireFormError as exc:
+            raise BadLine(str(exc)) from None
+        if snowflake_time(message.id) > self.now:
+            # Such an id would sort after every message the service sends from now on.
+            raise BadLine(f"id {message.id} is in the future ({timestamp(snowflake_time(message.id))})")
+        problem = self._channel_problem(message.channel_id)
+        if problem:
+            raise BadLine(problem)
+        if not self._user_exists(message.author_id):
+            raise BadLine(f"unknown author {message.author_id}")
+        stored = self.store.get_message(message.channel_id, message.id)
+        # The nonce of a message sent through the API is not part of its object, so it never differs here.
+        if stored is not None and stored.replace(nonce=None) != message:
+            raise BadLine(f"message {message.id} exists with different fields; not overwritten")
+        return message, pinned_at, stored
+
+    def import_line(self, line: bytes) -> bool:
+        """Write the line's message; False when it was already stored as given."""
+        message, pinned_at, stored = self.check(line)
+        if stored is None:
+            self.store.create_message(message)
+        if message.pinned:
+            # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
+            self.store.pin_message(message.channel_id, message.id, pinned_at or snowflake_time(message.id))
+        newest = self.newest_per_channel.get(message.channel_id, 0)
+        self.newest_per_channel[message.channel_id] = max(newest, message.id)
+        return stored is None
+
+    def update_last_message_ids(self) -> None:
+        """Move each channel's ``last_message_id`` up to its newest imported message, never down."""
+        with self.session() as session:
+            for channel_id, newest in self.newest_per_channel.items():
+                session.execute(update(Channel).where(
+                    Channel.id == channel_id, or_(Channel.last_message_id.is_(None), Channel.last_message_id < newest)
+                ).values(last_message_id=newest))
+            session.commit()
+
+    def _channel_problem(self, channel_id: int) -> str | None:
+        if channel_id not in self._channel_problems:
+            with self.session() as session:
+                channel_type = session.scalar(select(Channel.type).where(Channel.id == channel_id))
+            if channel_type is None:
+                self._channel_problems[channel_id] = f"unknown channel {channel_id}"
+            elif channel_type not in TEXT_CHANNEL_TYPES:
+                self._channel_problems[channel_id] = f"channel {channel_id} is not a text channel"
+            else:
+                self._channel_problems[channel_id] = None
+        return self._channel_problems[channel_id]
+
+    def _user_exists(self, user_id: int) -> bool:
+        if user_id not in self._known_users:
+            with self.session() as session:
+                self._known_users[user_id] = session.get(User, user_id) is not None
+        return self._known_users[user_id]
+
+
+class FileProgress:
+    """How far through a file a pass is, on stderr: redrawn in place on a terminal, a line per 10% elsewhere."""
+
+    def __init__(self, label: str, total_bytes: int, enabled: bool):
+        self.label = label
+        self.total = max(total_bytes, 1)
+        self.enabled = enabled
+        self.interactive = sys.stderr.isatty()
+        self.step = 1 if self.interactive else 10
+        self.done = 0
+        self.shown = -1
+
+    def advance(self, byte_count: int) -> None:
+        self.done += byte_count
+        percent = min(100, self.done * 100 // self.total)
+        if not self.enabled or percent // self.step == self.shown // self.step:
+            return
+        self.shown = percent
+        if self.interactive:
+            click.echo(f"\r{self.label}: {percent}%", err=True, nl=False)
+        else:
+            click.echo(f"{self.label}: {percent}%", err=True)
+
+    def finish(self) -> None:
+        if self.enabled and self.interactive:
+            click.echo(err=True)
+
+
+def _numbered_lines(path: Path, progress: FileProgress):
+    """(line number, line) for each non-blank line, advancing ``progress`` by the bytes read."""
+    with open(path, "rb") as file:
+        for number, line in enumerate(file, start=1):
+            progress.advance(len(line))
+            if line.strip():
+                yield number, line
+    progress.finish()
+
+
+def _report(number: int, problem: str) -> None:
+    click.echo(f"line {number}: {problem}", err=True)
+
+
+@messages_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Import nothing if any line is bad (every line is checked first).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show progress on stderr (default: only when stderr is a terminal).")
+@click.pass_context
+def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool | None) -> None:
+    """Import FILE: JSON Lines of Discord message objects, keeping their ids.
+
+    Channels and authors must exist. A message already stored unchanged is skipped, so a file can be imported
+    again safely; pinned messages are pinned (at ``pinned_at`` if given, else at the message's time). Bad
+    lines are reported on stderr with their numbers; the summary follows. Exits 1 if any line failed.
+    """
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    size = os.path.getsize(file)
+    importer = MessageImporter(resources(), datetime.now(timezone.utc))
+    counts = ImportCounts()
+    try:
+        if strict:
+            # Fingerprints of the ids seen, so that two differing lines for one id fail the check too.
+            fingerprints: dict[int, int] = {}
+            for number, line in _numbered_lines(file, FileProgress("checking", size, show_progress)):
+                try:
+                    message = importer.check(line)[0]
+                    if fingerprints.setdefault(message.id, hash(message)) != hash(message):
+                        raise BadLine(f"message {message.id} appears earlier in the file with different fields")
+                except BadLine as problem:
+                    _report(number, str(problem))
+                    counts.failed += 1
+            if counts.failed:
+                click.echo(f"nothing imported (--strict): {counts.failed} bad lines", err=True)
+                click.echo(counts.summary(), err=True)
+                ctx.exit(1)
+        try:
+            for number, line in _numbered_lines(file, FileProgress("importing", size, show_progress)):
+                try:
+                    if importer.import_line(line):
+                        counts.imported += 1
+                    else:
+                        counts.skipped += 1
+                except BadLine as problem:
+                    _report(number, str(problem))
+                    counts.failed += 1
+        finally:
+            importer.update_last_message_ids()
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"message store unavailable ({exc}); {counts.summary()}; importing again "
+                                   f"is safe") from None
+    click.echo(counts.summary(), err=True)
+    if counts.failed:
+        ctx.exit(1)
+
+
+def _write_channel(out: IO[bytes], channel_id: int) -> int:
+    """Write the channel's messages oldest first, one bucket in memory at a time; return how many."""
+    res = resources()
+    store = res.message_store
+    # Pins are few (a per-channel limit), so their times are held; export adds them to pinned messages.
+    pin_times = {pin.message_id: pin.pinned_at
+                 for pin in store.list_pins(channel_id, before=None, limit=store.count_pins(channel_id))}
+    written = 0
+    for bucket in reversed(store.channel_buckets(channel_id)):
+        messages = store.messages_in_bucket(channel_id, bucket)
+        user_ids = {m.author_id for m in messages} | {u for m in messages for u in m.mentions}
+        with res.session() as session:
+            users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+        # Reactions are left out: a message object gives counts, not who reacted, so import could not
+        # restore them.
+        bundle = MessageBundle(messages=messages, users=users)
+        for message in reversed(messages):
+            body = message_json(message, bundle)
+            if message.id in pin_times:
+                body["pinned_at"] = timestamp(pin_times[message.id])
+            out.write(orjson.dumps(body) + b"\n")
+            written += 1
+    return written
+
+
+@messages_cli.command("export")
+@click.option("--channel", "channel_id", type=SNOWFLAKE, required=True, help="The channel to export.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file instead of stdout.")
+def export_command(channel_id: int, out: Path | None) -> None:
+    """Write a channel's messages, oldest first, as JSON Lines that ``flask messages import`` reads back.
+
+    Pinned messages carry ``pinned_at``. Reactions are not exported.
+    """
+    with resources().session() as session:
+        if session.get(Channel, channel_id) is None:
+            raise click.ClickException(f"unknown channel {channel_id}")
+    try:
+        with click.open_file(str(out) if out else "-", "wb") as stream:
+            written = _write_channel(stream, channel_id)
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"message store unavailable ({exc}); the export is incomplete") from None
+    click.echo(f"exported {written} messages of channel {channel_id}", err=True)
