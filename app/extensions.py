@@ -72,14 +72,23 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
-def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
-    if settings.message_store == "scylla":
+def _backend_store(name: str, settings: Settings, engine: Engine) -> MessageStore:
+    if name == "scylla":
         from app.messages.scylla import ScyllaMessageStore
 
         return ScyllaMessageStore.from_settings(settings)
     from app.messages.sql import SqlMessageStore
 
     return SqlMessageStore(engine)
+
+
+def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
+    if settings.message_store == "dual":
+        from app.messages.dual import DualMessageStore, WriteLog
+
+        return DualMessageStore(_backend_store(settings.dual_primary, settings, engine),
+                                _backend_store(settings.dual_secondary, settings, engine), WriteLog(engine))
+    return _backend_store(settings.message_store, settings, engine)
 
 
 class Resources:

@@ -43,6 +43,8 @@ class Settings:
     scylla_replication_factor: int = 3
     scylla_request_timeout: float = 2.0
     scylla_connect_timeout: float = 5.0
+    dual_primary: str = "sql"
+    dual_secondary: str = "scylla"
     nonce_ttl_seconds: int = 600
     max_pins_per_channel: int = 250
     application_name: str = "chatstore"
@@ -120,6 +122,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SCYLLA_REPLICATION_FACTOR": ("scylla_replication_factor", _positive_int),
     "SCYLLA_REQUEST_TIMEOUT": ("scylla_request_timeout", _positive_float),
     "SCYLLA_CONNECT_TIMEOUT": ("scylla_connect_timeout", _positive_float),
+    "DUAL_PRIMARY": ("dual_primary", _choice("sql", "scylla")),
+    "DUAL_SECONDARY": ("dual_secondary", _choice("sql", "scylla")),
     "NONCE_TTL_SECONDS": ("nonce_ttl_seconds", _positive_int),
     "MAX_PINS_PER_CHANNEL": ("max_pins_per_channel", _positive_int),
     "LOG_LEVEL": ("log_level", lambda raw: _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())),
@@ -143,6 +147,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
     settings = Settings(**values)
     if settings.message_store in ("scylla", "dual") and not settings.scylla_hosts:
         problems.append(f"SCYLLA_HOSTS: required when MESSAGE_STORE={settings.message_store}")
+    if settings.message_store == "dual" and settings.dual_primary == settings.dual_secondary:
+        problems.append("DUAL_PRIMARY and DUAL_SECONDARY must name different stores")
     if problems:
         raise SettingsError(problems)
     return settings

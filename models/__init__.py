@@ -1,5 +1,6 @@
 """SQLAlchemy models: the relational metadata and the tables of the SQL message backend."""
 from models.base import Base
+from models.migration import DualWriteEntry
 from models.messages import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from models.metadata import (
     Channel, Guild, IdSlotLease, Member, MemberRole, PermissionOverwrite, Role, Token, User,
@@ -7,5 +8,5 @@ from models.metadata import (
 
 __all__ = [
     "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "PermissionOverwrite", "Role", "Token", "User",
-    "ChannelBucket", "MessageNonce", "PinnedMessage", "Reaction", "StoredMessage",
+    "ChannelBucket", "MessageNonce", "PinnedMessage", "Reaction", "StoredMessage", "DualWriteEntry",
 ]

@@ -43,16 +43,14 @@ def register(app: Flask) -> None:
     from app.cli.db import db_cli
     from app.cli.guilds import guilds_cli
     from app.cli.messages import messages_cli
+    from app.cli.migration import COMMANDS as MIGRATION_COMMANDS
+    from app.cli.scylla import scylla_cli
     from app.cli.users import demo_cli, tokens_cli, users_cli
 
-    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli):
+    for command in MIGRATION_COMMANDS:
+        messages_cli.add_command(command)
+    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli, scylla_cli):
         app.cli.add_command(group)
-    try:
-        from app.cli.scylla import scylla_cli
-    except ImportError:
-        pass
-    else:
-        app.cli.add_command(scylla_cli)
 
     @app.shell_context_processor
     def _shell_namespace():

@@ -187,6 +187,10 @@ class MessageStore(ABC):
             collected.reverse()
         return collected
 
+    def count_messages(self, channel_id: int) -> int:
+        """How many messages the channel holds (for progress reporting; may be slow on large channels)."""
+        return sum(len(self.messages_in_bucket(channel_id, bucket)) for bucket in self.channel_buckets(channel_id))
+
     def messages_in_bucket(self, channel_id: int, bucket: int) -> list[Message]:
         """Every message of one bucket, newest first (for backfill and verification)."""
         messages: list[Message] = []

@@ -159,6 +159,11 @@ class SqlMessageStore(MessageStore):
         with self._transaction() as connection:
             return list(connection.execute(query).scalars())
 
+    def count_messages(self, channel_id: int) -> int:
+        with self._transaction() as connection:
+            return connection.execute(
+                select(func.count()).select_from(messages).where(messages.c.channel_id == channel_id)).scalar_one()
+
     def _read_bucket(
         self, channel_id: int, bucket: int, *, after: int | None, before: int | None, limit: int, oldest_first: bool
     ) -> list[Message]:

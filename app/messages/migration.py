@@ -1,0 +1,231 @@
+"""Moving messages between stores while the service runs: backfill and verification.
+
+The backfill copies channel by channel (a bounded number at once) and bucket by bucket, newest first, a page at
+a time, recording after each page how far it got in a SQLite checkpoint file, so a killed run resumes at the
+page it was on. Writes made meanwhile through dual writes win: before reading a page the backfill notes the
+write-log versions of the page's id range, and after writing it re-syncs from the source every message whose
+version moved, so an edit is never overwritten by the older copy and a deleted message is never resurrected.
+"""
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import gevent
+from gevent.pool import Pool
+
+from app.ids import bucket_bounds
+from app.messages.base import Message, MessageStore
+from app.messages.dual import WriteLog, copy_message, sync_message
+
+PAGE_SIZE = 500
+
+
+class Checkpoint:
+    """Progress of a backfill in a SQLite file: per bucket, the lowest id copied so far and whether it is done."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._connection = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute(
+            "CREATE TABLE IF NOT EXISTS buckets (channel_id INTEGER, bucket INTEGER, cursor INTEGER, "
+            "done INTEGER NOT NULL DEFAULT 0, copied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel_id, bucket))")
+        self._connection.execute("CREATE TABLE IF NOT EXISTS channels (channel_id INTEGER PRIMARY KEY)")
+
+    def channel_done(self, channel_id: int) -> bool:
+        with self._lock:
+            return self._connection.execute(
+                "SELECT 1 FROM channels WHERE channel_id = ?", (channel_id,)).fetchone() is not None
+
+    def finish_channel(self, channel_id: int) -> None:
+        with self._lock:
+            self._connection.execute("INSERT OR IGNORE INTO channels VALUES (?)", (channel_id,))
+
+    def bucket(self, channel_id: int, bucket: int) -> tuple[int | None, bool]:
+        """(lowest id copied, done) for a bucket; (None, False) when it was never started."""
+        with self._lock:
+            row = self._connection.execute("SELECT cursor, done FROM buckets WHERE channel_id = ? AND bucket = ?",
+                                           (channel_id, bucket)).fetchone()
+        return (row[0], bool(row[1])) if row else (None, False)
+
+    def advance(self, channel_id: int, bucket: int, cursor: int | None, copied: int, done: bool) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO buckets (channel_id, bucket, cursor, done, copied) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel_id, bucket) DO UPDATE SET cursor = excluded.cursor, done = excluded.done, "
+                "copied = buckets.copied + excluded.copied", (channel_id, bucket, cursor, int(done), copied))
+
+    def copied(self) -> int:
+        with self._lock:
+            return self._connection.execute("SELECT COALESCE(SUM(copied), 0) FROM buckets").fetchone()[0]
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class RateLimiter:
+    """At most ``per_second`` units on average, shared by every greenlet of the backfill."""
+
+    def __init__(self, per_second: float | None, clock: Callable[[], float] = time.monotonic):
+        self.per_second = per_second
+        self._clock = clock
+        self._next_free = clock()
+
+    def take(self, units: int) -> None:
+        if not self.per_second:
+            return
+        now = self._clock()
+        start = max(now, self._next_free)
+        self._next_free = start + units / self.per_second
+        if start > now:
+            gevent.sleep(start - now)
+
+
+@dataclass
+class BackfillResult:
+    copied: int = 0
+    resynced: int = 0
+    channels: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.copied / self.seconds if self.seconds else 0.0
+
+
+class Backfill:
+    def __init__(self, source: MessageStore, target: MessageStore, write_log: WriteLog, checkpoint: Checkpoint, *,
+                 concurrency: int = 4, rate: float | None = None, dry_run: bool = False,
+                 page_size: int = PAGE_SIZE, on_progress: Callable[[int], None] = lambda copied: None):
+        self.source = source
+        self.target = target
+        self.write_log = write_log
+        self.checkpoint = checkpoint
+        self.concurrency = concurrency
+        self.limiter = RateLimiter(rate)
+        self.dry_run = dry_run
+        self.page_size = page_size
+        self.on_progress = on_progress
+        self.result = BackfillResult()
+
+    def remaining(self, channel_ids: Iterable[int]) -> int:
+        """Messages still to copy (for a progress bar's total)."""
+        total = 0
+        for channel_id in channel_ids:
+            if not self.checkpoint.channel_done(channel_id):
+                total += self.source.count_messages(channel_id)
+        return max(total - self.checkpoint.copied(), 0)
+
+    def run(self, channel_ids: Sequence[int]) -> BackfillResult:
+        started = time.monotonic()
+        pool = Pool(self.concurrency)
+        for channel_id in channel_ids:
+            pool.spawn(self.copy_channel, channel_id)
+        pool.join(raise_error=True)
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    def copy_channel(self, channel_id: int) -> None:
+        if self.checkpoint.channel_done(channel_id):
+            return
+        pins = {pin.message_id: pin.pinned_at for pin in self.source.list_pins(channel_id, before=None, limit=1000)}
+        for bucket in self.source.channel_buckets(channel_id):
+            self.copy_bucket(channel_id, bucket, pins)
+        if not self.dry_run:
+            self.checkpoint.finish_channel(channel_id)
+        self.result.channels += 1
+
+    def copy_bucket(self, channel_id: int, bucket: int, pins: dict[int, datetime]) -> None:
+        lowest, highest = bucket_bounds(bucket)
+        cursor, done = self.checkpoint.bucket(channel_id, bucket)
+        while not done:
+            before_read = self.write_log.versions_between(channel_id, lowest, highest)
+            page = self.source.list_messages(channel_id, before=cursor if cursor is not None else highest + 1,
+                                             after=lowest - 1, limit=self.page_size)
+            if self.dry_run:
+                self.result.copied += len(page)
+                self.on_progress(len(page))
+                if len(page) < self.page_size:
+                    return
+                cursor = page[-1].id
+                continue
+            self.limiter.take(len(page))
+            present = self.target.get_messages(channel_id, [m.id for m in page])
+            for message in page:
+                copy_message(self.source, self.target, message, target_has_it=message.id in present, pins_at=pins)
+            after_write = self.write_log.versions_between(channel_id, lowest, highest)
+            for message_id, version in after_write.items():
+                if before_read.get(message_id) != version:
+                    sync_message(self.source, self.target, channel_id, message_id)
+                    self.result.resynced += 1
+            done = len(page) < self.page_size
+            cursor = page[-1].id if page else cursor
+            self.checkpoint.advance(channel_id, bucket, cursor, len(page), done)
+            self.result.copied += len(page)
+            self.on_progress(len(page))
+
+
+def _millis(moment: datetime | None) -> int | None:
+    # Scylla keeps timestamps to the millisecond and SQL to the microsecond: compare what both can hold.
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def message_digest(message: Message, reactions: dict[str, int]) -> bytes:
+    state = (message.id, message.author_id, message.content, message.type, message.flags, message.tts,
+             message.mention_everyone, tuple(message.mentions), tuple(message.mention_roles), message.embeds_json,
+             message.pinned, _millis(message.edited_at), message.reference_message_id,
+             tuple(sorted(reactions.items())))
+    return hashlib.sha256(repr(state).encode()).digest()
+
+
+@dataclass
+class BucketDifference:
+    channel_id: int
+    bucket: int
+    source_count: int
+    target_count: int
+    missing: list[int] = field(default_factory=list)
+    extra: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return (f"channel {self.channel_id} bucket {self.bucket}: source {self.source_count}, target "
+                f"{self.target_count}; missing {self.missing[:10]}, extra {self.extra[:10]}, "
+                f"changed {self.changed[:10]}")
+
+
+def _bucket_digests(store: MessageStore, channel_id: int, bucket: int) -> dict[int, bytes]:
+    messages = store.messages_in_bucket(channel_id, bucket)
+    counts = store.reaction_counts(channel_id, [m.id for m in messages], 0) if messages else {}
+    return {m.id: message_digest(m, {r.emoji: r.count for r in counts.get(m.id, [])}) for m in messages}
+
+
+def verify(source: MessageStore, target: MessageStore, channel_ids: Iterable[int], *,
+           repair: bool = False) -> list[BucketDifference]:
+    """Compare every bucket of the channels (counts and content digests); optionally repair the target."""
+    differences = []
+    for channel_id in channel_ids:
+        buckets = sorted(set(source.channel_buckets(channel_id)) | set(target.channel_buckets(channel_id)))
+        for bucket in buckets:
+            wanted = _bucket_digests(source, channel_id, bucket)
+            present = _bucket_digests(target, channel_id, bucket)
+            if wanted == present:
+                continue
+            difference = BucketDifference(
+                channel_id, bucket, len(wanted), len(present),
+                missing=sorted(set(wanted) - set(present)), extra=sorted(set(present) - set(wanted)),
+                changed=sorted(i for i in set(wanted) & set(present) if wanted[i] != present[i]))
+            differences.append(difference)
+            if repair:
+                for message_id in difference.missing + difference.extra + difference.changed:
+                    sync_message(source, target, channel_id, message_id)
+    return differences
