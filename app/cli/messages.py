@@ -220,7 +220,7 @@ def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool 
         ctx.exit(1)
 
 
-def _write_channel(out: IO[bytes], channel_id: int) -> int:
+def write_channel_history(out: IO[bytes], channel_id: int) -> int:
     """Write the channel's messages oldest first, one bucket in memory at a time; return how many."""
     res = resources()
     store = res.message_store
@@ -259,7 +259,7 @@ def export_command(channel_id: int, out: Path | None) -> None:
             raise click.ClickException(f"unknown channel {channel_id}")
     try:
         with click.open_file(str(out) if out else "-", "wb") as stream:
-            written = _write_channel(stream, channel_id)
+            written = write_channel_history(stream, channel_id)
     except StoreUnavailable as exc:
         raise click.ClickException(f"message store unavailable ({exc}); the export is incomplete") from None
     click.echo(f"exported {written} messages of channel {channel_id}", err=True)
