@@ -94,17 +94,17 @@ def test_cursors_need_not_be_message_ids(client, resources, owner, channel_id):
     assert history(client, owner, channel_id, after=MAX_SNOWFLAKE) == []
 
 
-@pytest.mark.parametrize(("limit", "expected_positions"), [
-    (5, [7, 6, 5, 4, 3]),  # two on each side and the message itself
-    (4, [7, 6, 5, 4, 3]),  # an even limit gives limit + 1 messages, as discord.py documents
-    (2, [6, 5, 4]),
-    (1, [5]),
-])
-def test_around_gives_half_the_limit_on_each_side_of_the_message(
-        client, resources, owner, channel_id, limit, expected_positions):
+def test_around_gives_half_the_limit_on_each_side_of_the_message(client, resources, owner, channel_id):
     ids = store_messages(resources, channel_id, owner.id, spaced_ids(11))
-    page = history(client, owner, channel_id, around=ids[5], limit=limit)
-    assert page == [ids[i] for i in expected_positions]
+    expected_positions_by_limit = {
+        5: [7, 6, 5, 4, 3],  # two on each side and the message itself
+        4: [7, 6, 5, 4, 3],  # an even limit gives limit + 1 messages, as discord.py documents
+        2: [6, 5, 4],
+        1: [5],
+    }
+    for limit, positions in expected_positions_by_limit.items():
+        page = history(client, owner, channel_id, around=ids[5], limit=limit)
+        assert page == [ids[i] for i in positions], f"limit={limit}"
 
 
 def test_around_a_synthetic_cursor_gives_half_the_limit_on_each_side(client, resources, owner, channel_id):
@@ -167,18 +167,21 @@ def page_forwards_like_discord_py(client, actor, channel_id, limit):
         after = page[0]
 
 
-@pytest.mark.parametrize("limit", [5, 10, 100])
-def test_paging_backwards_yields_every_imported_message_once(client, owner, channel_id, imported_history, limit):
-    pages = page_backwards_like_discord_py(client, owner, channel_id, limit)
-    assert all(page == newest_first(page) for page in pages)
-    assert [m for page in pages for m in page] == newest_first(imported_history)
+PAGE_SIZES = (5, 10, 100)  # 20 messages: full pages then an empty one, full pages then an empty one, one page
 
 
-@pytest.mark.parametrize("limit", [5, 10, 100])
-def test_paging_forwards_yields_every_imported_message_once(client, owner, channel_id, imported_history, limit):
-    pages = page_forwards_like_discord_py(client, owner, channel_id, limit)
-    assert all(page == newest_first(page) for page in pages)
-    assert [m for page in pages for m in reversed(page)] == imported_history
+def test_paging_backwards_yields_every_imported_message_once(client, owner, channel_id, imported_history):
+    for limit in PAGE_SIZES:
+        pages = page_backwards_like_discord_py(client, owner, channel_id, limit)
+        assert all(page == newest_first(page) for page in pages), f"limit={limit}"
+        assert [m for page in pages for m in page] == newest_first(imported_history), f"limit={limit}"
+
+
+def test_paging_forwards_yields_every_imported_message_once(client, owner, channel_id, imported_history):
+    for limit in PAGE_SIZES:
+        pages = page_forwards_like_discord_py(client, owner, channel_id, limit)
+        assert all(page == newest_first(page) for page in pages), f"limit={limit}"
+        assert [m for page in pages for m in reversed(page)] == imported_history, f"limit={limit}"
 
 
 def test_around_spans_a_bucket_boundary_and_empty_buckets(client, owner, channel_id, imported_history):
@@ -203,30 +206,29 @@ def test_synthetic_time_cursors_select_by_time_across_buckets(client, owner, cha
 
 # -- request errors ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("limit", "code"), [
-    ("0", "NUMBER_TYPE_MIN"), ("101", "NUMBER_TYPE_MAX"), ("-1", "NUMBER_TYPE_MIN"), ("ten", "NUMBER_TYPE_COERCE"),
-    ("1.5", "NUMBER_TYPE_COERCE"), ("", "NUMBER_TYPE_COERCE"),
-])
-def test_limit_outside_1_to_100_is_a_form_error(client, owner, channel_id, limit, code):
-    response = client.get(f"/api/v10/channels/{channel_id}/messages?limit={limit}", headers=owner.headers)
-    assert field_error_codes(response, "limit") == [code]
+def test_limit_outside_1_to_100_is_a_form_error(client, owner, channel_id):
+    codes = {"0": "NUMBER_TYPE_MIN", "-1": "NUMBER_TYPE_MIN", "101": "NUMBER_TYPE_MAX",
+             "ten": "NUMBER_TYPE_COERCE", "1.5": "NUMBER_TYPE_COERCE", "": "NUMBER_TYPE_COERCE"}
+    for limit, code in codes.items():
+        response = client.get(f"/api/v10/channels/{channel_id}/messages", query_string={"limit": limit},
+                              headers=owner.headers)
+        assert field_error_codes(response, "limit") == [code], f"limit={limit!r}"
 
 
-@pytest.mark.parametrize("cursor", ["before", "after", "around"])
-@pytest.mark.parametrize("value", ["abc", "-5", "1e3", str(MAX_SNOWFLAKE + 1)])
-def test_cursor_that_is_not_a_snowflake_is_a_form_error(client, owner, channel_id, cursor, value):
-    response = client.get(f"/api/v10/channels/{channel_id}/messages", query_string={cursor: value},
-                          headers=owner.headers)
-    assert field_error_codes(response, cursor) == ["NUMBER_TYPE_COERCE"]
+def test_cursor_that_is_not_a_snowflake_is_a_form_error(client, owner, channel_id):
+    for cursor in ("before", "after", "around"):
+        for value in ("abc", "-5", "1e3", str(MAX_SNOWFLAKE + 1)):
+            response = client.get(f"/api/v10/channels/{channel_id}/messages", query_string={cursor: value},
+                                  headers=owner.headers)
+            assert field_error_codes(response, cursor) == ["NUMBER_TYPE_COERCE"], f"{cursor}={value}"
 
 
-@pytest.mark.parametrize("cursors", [
-    {"before": 10, "after": 5}, {"before": 10, "around": 5}, {"after": 10, "around": 5},
-    {"before": 10, "after": 5, "around": 7},
-])
-def test_more_than_one_cursor_is_a_form_error(client, owner, channel_id, cursors):
-    response = client.get(f"/api/v10/channels/{channel_id}/messages", query_string=cursors, headers=owner.headers)
-    error(response, 400, 50035)
+def test_more_than_one_cursor_is_a_form_error(client, owner, channel_id):
+    for cursors in ({"before": 10, "after": 5}, {"before": 10, "around": 5}, {"after": 10, "around": 5},
+                    {"before": 10, "after": 5, "around": 7}):
+        response = client.get(f"/api/v10/channels/{channel_id}/messages", query_string=cursors,
+                              headers=owner.headers)
+        error(response, 400, 50035)
 
 
 # -- access ------------------------------------------------------------------------------------------------
