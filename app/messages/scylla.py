@@ -26,7 +26,7 @@ from cassandra.policies import (ConstantSpeculativeExecutionPolicy, DCAwareRound
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
-from app.ids import bucket_of
+from app.ids import MAX_SNOWFLAKE, bucket_bounds, bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
 from app.messages.gevent_connection import CooperativeConnection, assert_cooperative
 from config import Settings
@@ -159,6 +159,7 @@ class ScyllaMessageStore(MessageStore):
         self.settings = settings
         self.keyspace = settings.scylla_keyspace
         self._lock = threading.Lock()
+        self._prepare_lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._session = None
         self._statements: dict[str, object] = {}
@@ -190,11 +191,17 @@ class ScyllaMessageStore(MessageStore):
         """The prepared statement for ``cql`` ({ks} stands for the keyspace), prepared once per process."""
         statement = self._statements.get(cql)
         if statement is None:
-            with _unavailable:
-                statement = self.session.prepare(cql.format(ks=self.keyspace))
-            # Every statement of this store is keyed by snowflake ids and safe to repeat.
-            statement.is_idempotent = True
-            self._statements[cql] = statement
+            # One PreparedStatement per query: the driver's registry of prepared statements holds them weakly,
+            # so a second object from a concurrent prepare, once dropped, would take the registry's entry with
+            # it, and the driver could no longer re-prepare the query when a node answers UNPREPARED.
+            with self._prepare_lock:
+                statement = self._statements.get(cql)
+                if statement is None:
+                    with _unavailable:
+                        statement = self.session.prepare(cql.format(ks=self.keyspace))
+                    # Every statement of this store is keyed by snowflake ids and safe to repeat.
+                    statement.is_idempotent = True
+                    self._statements[cql] = statement
         return statement
 
     def _execute(self, cql: str, values: Sequence, *, is_read: bool = False):
@@ -317,9 +324,9 @@ class ScyllaMessageStore(MessageStore):
     # -- reading history ------------------------------------------------------------------------------------
 
     _READ_NEWEST = (f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM {{ks}}.messages WHERE channel_id = ? AND bucket = ? "
-                    "AND message_id > ? AND message_id < ? LIMIT ?")
+                    "AND message_id >= ? AND message_id <= ? LIMIT ?")
     _READ_OLDEST = (f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM {{ks}}.messages WHERE channel_id = ? AND bucket = ? "
-                    "AND message_id > ? AND message_id < ? ORDER BY message_id ASC LIMIT ?")
+                    "AND message_id >= ? AND message_id <= ? ORDER BY message_id ASC LIMIT ?")
 
     def channel_buckets(self, channel_id: int) -> list[int]:
         rows = self._execute("SELECT bucket FROM {ks}.channel_buckets WHERE channel_id = ?", (channel_id,),
@@ -344,22 +351,31 @@ class ScyllaMessageStore(MessageStore):
             yield page
 
     def _start_bucket_read(self, channel_id, bucket, after, before, limit, oldest_first):
-        low = -1 if after is None else after
-        high = 2**63 - 1 if before is None else before
-        query = self._READ_OLDEST if oldest_first else self._READ_NEWEST
-        arguments = (channel_id, bucket, low, high, limit, oldest_first)
-        return self._execute_async(query, (channel_id, bucket, low, high, limit), is_read=True), arguments
+        first, last = bucket_bounds(bucket)
+        low = first if after is None else max(first, after + 1)
+        high = min(last, MAX_SNOWFLAKE) if before is None else min(last, before - 1, MAX_SNOWFLAKE)
+        return self._start_range_read(channel_id, bucket, low, high, limit, oldest_first)
+
+    def _start_range_read(self, channel_id, bucket, low, high, limit, oldest_first):
+        """Start reading ids ``low..high`` (inclusive) of one bucket; None when the range is empty."""
+        future = None
+        if low <= high:
+            future = self._execute_async(self._READ_OLDEST if oldest_first else self._READ_NEWEST,
+                                         (channel_id, bucket, low, high, limit), is_read=True)
+        return future, (channel_id, bucket, low, high, limit, oldest_first)
 
     def _finish_bucket_read(self, started) -> list[Message]:
         future, (channel_id, bucket, low, high, limit, oldest_first) = started
+        if future is None:
+            return []
         rows = self._wait([future])[0].current_rows
         messages = [m for m in (self._to_message(row) for row in rows) if m is not None]
         if len(rows) == limit and len(messages) < limit:
             # Remnants took places in the page: continue past the last row read.
             last = rows[-1].message_id
-            messages += self._read_bucket(
-                channel_id, bucket, after=last if oldest_first else (None if low < 0 else low),
-                before=high if oldest_first else last, limit=limit - len(messages), oldest_first=oldest_first)
+            low, high = (last + 1, high) if oldest_first else (low, last - 1)
+            messages += self._finish_bucket_read(self._start_range_read(
+                channel_id, bucket, low, high, limit - len(messages), oldest_first))
         return messages
 
     # -- reactions ------------------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from sqlalchemy import event
 from app.extensions import create_db_engine
 from app.messages.base import MessageStore
 from config import Settings
+from tests.scylla.stores import real_cluster_backend, test_node_backend
 from tests.support.databases import empty_tables, migrated_database
 
-STORE_BACKENDS = ["sqlite", "postgres"]
+STORE_BACKENDS = ["sqlite", "postgres", "scylla", "scylla-cluster"]
 
 
 class StoreFactory(Protocol):
@@ -79,6 +80,9 @@ OPENERS: dict[str, Callable[..., ContextManager[StoreFactory]]] = {
     # Port 1 on loopback refuses connections at once.
     "postgres": lambda tmp: sql_backend(
         "postgres", lambda _: "postgresql+psycopg2://postgres@127.0.0.1:1/chatstore", tmp),
+    # The real driver against in-process CQL test nodes; and a real cluster when TEST_SCYLLA_HOSTS names one.
+    "scylla": lambda tmp: test_node_backend(),
+    "scylla-cluster": lambda tmp: real_cluster_backend(),
 }
 
 

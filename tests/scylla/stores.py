@@ -8,6 +8,8 @@ import contextlib
 import functools
 import os
 
+import pytest
+
 from app.cli.scylla import find_migrations, migrate
 from app.messages.scylla import ScyllaMessageStore, build_cluster
 from config import Settings
@@ -79,3 +81,39 @@ def test_node_store():
 def real_cluster_store():
     """A fresh store on the real cluster; call only when real_cluster_settings() is not None."""
     return fresh_store(_migrated(real_cluster_settings()))
+
+
+class ScyllaStoreFactory:
+    """Stores for the contract suite (tests/contract/conftest.py's StoreFactory)."""
+
+    def __init__(self, settings: Settings, make_fresh):
+        self.settings = settings
+        self._make_fresh = make_fresh
+
+    def fresh(self):
+        return self._make_fresh()
+
+    @contextlib.contextmanager
+    def unreachable(self):
+        """Configured like the others, but every contact point refuses connections (port 1 on loopback)."""
+        store = ScyllaMessageStore.from_settings(self.settings.replace(
+            scylla_hosts=("127.0.0.1",), scylla_port=1, scylla_connect_timeout=1.0))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@contextlib.contextmanager
+def test_node_backend():
+    nodes = shared_test_nodes()
+    yield ScyllaStoreFactory(settings_for(nodes.contact_points, nodes.port), test_node_store)
+
+
+@contextlib.contextmanager
+def real_cluster_backend():
+    """The real cluster's factory; skips (saying why) when TEST_SCYLLA_HOSTS is not set."""
+    settings = real_cluster_settings()
+    if settings is None:
+        pytest.skip(f"{REAL_CLUSTER_VARIABLE} is not set: no real Scylla cluster to run the contract suite on")
+    yield ScyllaStoreFactory(settings, real_cluster_store)

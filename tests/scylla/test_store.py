@@ -132,7 +132,7 @@ def test_a_sparse_channel_reads_its_buckets_concurrently(store, ids):
     for message_id in expected:
         store.create_message(Message(id=message_id, channel_id=CHANNEL, author_id=5))
     nodes = shared_test_nodes()
-    round_trip = 0.1
+    round_trip = 0.15
     for node in nodes.nodes:
         node.inject("latency", delay=round_trip)
     started = time.monotonic()
