@@ -129,8 +129,33 @@ def _loads(raw: bytes | str) -> Any:
         raise InvalidJSON() from exc
 
 
+#: JSON nested deeper is refused: no Discord object nests more than a few levels, and orjson cannot write more
+#: than 254 (a stored embed that deep would fail when read back).
+MAX_JSON_DEPTH = 32
+
+
+def reject_unstorable(data: Any) -> None:
+    """Refuse what no backend can keep: nesting beyond MAX_JSON_DEPTH (50109), and NUL in any string (50035),
+    which PostgreSQL text cannot hold, so that every backend answers the same."""
+    pending = [(data, (), 1)]
+    while pending:
+        value, path, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise InvalidForm.field(path, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
+            continue
+        if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
+            raise InvalidJSON()
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in children:
+            if isinstance(key, str) and "\x00" in key:
+                raise InvalidForm.field(path, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
+            pending.append((child, (*path, str(key)), depth + 1))
+
+
 def parse_body(schema: type[SchemaT]) -> SchemaT:
     data = request_json()
+    reject_unstorable(data)
     if not isinstance(data, dict):
         raise InvalidForm(errors={"_errors": [{
             "code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"}]})
@@ -150,6 +175,8 @@ _ERROR_CODES = {
     "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
     "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
     "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    # orjson reads integers beyond 64 bits as floats, which pydantic then finds too large.
+    "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
     "greater_than_equal": ("NUMBER_TYPE_MIN", lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
     "less_than_equal": ("NUMBER_TYPE_MAX", lambda e: f"int value should be less than or equal to {e['ctx']['le']}."),
     "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
