@@ -81,9 +81,13 @@ class Node:
         self.prepared.clear()
         self._stall = gevent.event.Event()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self.address, self.cluster.port))
-        listener.listen(128)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((self.address, self.cluster.port))
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
         self._server = StreamServer(listener, self._serve)
         self._server.start()
         self.cluster.broadcast_status(self, "UP")
@@ -459,11 +463,19 @@ class CqlTestCluster:
         return [node.address for node in self.nodes]
 
     def start(self) -> "CqlTestCluster":
-        if not self.port:
-            self.port = _free_port_on_all([n.address for n in self.nodes])
-        for node in self.nodes:
-            node.start()
-        return self
+        chosen = self.port
+        for _ in range(5):
+            self.port = chosen or _free_port_on_all([n.address for n in self.nodes])
+            try:
+                for node in self.nodes:
+                    node.start()
+                return self
+            except OSError:
+                # Another process took the port between choosing and binding: choose again.
+                self.stop()
+                if chosen:
+                    raise
+        raise RuntimeError("no port could be bound on every node address")
 
     def stop(self) -> None:
         for node in self.nodes:
