@@ -141,6 +141,12 @@ class MessageService:
         if not content.strip() and not embeds:
             raise EmptyMessage()
 
+        # Validate everything before claiming the nonce: a rejected request must leave it free for the
+        # corrected retry, which would otherwise be answered with a message that was never created.
+        replied = self._replied_message(access, reference) if reference else None
+        mentions, mention_roles, mention_everyone = self._mentions(
+            access, content, body.get("allowed_mentions"), replied)
+
         nonce = body.get("nonce")
         message_id = self.ids.next_id()
         if nonce is not None and body.get("enforce_nonce"):
@@ -152,9 +158,6 @@ class MessageService:
                 bundle.nonce = nonce
                 return bundle
 
-        replied = self._replied_message(access, reference) if reference else None
-        mentions, mention_roles, mention_everyone = self._mentions(
-            access, content, body.get("allowed_mentions"), replied)
         message = Message(
             id=message_id, channel_id=channel_id, author_id=user.id, content=content,
             type=TYPE_REPLY if replied else TYPE_DEFAULT,
