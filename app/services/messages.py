@@ -143,7 +143,7 @@ class MessageService:
 
         # Validate everything before claiming the nonce: a rejected request must leave it free for the
         # corrected retry, which would otherwise be answered with a message that was never created.
-        replied = self._replied_message(access, reference) if reference else None
+        replied = self._replied_message(access, reference) if reference is not None else None
         mentions, mention_roles, mention_everyone = self._mentions(
             access, content, body.get("allowed_mentions"), replied)
 
