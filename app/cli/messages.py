@@ -25,6 +25,8 @@ from app.services.wire import WireFormError, message_from_json, message_json, ti
 from models import Channel, User
 
 messages_cli = CommandGroup("messages", help="Import and export message history (JSON Lines).")
+#: Carriage return and ANSI "erase line": the next text replaces the progress line on a terminal.
+CLEAR_LINE = "\r\x1b[K"
 
 
 class BadLine(Exception):
@@ -125,46 +127,45 @@ class MessageImporter:
         return self._known_users[user_id]
 
 
-class FileProgress:
-    """How far through a file a pass is, on stderr: redrawn in place on a terminal, a line per 10% elsewhere."""
+class FilePass:
+    """One pass over a JSON Lines file: (line number, line) for each non-blank line, with progress and line
+    reports on stderr. Progress is redrawn in place on a terminal and printed every 10% elsewhere."""
 
-    def __init__(self, label: str, total_bytes: int, enabled: bool):
+    def __init__(self, path: Path, label: str, show_progress: bool):
+        self.path = path
         self.label = label
-        self.total = max(total_bytes, 1)
-        self.enabled = enabled
+        self.show_progress = show_progress
         self.interactive = sys.stderr.isatty()
-        self.step = 1 if self.interactive else 10
-        self.done = 0
-        self.shown = -1
+        self.total_bytes = max(os.path.getsize(path), 1)
+        self.shown_percent: int | None = None
 
-    def advance(self, byte_count: int) -> None:
-        self.done += byte_count
-        percent = min(100, self.done * 100 // self.total)
-        if not self.enabled or percent // self.step == self.shown // self.step:
-            return
-        self.shown = percent
-        if self.interactive:
-            click.echo(f"\r{self.label}: {percent}%", err=True, nl=False)
-        else:
-            click.echo(f"{self.label}: {percent}%", err=True)
-
-    def finish(self) -> None:
-        if self.enabled and self.interactive:
+    def __iter__(self):
+        done = 0
+        with open(self.path, "rb") as file:
+            for number, line in enumerate(file, start=1):
+                done += len(line)
+                self._show(min(100, done * 100 // self.total_bytes))
+                if line.strip():
+                    yield number, line
+        if self.show_progress and self.interactive:
             click.echo(err=True)
 
+    def report(self, number: int, problem: str) -> None:
+        redraw = self.show_progress and self.interactive and self.shown_percent is not None
+        # On a terminal the report takes the progress line's place, and progress is drawn again below it.
+        click.echo(f"{CLEAR_LINE if redraw else ''}line {number}: {problem}", err=True)
+        if redraw:
+            click.echo(f"{self.label}: {self.shown_percent}%", err=True, nl=False)
 
-def _numbered_lines(path: Path, progress: FileProgress):
-    """(line number, line) for each non-blank line, advancing ``progress`` by the bytes read."""
-    with open(path, "rb") as file:
-        for number, line in enumerate(file, start=1):
-            progress.advance(len(line))
-            if line.strip():
-                yield number, line
-    progress.finish()
-
-
-def _report(number: int, problem: str) -> None:
-    click.echo(f"line {number}: {problem}", err=True)
+    def _show(self, percent: int) -> None:
+        step = 1 if self.interactive else 10
+        if not self.show_progress or (self.shown_percent is not None and percent // step == self.shown_percent // step):
+            return
+        self.shown_percent = percent
+        if self.interactive:
+            click.echo(f"{CLEAR_LINE}{self.label}: {percent}%", err=True, nl=False)
+        else:
+            click.echo(f"{self.label}: {percent}%", err=True)
 
 
 @messages_cli.command("import")
@@ -181,34 +182,35 @@ def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool 
     lines are reported on stderr with their numbers; the summary follows. Exits 1 if any line failed.
     """
     show_progress = sys.stderr.isatty() if progress is None else progress
-    size = os.path.getsize(file)
     importer = MessageImporter(resources(), datetime.now(timezone.utc))
     counts = ImportCounts()
     try:
         if strict:
             # Fingerprints of the ids seen, so that two differing lines for one id fail the check too.
             fingerprints: dict[int, int] = {}
-            for number, line in _numbered_lines(file, FileProgress("checking", size, show_progress)):
+            checking = FilePass(file, "checking", show_progress)
+            for number, line in checking:
                 try:
                     message = importer.check(line)[0]
                     if fingerprints.setdefault(message.id, hash(message)) != hash(message):
                         raise BadLine(f"message {message.id} appears earlier in the file with different fields")
                 except BadLine as problem:
-                    _report(number, str(problem))
+                    checking.report(number, str(problem))
                     counts.failed += 1
             if counts.failed:
                 click.echo(f"nothing imported (--strict): {counts.failed} bad lines", err=True)
                 click.echo(counts.summary(), err=True)
                 ctx.exit(1)
+        importing = FilePass(file, "importing", show_progress)
         try:
-            for number, line in _numbered_lines(file, FileProgress("importing", size, show_progress)):
+            for number, line in importing:
                 try:
                     if importer.import_line(line):
                         counts.imported += 1
                     else:
                         counts.skipped += 1
                 except BadLine as problem:
-                    _report(number, str(problem))
+                    importing.report(number, str(problem))
                     counts.failed += 1
         finally:
             importer.update_last_message_ids()
