@@ -38,10 +38,9 @@ nonces = MessageNonce.__table__
 UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                       sa_exc.DisconnectionError)
 
-_MESSAGE_COLUMNS = [messages.c[name] for name in (
-    "message_id", "channel_id", "author_id", "content", "type", "flags", "tts", "mention_everyone", "mentions",
-    "mention_roles", "embeds_json", "nonce", "pinned", "edited_at", "reference_message_id",
-    "reference_channel_id", "reference_guild_id")]
+#: The message columns in the order of Message's fields, so a row builds a Message positionally.
+_MESSAGE_COLUMNS = [messages.c["message_id" if field.name == "id" else field.name]
+                    for field in dataclasses.fields(Message)]
 _DEFAULTS = Message(id=0, channel_id=0, author_id=0)
 _KEY_FIELDS = {"id", "channel_id"}
 
@@ -50,8 +49,7 @@ _UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _message_of(row) -> Message:
-    values = row._asdict()
-    return Message(id=values.pop("message_id"), **values)
+    return Message(*row)
 
 
 def _message_key(channel_id: int, message_id: int):

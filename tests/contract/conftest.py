@@ -20,10 +20,14 @@ from sqlalchemy import event
 from app.extensions import create_db_engine
 from app.messages.base import MessageStore
 from config import Settings
+from models import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from tests.scylla.stores import real_cluster_backend, test_node_backend
-from tests.support.databases import empty_tables, migrated_database
+from tests.support.databases import migrated_database
 
 STORE_BACKENDS = ["sqlite", "postgres", "scylla", "scylla-cluster"]
+
+
+MESSAGE_TABLES = [model.__table__ for model in (StoredMessage, ChannelBucket, Reaction, PinnedMessage, MessageNonce)]
 
 
 class StoreFactory(Protocol):
@@ -47,7 +51,10 @@ class SqlStoreFactory:
         try:
             yield SqlMessageStore(self.engine)
         finally:
-            empty_tables(self.engine)
+            # The store writes only these tables; a DELETE of a few rows is much cheaper than a TRUNCATE of all.
+            with self.engine.begin() as connection:
+                for table in MESSAGE_TABLES:
+                    connection.execute(table.delete())
 
     @contextlib.contextmanager
     def unreachable(self) -> Iterator[MessageStore]:
