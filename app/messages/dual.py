@@ -114,9 +114,13 @@ def pinned_at(store: MessageStore, channel_id: int, message_id: int) -> datetime
     return None
 
 
-def copy_message(source: MessageStore, target: MessageStore, message: Message, *,
-                 target_has_it: bool, pins_at: dict[int, datetime] | None = None) -> None:
-    """Make ``target`` hold ``message`` exactly as it is, with the source's reactions and pin."""
+def copy_message(source: MessageStore, target: MessageStore, message: Message, *, target_has_it: bool,
+                 pins_at: dict[int, datetime] | None = None, has_reactions: bool = True) -> None:
+    """Make ``target`` hold ``message`` exactly as it is, with the source's reactions and pin.
+
+    ``has_reactions=False`` says the caller already knows the source message has none (a backfill reads
+    reactions a page at a time), which saves a query per message.
+    """
     channel_id, message_id = message.channel_id, message.id
     if target_has_it:
         # An update writes every editable field, so values that went back to their default (a flag cleared,
@@ -124,7 +128,7 @@ def copy_message(source: MessageStore, target: MessageStore, message: Message, *
         target.update_message(channel_id, message_id, {f: getattr(message, f) for f in EDITABLE_FIELDS})
     else:
         target.create_message(message)
-    wanted = _reaction_state(source, channel_id, message_id)
+    wanted = _reaction_state(source, channel_id, message_id) if has_reactions else {}
     present = _reaction_state(target, channel_id, message_id) if target_has_it else {}
     if wanted != present:
         if present:

@@ -1,7 +1,7 @@
 """Moving messages between stores while the service runs: backfill and verification.
 
-The backfill copies channel by channel (a bounded number at once) and bucket by bucket, newest first, a page at
-a time, recording after each page how far it got in a SQLite checkpoint file, so a killed run resumes at the
+The backfill copies channel by channel (a bounded number at once) and bucket by bucket, newest bucket first and
+oldest message first within a bucket, a page at a time, recording after each page how far it got in a SQLite checkpoint file, so a killed run resumes at the
 page it was on. Writes made meanwhile through dual writes win: before reading a page the backfill notes the
 write-log versions of the page's id range, and after writing it re-syncs from the source every message whose
 version moved, so an edit is never overwritten by the older copy and a deleted message is never resurrected.
@@ -28,7 +28,7 @@ PAGE_SIZE = 500
 
 
 class Checkpoint:
-    """Progress of a backfill in a SQLite file: per bucket, the lowest id copied so far and whether it is done."""
+    """Progress of a backfill in a SQLite file: per bucket, the highest id copied so far and whether it is done."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ class Checkpoint:
             self._connection.execute("INSERT OR IGNORE INTO channels VALUES (?)", (channel_id,))
 
     def bucket(self, channel_id: int, bucket: int) -> tuple[int | None, bool]:
-        """(lowest id copied, done) for a bucket; (None, False) when it was never started."""
+        """(highest id copied, done) for a bucket; (None, False) when it was never started."""
         with self._lock:
             row = self._connection.execute("SELECT cursor, done FROM buckets WHERE channel_id = ? AND bucket = ?",
                                            (channel_id, bucket)).fetchone()
@@ -149,26 +149,32 @@ class Backfill:
         cursor, done = self.checkpoint.bucket(channel_id, bucket)
         while not done:
             before_read = self.write_log.versions_between(channel_id, lowest, highest)
-            page = self.source.list_messages(channel_id, before=cursor if cursor is not None else highest + 1,
-                                             after=lowest - 1, limit=self.page_size)
+            # With both bounds a page is the messages right after ``after``: the walk goes oldest to newest.
+            page = self.source.list_messages(channel_id, before=highest + 1,
+                                             after=cursor if cursor is not None else lowest - 1, limit=self.page_size)
             if self.dry_run:
                 self.result.copied += len(page)
                 self.on_progress(len(page))
                 if len(page) < self.page_size:
                     return
-                cursor = page[-1].id
+                cursor = page[0].id
                 continue
             self.limiter.take(len(page))
-            present = self.target.get_messages(channel_id, [m.id for m in page])
+            page_ids = [m.id for m in page]
+            # Only a message written through dual writes (it has a write-log entry) can be in the target before
+            # the backfill copies it, so only those are looked up there.
+            present = self.target.get_messages(channel_id, [i for i in page_ids if i in before_read])
+            reacted = self.source.reaction_counts(channel_id, page_ids, 0)
             for message in page:
-                copy_message(self.source, self.target, message, target_has_it=message.id in present, pins_at=pins)
+                copy_message(self.source, self.target, message, target_has_it=message.id in present, pins_at=pins,
+                             has_reactions=message.id in reacted)
             after_write = self.write_log.versions_between(channel_id, lowest, highest)
             for message_id, version in after_write.items():
                 if before_read.get(message_id) != version:
                     sync_message(self.source, self.target, channel_id, message_id)
                     self.result.resynced += 1
             done = len(page) < self.page_size
-            cursor = page[-1].id if page else cursor
+            cursor = page[0].id if page else cursor
             self.checkpoint.advance(channel_id, bucket, cursor, len(page), done)
             self.result.copied += len(page)
             self.on_progress(len(page))

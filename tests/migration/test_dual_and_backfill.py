@@ -224,5 +224,27 @@ def test_verify_reports_and_repairs_every_kind_of_difference(source, target):
 def test_backfill_rate_limit_paces_the_copy(source, target, write_log, tmp_path):
     seed(source, history(20, days_apart=0.5, start_days_ago=12))
     started = datetime.now(timezone.utc)
-    Backfill(source, target, write_log, Checkpoint(tmp_path / "p.sqlite3"), rate=20, page_size=5).run([CHANNEL])
+    result = Backfill(source, target, write_log, Checkpoint(tmp_path / "p.sqlite3"), rate=20, page_size=5).run(
+        [CHANNEL])
+    assert result.copied == 20
     assert datetime.now(timezone.utc) - started >= timedelta(seconds=0.7)
+
+
+def test_a_bucket_larger_than_a_page_is_copied_whole_across_a_resume(source, target, write_log, tmp_path):
+    messages = history(23, days_apart=0.05, start_days_ago=2)
+    seed(source, messages)
+    assert len(source.channel_buckets(CHANNEL)) == 1
+    progress = tmp_path / "progress.sqlite3"
+    pages = []
+
+    def die_after_two_pages(copied: int) -> None:
+        pages.append(copied)
+        if len(pages) == 2:
+            raise Killed()
+
+    with pytest.raises(Killed):
+        Backfill(source, target, write_log, Checkpoint(progress), page_size=5,
+                 on_progress=die_after_two_pages).run([CHANNEL])
+    assert len(all_messages(target)) == 10
+    assert Backfill(source, target, write_log, Checkpoint(progress), page_size=5).run([CHANNEL]).copied == 13
+    assert all_messages(target) == all_messages(source)
