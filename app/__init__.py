@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api.json import OrjsonProvider
     from app.cli import register as register_cli
     from app.extensions import Resources
+    from app.observability import init_app as init_observability
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
     resources = Resources(settings)
     app.extensions["chatstore"] = resources
+    init_observability(app, settings)
     register_api(app)
     register_cli(app)
     atexit.register(resources.close)

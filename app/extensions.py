@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.events import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages.base import MessageStore
+from app.observability.instrumentation import instrument_store, pool_class
 from config import Settings
 
 
@@ -52,7 +53,8 @@ def create_db_engine(settings: Settings) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            settings.database_url, pool_size=1, max_overflow=0, pool_timeout=settings.db_pool_timeout,
+            settings.database_url, poolclass=pool_class(settings), pool_size=1, max_overflow=0,
+            pool_timeout=settings.db_pool_timeout, hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": 5},
         )
         _configure_sqlite(engine)
@@ -60,6 +62,9 @@ def create_db_engine(settings: Settings) -> Engine:
     _make_green_psycopg2()
     return create_engine(
         settings.database_url,
+        poolclass=pool_class(settings),
+        # Statement parameters would put message content into error messages, and so into the logs.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout,
@@ -132,7 +137,7 @@ class Resources:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = create_message_store(self.settings, engine)
+                    self._store = instrument_store(create_message_store(self.settings, engine), self.settings)
         return self._store
 
     @property

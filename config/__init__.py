@@ -49,6 +49,19 @@ class Settings:
     max_pins_per_channel: int = 250
     application_name: str = "chatstore"
     log_level: str = "INFO"
+    # Rate limits, Discord's way (api-contract section 7). Route limits are "COUNT/SECONDS" per user and per
+    # major parameter (channel or guild); "" for the storage means in-process memory, one count per worker.
+    rate_limit_enabled: bool = True
+    rate_limit_storage_url: str = ""
+    rate_limit_global_per_second: int = 50
+    rate_limit_message_create: str = "5/5"
+    rate_limit_message_delete: str = "5/1"
+    rate_limit_reactions: str = "4/1"
+    rate_limit_default: str = "50/1"
+    metrics_enabled: bool = True
+    hub_blocking_threshold_ms: int = 100
+    readiness_timeout: float = 1.0
+    graceful_timeout: float = 20.0
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -70,6 +83,36 @@ def _positive_float(raw: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a positive number")
     return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _rate(raw: str) -> str:
+    count, slash, seconds = raw.partition("/")
+    if not (slash and count.strip().isdigit() and seconds.strip().isdigit()
+            and int(count) > 0 and int(seconds) > 0):
+        raise ValueError("must be COUNT/SECONDS with positive integers, e.g. 5/5")
+    return f"{int(count)}/{int(seconds)}"
+
+
+def _rate_limit_storage(raw: str) -> str:
+    if not raw.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
+        raise ValueError("must be a memory://, redis:// or rediss:// URL")
+    return raw
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -127,6 +170,20 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "NONCE_TTL_SECONDS": ("nonce_ttl_seconds", _positive_int),
     "MAX_PINS_PER_CHANNEL": ("max_pins_per_channel", _positive_int),
     "LOG_LEVEL": ("log_level", lambda raw: _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())),
+    "RATE_LIMIT_ENABLED": ("rate_limit_enabled", _boolean),
+    # REDIS_URL is the conventional name; RATE_LIMIT_STORAGE_URL, read after it, wins when both are set.
+    "REDIS_URL": ("rate_limit_storage_url", _rate_limit_storage),
+    "RATE_LIMIT_STORAGE_URL": ("rate_limit_storage_url", _rate_limit_storage),
+    "RATE_LIMIT_GLOBAL_PER_SECOND": ("rate_limit_global_per_second", _positive_int),
+    "RATE_LIMIT_MESSAGE_CREATE": ("rate_limit_message_create", _rate),
+    "RATE_LIMIT_MESSAGE_DELETE": ("rate_limit_message_delete", _rate),
+    "RATE_LIMIT_REACTIONS": ("rate_limit_reactions", _rate),
+    "RATE_LIMIT_DEFAULT": ("rate_limit_default", _rate),
+    "METRICS_ENABLED": ("metrics_enabled", _boolean),
+    # 0 turns gevent's monitor thread off.
+    "HUB_BLOCKING_THRESHOLD_MS": ("hub_blocking_threshold_ms", _non_negative_int),
+    "READINESS_TIMEOUT": ("readiness_timeout", _positive_float),
+    "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
 }
 
 

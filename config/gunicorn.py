@@ -4,6 +4,13 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+
 from config import load_settings  # noqa: E402  (stdlib only, after the patch)
 
 _settings = load_settings()
@@ -12,11 +19,70 @@ bind = _settings.bind
 workers = _settings.web_workers
 worker_class = "gevent"
 worker_connections = _settings.worker_connections
-graceful_timeout = 20
+graceful_timeout = _settings.graceful_timeout
 timeout = 30
 keepalive = 5
+# The app writes its own JSON access line (with route template, user and request id) for every request.
 accesslog = None
 wsgi_app = "wsgi:application"
+
+# gunicorn's own lines (boot, worker exits, signals) as JSON on stderr, like the app's. The root logger gets no
+# handler here: each worker's app installs its own, and a second one would print every line twice.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": _settings.log_level, "handlers": []},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["json_stderr"], "propagate": False,
+                           "qualname": "gunicorn.error"},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False, "qualname": "gunicorn.access"},
+    },
+    "handlers": {
+        "json_stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "process", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": "time",
+        },
+    },
+}
+
+# The hub watch. gevent's monitor thread starts when a hub first runs, and a forked worker restarts its parent's
+# (gevent.reinit), so it is switched on here, before the master's hub ever runs. Each worker's app logs and counts
+# what it reports (app/observability/hub.py); gevent's own plain-text report would only duplicate that.
+if _settings.hub_blocking_threshold_ms:
+    gevent.config.monitor_thread = True
+    gevent.config.max_blocking_time = _settings.hub_blocking_threshold_ms / 1000
+    gevent.config.print_blocking_reports = False
+
+# Metrics from every worker: prometheus_client writes samples to files in this directory, and chooses to do so
+# when first imported, so it must be in the environment before any worker starts. A re-read of this file (on
+# SIGHUP) finds it already set and keeps it.
+_METRICS_DIRECTORY_PREFIX = "chatstore-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIRECTORY_PREFIX)
+
+
+def _metrics_directory() -> Path:
+    return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def on_starting(server):
+    """Start the counters from zero: files left by an earlier run would be summed with this one's."""
+    directory = _metrics_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.db"):
+        leftover.unlink()
+
+
+def child_exit(server, worker):
+    """Drop the exited worker's live gauges (its counters and histograms are kept, so totals never go down)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def worker_exit(server, worker):
@@ -25,3 +91,11 @@ def worker_exit(server, worker):
     resources = getattr(application, "extensions", {}).get("chatstore") if application else None
     if resources is not None:
         resources.close()
+        server.log.info("worker %s closed its database pool, message store and snowflake slot", worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory when this file made it (a directory the operator chose is left alone)."""
+    directory = _metrics_directory()
+    if directory.parent == Path(tempfile.gettempdir()) and directory.name.startswith(_METRICS_DIRECTORY_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)
