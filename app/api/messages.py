@@ -114,9 +114,9 @@ def remove_user_reaction(channel_id: int, message_id: int, emoji: str, user_id: 
 def list_reaction_users(channel_id: int, message_id: int, emoji: str):
     limit = query_int("limit", 25, 1, 100)
     after = query_snowflake("after")
-    if query_int("type", 0, 0, 1) == 1:
-        return json_response([])  # no super reactions are stored, so the burst list is always empty
-    users = _reactions().reaction_users(current_user(), channel_id, message_id, emoji, after=after, limit=limit)
+    burst = query_int("type", 0, 0, 1) == 1
+    users = _reactions().reaction_users(current_user(), channel_id, message_id, emoji, after=after, limit=limit,
+                                        burst=burst)
     return json_response([user_json(u) for u in users])
 
 

@@ -76,10 +76,12 @@ class ReactionService(MessageService):
             "message_id": message_id, "emoji": emoji.key, "user_id": target_user_id}))
 
     def reaction_users(self, user: User, channel_id: int, message_id: int, raw_emoji: str, *,
-                       after: int | None, limit: int) -> list[User]:
+                       after: int | None, limit: int, burst: bool = False) -> list[User]:
         emoji = parse_emoji(raw_emoji)
         access = self.readable_access(user, channel_id)
         self.existing_message(access, message_id)
+        if burst:
+            return []  # no super reactions are stored, so nobody is on the burst list
         user_ids = self.store.reaction_users(channel_id, message_id, emoji.key, after=after, limit=limit)
         if not user_ids:
             return []
