@@ -11,6 +11,7 @@ from app.auth.permissions import Permission
 from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
+from app.services.rows import add_unless_present
 from models import Channel, Member, PermissionOverwrite, Role
 
 TEXT_CHANNEL_TYPES = frozenset({0, 5})
@@ -116,10 +117,12 @@ class ChannelService:
         self._check_overwrites(access.guild, access.channel.guild_id, [overwrite])
         existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
         if existing is None:
-            access.channel.overwrites.append(
-                PermissionOverwrite(target_id=target_id, type=type_, allow=allow, deny=deny))
-        else:
-            existing.type, existing.allow, existing.deny = type_, allow, deny
+            existing = PermissionOverwrite(channel_id=channel_id, target_id=target_id, type=type_, allow=allow,
+                                           deny=deny)
+            if not add_unless_present(self.session, existing):
+                # A concurrent PUT created it since the lookup: replace it, as if the two had come in turn.
+                existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
+        existing.type, existing.allow, existing.deny = type_, allow, deny
         self.session.commit()
 
     def delete_overwrite(self, user, channel_id: int, target_id: int) -> None:

@@ -14,6 +14,7 @@ from app.errors import (
     InvalidForm, MissingPermissions, UnknownGuild, UnknownMember, UnknownRole, UnknownUser,
 )
 from app.services.access import AccessService, GuildAccess
+from app.services.rows import add_unless_present
 from models import Channel, Guild, Member, MemberRole, Role, User
 
 
@@ -136,8 +137,9 @@ class GuildService:
             for role_id in role_ids:
                 self._managed_role(access, role_id)
         member = Member(guild_id=guild_id, user_id=user_id, nick=nick, joined_at=datetime.now(timezone.utc))
-        self.session.add(member)
-        self.session.flush()
+        if not add_unless_present(self.session, member):
+            # A concurrent PUT added them first: answer as if they had been a member already.
+            return self._member_view(self.session.get(Member, (guild_id, user_id))), False
         self.session.add_all(MemberRole(guild_id=guild_id, user_id=user_id, role_id=r) for r in role_ids)
         self.session.commit()
         return self._member_view(member), True
@@ -187,7 +189,7 @@ class GuildService:
             raise UnknownRole()
         link = self.session.get(MemberRole, (guild_id, user_id, role_id))
         if present and link is None:
-            self.session.add(MemberRole(guild_id=guild_id, user_id=user_id, role_id=role_id))
+            add_unless_present(self.session, MemberRole(guild_id=guild_id, user_id=user_id, role_id=role_id))
         elif not present and link is not None:
             self.session.delete(link)
         self.session.commit()
