@@ -1,4 +1,5 @@
 """Guild members: PUT/GET/DELETE /guilds/{id}/members/{user_id}, GET /guilds/{id}/members and member roles."""
+import gevent
 import pytest
 
 from app.auth.permissions import Permission
@@ -206,3 +207,17 @@ def test_member_role_errors(client, make):
     error(client.put(f"{member_url(4242, bob.id)}/roles/{role_id}", headers=owner.headers), 404, 10004)
     assert field_error_codes(client.put(f"{member_url(guild_id, bob.id)}/roles/mods", headers=owner.headers),
                              "role_id") == ["NUMBER_TYPE_COERCE"]
+
+
+def test_identical_puts_racing_all_succeed(client, make):
+    owner, bob = make.actor(), make.actor()
+    guild_id, _ = make.guild(owner)
+    role_id = make.role(guild_id)
+    racing = [gevent.spawn(client.put, member_url(guild_id, bob.id), headers=owner.headers) for _ in range(4)]
+    gevent.joinall(racing, raise_error=True)
+    assert sorted(g.value.status_code for g in racing) == [201, 204, 204, 204]
+    racing = [gevent.spawn(client.put, f"{member_url(guild_id, bob.id)}/roles/{role_id}", headers=owner.headers)
+              for _ in range(4)]
+    gevent.joinall(racing, raise_error=True)
+    assert [g.value.status_code for g in racing] == [204] * 4
+    assert json_body(client.get(member_url(guild_id, bob.id), headers=owner.headers), 200)["roles"] == [str(role_id)]

@@ -1,4 +1,5 @@
 """PUT/DELETE /channels/{id}/permissions/{overwrite_id}, and what overwrites do to access."""
+import gevent
 import pytest
 
 from app.auth.permissions import Permission
@@ -129,3 +130,14 @@ def test_non_snowflake_ids_in_the_path_are_form_errors(client, make):
     assert field_error_codes(response, "overwrite_id") == ["NUMBER_TYPE_COERCE"]
     response = client.delete(f"/api/v10/channels/x/permissions/{guild_id}", headers=owner.headers)
     assert field_error_codes(response, "channel_id") == ["NUMBER_TYPE_COERCE"]
+
+
+def test_identical_puts_racing_all_succeed_and_one_of_them_wins(client, make):
+    owner, bob = make.actor(), make.actor()
+    guild_id, channel_id = make.guild(owner)
+    make.member(guild_id, bob)
+    bodies = [{"type": MEMBER, "allow": bit} for bit in (VIEW, SEND, VIEW | SEND, 0)]
+    racing = [gevent.spawn(put_overwrite, client, owner, channel_id, bob.id, body) for body in bodies]
+    gevent.joinall(racing, raise_error=True)
+    assert [g.value.status_code for g in racing] == [204] * 4
+    assert overwrites_of(client, owner, channel_id)[str(bob.id)]["allow"] in {str(b["allow"]) for b in bodies}
