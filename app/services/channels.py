@@ -53,15 +53,18 @@ class ChannelService:
         elif self.session.get(Member, (guild_id, overwrite["id"])) is None:
             raise InvalidForm.field(path, "UNKNOWN_MEMBER", "Unknown member")
 
+    def _check_parent(self, guild_id: int, parent_id: int) -> None:
+        parent = self.session.get(Channel, parent_id)
+        if parent is None or parent.guild_id != guild_id or parent.type != 4:
+            raise InvalidForm.field("parent_id", "CHANNEL_PARENT_INVALID", "Category does not exist")
+
     def create_channel(self, user, guild_id: int, fields: dict[str, Any]) -> Channel:
         access = self.access.guild_access(guild_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         overwrites = fields.get("permission_overwrites") or []
         self._check_overwrites(access, guild_id, overwrites)
         if fields.get("parent_id") is not None:
-            parent = self.session.get(Channel, fields["parent_id"])
-            if parent is None or parent.guild_id != guild_id or parent.type != 4:
-                raise InvalidForm.field("parent_id", "CHANNEL_PARENT_INVALID", "Category does not exist")
+            self._check_parent(guild_id, fields["parent_id"])
         position = fields.get("position")
         if position is None:
             position = (self.session.scalar(
@@ -90,6 +93,8 @@ class ChannelService:
                 PermissionOverwrite(target_id=o["id"], type=o["type"], allow=o["allow"], deny=o["deny"])
                 for o in {o["id"]: o for o in fields["permission_overwrites"]}.values()
             ]
+        if fields.get("parent_id") is not None:
+            self._check_parent(channel.guild_id, fields["parent_id"])
         for name in ("name", "topic", "position", "nsfw", "rate_limit_per_user", "parent_id"):
             if name in fields and (fields[name] is not None or name in ("topic", "parent_id")):
                 setattr(channel, name, fields[name])
