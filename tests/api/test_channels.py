@@ -221,3 +221,19 @@ def test_delete_channel_returns_it_and_then_it_is_unknown(client, make):
     error(client.delete(f"/api/v10/channels/{channel_id}", headers=alice.headers), 404, 10003)
     listed = json_body(client.get(f"/api/v10/guilds/{guild_id}/channels", headers=alice.headers), 200)
     assert str(channel_id) not in [c["id"] for c in listed]
+
+
+def test_edit_moves_a_channel_only_into_a_category_of_its_guild(client, make):
+    alice, other = make.actor(), make.actor()
+    guild_id, general_id = make.guild(alice)
+    other_guild, _ = make.guild(other)
+    category = make.channel(guild_id, "Text", type_=4)
+    foreign_category = make.channel(other_guild, "Elsewhere", type_=4)
+    url = f"/api/v10/channels/{general_id}"
+    for parent in (4242, general_id, foreign_category):
+        assert field_error_codes(client.patch(url, json={"parent_id": str(parent)}, headers=alice.headers),
+                                 "parent_id") == ["CHANNEL_PARENT_INVALID"]
+    assert json_body(client.get(url, headers=alice.headers), 200)["parent_id"] is None
+    moved = json_body(client.patch(url, json={"parent_id": str(category)}, headers=alice.headers), 200)
+    assert moved["parent_id"] == str(category)
+    assert json_body(client.patch(url, json={"parent_id": None}, headers=alice.headers), 200)["parent_id"] is None
