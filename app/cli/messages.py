@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +28,8 @@ from models import Channel, User
 messages_cli = CommandGroup("messages", help="Import and export message history (JSON Lines).")
 #: Carriage return and ANSI "erase line": the next text replaces the progress line on a terminal.
 CLEAR_LINE = "\r\x1b[K"
+#: Lines checked together: one store read per channel finds which of them are already stored.
+IMPORT_BATCH_LINES = 500
 
 
 class BadLine(Exception):
@@ -44,11 +47,21 @@ class ImportCounts:
                 f"failed {self.failed}")
 
 
+@dataclass(frozen=True)
+class CheckedLine:
+    """A line that can be imported: its message, its pin time if given, and the same message if already stored."""
+
+    message: Message
+    pinned_at: datetime | None
+    stored: Message | None
+
+
 class MessageImporter:
     """Checks lines against the metadata and the store, and writes them through the store.
 
-    Each channel and author is looked up once. A session's transaction is closed before any store call, as
-    in the services: on SQLite the process has one connection, which the SQL message store needs too.
+    Lines are checked a batch at a time, so that finding which messages are already stored costs one store read
+    per channel and batch. Each channel and author is looked up once. A session's transaction is closed before
+    any store call, as in the services: on SQLite the process has one connection, which the SQL store needs too.
     """
 
     def __init__(self, res, now: datetime):
@@ -59,12 +72,53 @@ class MessageImporter:
         self._known_users: dict[int, bool] = {}
         self.newest_per_channel: dict[int, int] = {}
 
-    def check(self, line: bytes) -> tuple[Message, datetime | None, Message | None]:
-        """The line's message, its pin time if given, and the stored message with its id if any.
+    def check_batch(self, batch: list[tuple[int, bytes]]) -> list[tuple[int, CheckedLine | BadLine]]:
+        """Each line's outcome, by line number.
 
-        Raises :class:`BadLine`. A stored message that differs is a bad line: import never rewrites history
-        (and a create over it would keep fields the line leaves at their defaults).
+        A stored message that differs is a bad line: import never rewrites history (and a create over it would
+        keep fields the line leaves at their defaults). So is a second, different line for an id in the batch.
         """
+        outcomes: dict[int, CheckedLine | BadLine] = {}
+        parsed: dict[int, tuple[Message, datetime | None]] = {}
+        for number, line in batch:
+            try:
+                parsed[number] = self._parse(line)
+            except BadLine as problem:
+                outcomes[number] = problem
+        stored = self._stored_messages([message for message, _ in parsed.values()])
+        firsts: dict[tuple[int, int], Message] = {}
+        for number, (message, pinned_at) in sorted(parsed.items()):
+            key = (message.channel_id, message.id)
+            if key in firsts:
+                # Written by the time this line is: the same again is skipped, a different one refused.
+                if firsts[key] != message:
+                    outcomes[number] = BadLine(f"message {message.id} appears earlier in the file with different "
+                                               "fields")
+                else:
+                    outcomes[number] = CheckedLine(message, pinned_at, stored=firsts[key])
+                continue
+            # The nonce of a message sent through the API is not part of its object, so it never differs here.
+            if key in stored and stored[key].replace(nonce=None) != message:
+                outcomes[number] = BadLine(f"message {message.id} exists with different fields; not overwritten")
+                continue
+            firsts[key] = message
+            outcomes[number] = CheckedLine(message, pinned_at, stored=stored.get(key))
+        return sorted(outcomes.items())
+
+    def write(self, line: CheckedLine) -> bool:
+        """Store the line's message; False when it was already stored as given."""
+        message = line.message
+        if line.stored is None:
+            self.store.create_message(message)
+        if message.pinned:
+            # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
+            self.store.pin_message(message.channel_id, message.id, line.pinned_at or snowflake_time(message.id))
+        newest = self.newest_per_channel.get(message.channel_id, 0)
+        self.newest_per_channel[message.channel_id] = max(newest, message.id)
+        return line.stored is None
+
+    def _parse(self, line: bytes) -> tuple[Message, datetime | None]:
+        """The line's message and pin time, after checking its form, its time, its channel and its author."""
         try:
             body = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
@@ -81,23 +135,16 @@ class MessageImporter:
             raise BadLine(problem)
         if not self._user_exists(message.author_id):
             raise BadLine(f"unknown author {message.author_id}")
-        stored = self.store.get_message(message.channel_id, message.id)
-        # The nonce of a message sent through the API is not part of its object, so it never differs here.
-        if stored is not None and stored.replace(nonce=None) != message:
-            raise BadLine(f"message {message.id} exists with different fields; not overwritten")
-        return message, pinned_at, stored
+        return message, pinned_at
 
-    def import_line(self, line: bytes) -> bool:
-        """Write the line's message; False when it was already stored as given."""
-        message, pinned_at, stored = self.check(line)
-        if stored is None:
-            self.store.create_message(message)
-        if message.pinned:
-            # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
-            self.store.pin_message(message.channel_id, message.id, pinned_at or snowflake_time(message.id))
-        newest = self.newest_per_channel.get(message.channel_id, 0)
-        self.newest_per_channel[message.channel_id] = max(newest, message.id)
-        return stored is None
+    def _stored_messages(self, messages: list[Message]) -> dict[tuple[int, int], Message]:
+        """The stored messages with the ids of ``messages``, by (channel id, id): one store read per channel."""
+        ids_per_channel: dict[int, set[int]] = {}
+        for message in messages:
+            ids_per_channel.setdefault(message.channel_id, set()).add(message.id)
+        return {(channel_id, message_id): message
+                for channel_id, ids in ids_per_channel.items()
+                for message_id, message in self.store.get_messages(channel_id, ids).items()}
 
     def update_last_message_ids(self) -> None:
         """Move each channel's ``last_message_id`` up to its newest imported message, never down."""
@@ -168,6 +215,12 @@ class FilePass:
             click.echo(f"{self.label}: {percent}%", err=True)
 
 
+def _batches(lines: FilePass):
+    iterator = iter(lines)
+    while batch := list(islice(iterator, IMPORT_BATCH_LINES)):
+        yield batch
+
+
 @messages_cli.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Import nothing if any line is bad (every line is checked first).")
@@ -186,32 +239,34 @@ def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool 
     counts = ImportCounts()
     try:
         if strict:
-            # Fingerprints of the ids seen, so that two differing lines for one id fail the check too.
-            fingerprints: dict[int, int] = {}
+            # Fingerprints of the ids seen, so that two differing lines for one id in different batches fail too.
+            fingerprints: dict[tuple[int, int], int] = {}
             checking = FilePass(file, "checking", show_progress)
-            for number, line in checking:
-                try:
-                    message = importer.check(line)[0]
-                    if fingerprints.setdefault(message.id, hash(message)) != hash(message):
-                        raise BadLine(f"message {message.id} appears earlier in the file with different fields")
-                except BadLine as problem:
-                    checking.report(number, str(problem))
-                    counts.failed += 1
+            for batch in _batches(checking):
+                for number, outcome in importer.check_batch(batch):
+                    if isinstance(outcome, CheckedLine):
+                        key = (outcome.message.channel_id, outcome.message.id)
+                        if fingerprints.setdefault(key, hash(outcome.message)) != hash(outcome.message):
+                            outcome = BadLine(f"message {outcome.message.id} appears earlier in the file with "
+                                              "different fields")
+                    if isinstance(outcome, BadLine):
+                        checking.report(number, str(outcome))
+                        counts.failed += 1
             if counts.failed:
                 click.echo(f"nothing imported (--strict): {counts.failed} bad lines", err=True)
                 click.echo(counts.summary(), err=True)
                 ctx.exit(1)
         importing = FilePass(file, "importing", show_progress)
         try:
-            for number, line in importing:
-                try:
-                    if importer.import_line(line):
+            for batch in _batches(importing):
+                for number, outcome in importer.check_batch(batch):
+                    if isinstance(outcome, BadLine):
+                        importing.report(number, str(outcome))
+                        counts.failed += 1
+                    elif importer.write(outcome):
                         counts.imported += 1
                     else:
                         counts.skipped += 1
-                except BadLine as problem:
-                    importing.report(number, str(problem))
-                    counts.failed += 1
         finally:
             importer.update_last_message_ids()
     except StoreUnavailable as exc:

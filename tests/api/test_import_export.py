@@ -236,6 +236,29 @@ def test_a_stored_message_that_differs_is_reported_and_not_overwritten(app, clie
     assert stored["content"] == "v1"
 
 
+@pytest.mark.parametrize("batch_lines", [1, 500], ids=["across-batches", "within-a-batch"])
+def test_an_id_given_twice_is_imported_once_and_a_differing_repeat_refused(app, client, owner, channel_id,
+                                                                           tmp_path, monkeypatch, batch_lines):
+    monkeypatch.setattr("app.cli.messages.IMPORT_BATCH_LINES", batch_lines)
+    first, second = backdated_id(HISTORY_START), backdated_id(HISTORY_START + timedelta(days=1))
+    lines = [message_object(first, channel_id, owner.id, "first", pinned=True),
+             message_object(second, channel_id, owner.id, "second"),
+             message_object(first, channel_id, owner.id, "first", pinned=True),
+             message_object(first, channel_id, owner.id, "first, changed")]
+    result = import_file(app, history_file(tmp_path, lines))
+
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"line 4: message {first} appears earlier in the file with different fields"
+        if batch_lines == 500 else f"line 4: message {first} exists with different fields; not overwritten",
+        "imported 2, skipped 1 (already present and identical), failed 1",
+    ]
+    assert [m["content"] for m in json_body(client.get(f"/api/v10/channels/{channel_id}/messages",
+                                                       headers=owner.headers), 200)] == ["second", "first"]
+    pins = json_body(client.get(f"/api/v10/channels/{channel_id}/messages/pins", headers=owner.headers), 200)
+    assert [item["message"]["id"] for item in pins["items"]] == [str(first)]
+
+
 def test_strict_imports_nothing_when_any_line_is_bad(app, client, owner, channel_id, tmp_path):
     lines = backdated_history(channel_id, owner.id, days=10) + [message_object(backdated_id(HISTORY_START), 99, owner.id)]
     result = import_file(app, history_file(tmp_path, lines), "--strict")
