@@ -66,7 +66,7 @@ class Node:
         self.requests: collections.deque = collections.deque(maxlen=10_000)
         self._server: StreamServer | None = None
         self._connections: set[_Connection] = set()
-        self._stall = gevent.event.Event()
+        self.stall_released = gevent.event.Event()
         self.system = Dataset(cluster.dataset.now, with_schema_tables=False)
         self._define_system_tables()
 
@@ -79,7 +79,7 @@ class Node:
         if self._server is not None:
             return
         self.prepared.clear()
-        self._stall = gevent.event.Event()
+        self.stall_released = gevent.event.Event()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -98,7 +98,7 @@ class Node:
             return
         self._server.close()
         self._server = None
-        self._stall.set()
+        self.stall_released.set()
         for connection in list(self._connections):
             connection.close()
         self.cluster.broadcast_status(self, "DOWN")
@@ -110,10 +110,10 @@ class Node:
 
     def clear_faults(self) -> None:
         self.faults.clear()
-        self._stall.set()
-        self._stall = gevent.event.Event()
+        self.stall_released.set()
+        self.stall_released = gevent.event.Event()
 
-    def _take_fault(self, is_write: bool) -> Fault | None:
+    def take_fault(self, is_write: bool) -> Fault | None:
         for fault in self.faults:
             if fault.matches(is_write):
                 if fault.times is not None:
@@ -400,16 +400,17 @@ class _Connection:
                                and isinstance(decoded[0][1].statement, Select))
 
     def _apply_fault(self, is_write: bool, consistency: int, write_type: str) -> None:
-        fault = self.node._take_fault(is_write)
+        fault = self.node.take_fault(is_write)
         if fault is None:
             return
         if fault.delay:
             gevent.sleep(fault.delay)
         if fault.kind == "stall":
-            self.node._stall.wait()
+            self.node.stall_released.wait()
             raise _Dropped()
         if fault.kind == "drop":
             raise _Dropped()
+        # The counts a coordinator of a three-replica keyspace would report.
         block_for = self.node.cluster.required_replicas(consistency, 3)
         if fault.kind == "read_timeout":
             raise StatementError(protocol.read_timeout(consistency, block_for - 1, block_for, False))
