@@ -14,6 +14,7 @@ import orjson
 from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
+from app import ratelimit
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
 from app.ids import MAX_SNOWFLAKE
@@ -46,6 +47,11 @@ def _authenticate() -> None:
     session = db()
     g.user = authenticate(session, request.headers.get("Authorization"))
     session.commit()
+
+
+# After _authenticate (a blueprint's hooks run in the order registered), so that limits count per user.
+api.before_request(ratelimit.enforce_rate_limits)
+api.after_request(ratelimit.add_rate_limit_headers)
 
 
 def route(rule: str, methods: list[str], *, public: bool = False):
@@ -217,9 +223,10 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
 
 def register(app) -> None:
     """Mount the API under both versions and its error handlers."""
-    from app.api import channels, guilds, messages, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api import channels, guilds, messages, openapi, users  # noqa: F401  (their routes attach to ``api``)
     from app.api.errors import register_error_handlers
 
+    ratelimit.init_app(app, app.config["SETTINGS"])
     app.register_blueprint(api, url_prefix="/api/v10")
     app.register_blueprint(api, url_prefix="/api/v9", name="api_v9")
     register_error_handlers(app)

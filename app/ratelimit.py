@@ -1,0 +1,226 @@
+"""Rate limits the way Discord applies them and discord.py expects them (api-contract section 7).
+
+Every request of a user counts against the user's global bucket (``rate_limit_global_per_second``) and against
+one route bucket, keyed by the bucket, the route's major parameter (``channel_id`` or ``guild_id``) and the
+user. Sending, deleting and reacting have buckets of their own limits; every other route has a bucket of its own
+with ``rate_limit_default``. Requests without a user (the public OpenAPI document) count against a global bucket
+of the client's address.
+
+Responses of a limited route carry ``X-RateLimit-Limit``, ``-Remaining``, ``-Reset``, ``-Reset-After`` and
+``-Bucket`` always together: discord.py reads ``-Reset`` when ``-Reset-After`` is missing and fails without it.
+A refused request gets Discord's 429: a JSON body with ``retry_after`` in seconds and ``global``, and a ``Via``
+header, without which discord.py takes the 429 for a Cloudflare ban and gives up instead of waiting.
+
+Counts live in Redis when a storage URL is configured (shared by every worker and host), in process memory
+otherwise (each worker then counts alone). When Redis fails, requests pass unlimited for a moment rather than
+fail: the limits protect the service, they are not worth an outage.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+from flask import Flask, Response, current_app, g, request
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import RedisStorage, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Route buckets with limits of their own, by endpoint name, and the setting that holds each limit.
+SHARED_BUCKETS: dict[str, tuple[str, str]] = {
+    "create_message": ("messages.create", "rate_limit_message_create"),
+    "delete_message": ("messages.delete", "rate_limit_message_delete"),
+    **{endpoint: ("reactions", "rate_limit_reactions") for endpoint in (
+        "add_reaction", "remove_own_reaction", "remove_user_reaction", "list_reaction_users",
+        "clear_reactions", "clear_emoji_reactions",
+    )},
+}
+MAJOR_PARAMETERS = ("channel_id", "guild_id")
+#: How long requests pass unlimited after the storage failed, so a dead Redis costs one timeout, not one each.
+STORAGE_RETRY_INTERVAL = 5.0
+#: Redis answers on the same network in well under a millisecond; waiting longer only stalls requests.
+REDIS_TIMEOUT = 0.25
+VIA = "1.1 chatstore"
+
+
+class _MillisecondRedisStorage(RedisStorage):
+    """Redis storage whose window expiry has millisecond precision.
+
+    The stock storage reads the expiry with TTL, rounded to whole seconds: a window with 0.4 s left would
+    report 0, and a client told ``retry_after: 0`` retries at once and spends its attempts.
+    """
+
+    def get_expiry(self, key: str) -> float:
+        remaining_ms = self.get_connection(True).pttl(self.prefixed_key(key))
+        return time.time() + max(remaining_ms, 0) / 1000
+
+
+def parse_rate(text: str) -> RateLimitItem:
+    """``"COUNT/SECONDS"`` (validated by config) as a fixed window of SECONDS seconds."""
+    count, seconds = text.split("/")
+    return RateLimitItemPerSecond(int(count), int(seconds))
+
+
+def bucket_hash(name: str) -> str:
+    """An opaque, stable bucket id, the same in every worker (Discord's are opaque too)."""
+    return hashlib.blake2s(name.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class BucketState:
+    name: str
+    limit: int
+    remaining: int
+    reset: float  # epoch seconds
+
+    def headers(self, now: float) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": f"{self.reset:.3f}",
+            "X-RateLimit-Reset-After": f"{max(self.reset - now, 0.0):.3f}",
+            "X-RateLimit-Bucket": bucket_hash(self.name),
+        }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    retry_after: float
+    is_global: bool
+
+
+class RateLimiter:
+    """Counts requests in fixed windows; one per app, its storage built lazily in each worker process."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.global_limit = RateLimitItemPerSecond(settings.rate_limit_global_per_second, 1)
+        self.default_limit = parse_rate(settings.rate_limit_default)
+        self.shared_limits = {bucket: parse_rate(getattr(settings, attribute))
+                              for bucket, attribute in SHARED_BUCKETS.values()}
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._storage: Storage | None = None
+        self._strategy: FixedWindowRateLimiter | None = None
+        self._skip_until = 0.0
+
+    def _limiter(self) -> FixedWindowRateLimiter:
+        # The memory storage runs a timer, and Redis connections must not be shared with a forked parent.
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._storage = self._make_storage()
+                    self._strategy = FixedWindowRateLimiter(self._storage)
+                    self._pid = os.getpid()
+        return self._strategy
+
+    def _make_storage(self) -> Storage:
+        url = self.settings.rate_limit_storage_url or "memory://"
+        if url.startswith(("redis://", "rediss://", "redis+unix://")):
+            return _MillisecondRedisStorage(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+        return storage_from_string(url)
+
+    def route_bucket(self, endpoint: str) -> tuple[str, RateLimitItem]:
+        if endpoint in SHARED_BUCKETS:
+            bucket = SHARED_BUCKETS[endpoint][0]
+            return bucket, self.shared_limits[bucket]
+        return endpoint, self.default_limit
+
+    def check(self, endpoint: str, view_args: dict, identity: str,
+              authenticated: bool) -> tuple[BucketState | None, Refusal | None]:
+        """Count one request; return the route bucket's state (for headers) and a Refusal when over a limit.
+
+        Errors of the storage pass the request unlimited (logged), for ``STORAGE_RETRY_INTERVAL`` seconds.
+        """
+        if time.monotonic() < self._skip_until:
+            return None, None
+        limiter = self._limiter()
+        try:
+            return self._check(limiter, endpoint, view_args, identity, authenticated)
+        except self._storage.base_exceptions as exc:
+            self._skip_until = time.monotonic() + STORAGE_RETRY_INTERVAL
+            log.warning("rate limit storage failed, not limiting for %.0fs: %s", STORAGE_RETRY_INTERVAL, exc)
+            return None, None
+
+    def _check(self, limiter: FixedWindowRateLimiter, endpoint: str, view_args: dict, identity: str,
+               authenticated: bool) -> tuple[BucketState | None, Refusal | None]:
+        if not limiter.hit(self.global_limit, "global", identity):
+            reset = limiter.get_window_stats(self.global_limit, "global", identity).reset_time
+            return None, Refusal(retry_after=max(reset - time.time(), 0.001), is_global=True)
+        if not authenticated:
+            return None, None
+        major = _major_parameter(view_args)
+        if major is None:
+            return None, None
+        bucket, item = self.route_bucket(endpoint)
+        allowed = limiter.hit(item, bucket, major, identity)
+        stats = limiter.get_window_stats(item, bucket, major, identity)
+        state = BucketState(name=bucket, limit=item.amount, remaining=stats.remaining, reset=stats.reset_time)
+        if allowed:
+            return state, None
+        return state, Refusal(retry_after=max(stats.reset_time - time.time(), 0.001), is_global=False)
+
+
+def _major_parameter(view_args: dict) -> str | None:
+    """The channel or guild id of the path ("" for routes without one); None when it is no snowflake, since
+    such a request is refused with 400 anyway and must not create a counter per garbage value."""
+    for name in MAJOR_PARAMETERS:
+        if name in view_args:
+            value = str(view_args[name])
+            return value if value.isascii() and value.isdigit() and len(value) <= 20 else None
+    return ""
+
+
+def _limiter() -> RateLimiter | None:
+    return current_app.extensions.get("ratelimit")
+
+
+def enforce_rate_limits() -> Response | None:
+    """before_request, after authentication: count the request; answer 429 when it is over a limit."""
+    limiter = _limiter()
+    if limiter is None or request.endpoint is None:
+        return None
+    user = g.get("user")
+    identity = f"user:{user.id}" if user is not None else f"ip:{request.remote_addr}"
+    endpoint = request.endpoint.rsplit(".", 1)[-1]
+    state, refusal = limiter.check(endpoint, request.view_args or {}, identity, authenticated=user is not None)
+    g.rate_limit_state = state
+    if refusal is None:
+        return None
+    _count_refusal()
+    response = current_app.json.response({"message": "You are being rate limited.", "code": 0,
+                                          "retry_after": round(refusal.retry_after, 3), "global": refusal.is_global})
+    response.status_code = 429
+    response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))
+    response.headers["Via"] = VIA
+    response.headers["X-RateLimit-Scope"] = "global" if refusal.is_global else "user"
+    if refusal.is_global:
+        response.headers["X-RateLimit-Global"] = "true"
+    return response
+
+
+def add_rate_limit_headers(response: Response) -> Response:
+    """after_request: the route bucket's headers, on every answer of a limited route (429s included)."""
+    state: BucketState | None = g.pop("rate_limit_state", None)
+    if state is not None:
+        response.headers.update(state.headers(time.time()))
+    return response
+
+
+def _count_refusal() -> None:
+    from app.observability.metrics import RATE_LIMITED
+
+    RATE_LIMITED.inc()
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    if settings.rate_limit_enabled:
+        app.extensions["ratelimit"] = RateLimiter(settings)

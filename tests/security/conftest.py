@@ -1,0 +1,22 @@
+"""Fixtures of the security suite: rate limits switched on per test, and a guild to attack."""
+from __future__ import annotations
+
+import pytest
+
+from app.ratelimit import RateLimiter
+
+
+@pytest.fixture
+def rate_limits(app):
+    """``rate_limits(**settings)`` installs a fresh limiter with those settings on the app for this test.
+
+    The suite's app runs without limits (other suites send bursts); a fresh limiter also starts from empty
+    in-process counts, so tests do not share windows.
+    """
+    def install(**changes) -> RateLimiter:
+        limiter = RateLimiter(app.config["SETTINGS"].replace(rate_limit_enabled=True, **changes))
+        app.extensions["ratelimit"] = limiter
+        return limiter
+
+    yield install
+    app.extensions.pop("ratelimit", None)
