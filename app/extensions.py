@@ -91,9 +91,16 @@ def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
     if settings.message_store == "dual":
         from app.messages.dual import DualMessageStore, WriteLog
 
-        return DualMessageStore(_backend_store(settings.dual_primary, settings, engine),
-                                _backend_store(settings.dual_secondary, settings, engine), WriteLog(engine))
-    return _backend_store(settings.message_store, settings, engine)
+        store = DualMessageStore(_backend_store(settings.dual_primary, settings, engine),
+                                 _backend_store(settings.dual_secondary, settings, engine), WriteLog(engine))
+    else:
+        store = _backend_store(settings.message_store, settings, engine)
+    if settings.coalesce_reads:
+        from app.messages.coalescing import CoalescingMessageStore
+        from app.observability.metrics import COALESCED_READS
+
+        store = CoalescingMessageStore(store, on_coalesced=COALESCED_READS.inc)
+    return store
 
 
 class Resources:

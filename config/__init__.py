@@ -62,6 +62,8 @@ class Settings:
     hub_blocking_threshold_ms: int = 100
     readiness_timeout: float = 1.0
     graceful_timeout: float = 20.0
+    # Concurrent identical history reads in a worker share one store call (app/messages/coalescing.py).
+    coalesce_reads: bool = True
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -184,6 +186,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "HUB_BLOCKING_THRESHOLD_MS": ("hub_blocking_threshold_ms", _non_negative_int),
     "READINESS_TIMEOUT": ("readiness_timeout", _positive_float),
     "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
+    "COALESCE_READS": ("coalesce_reads", _boolean),
 }
 
 
