@@ -4,13 +4,12 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import math  # noqa: E402
 
 import gevent  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402

@@ -1,0 +1,224 @@
+"""``make bench``: the service under wrk on each SQL backend, beside same-run baselines.
+
+    .venv/bin/python -m bench [--quick] [--duration 10] [--scenarios latest,hot] [--backends sqlite]
+                              [--history-size 1000000] [--connections 64] [--workers 2]
+
+Every figure is reported as a ratio to a baseline measured in the same run (the machine is shared, so
+absolute numbers drift): the framework ceiling (bench/baseline_app.py answering a tiny JSON body) and the
+serialization ceiling (the same app answering a page of 50 messages), both under the service's gunicorn
+settings. Writes bench/results/<timestamp>.json, .md and .png; servers' logs go to <timestamp>-servers.log.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import report
+from bench.paths import RESULTS_DIR
+from bench.probes import hold_idle_connections, resident_megabytes, statements_per_page, store_calls
+from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
+from bench.seed import SeededService, seed
+from bench.server import serve, wait_for_workers
+from bench.wrk import require_wrk, run_wrk
+
+BACKENDS = ("sqlite", "postgres")
+SERVICE_APP = "wsgi:application"
+#: Answers 401 without a token, once a worker has loaded the app.
+SERVICE_READY_PATH = "/api/v10/users/@me"
+IDLE_CONNECTIONS = 1000
+DEFAULT_HISTORY = 1_000_000
+QUICK_HISTORY = 100_000
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help=f"short runs (3 s) and a {QUICK_HISTORY:,}-message history, to check the harness")
+    parser.add_argument("--duration", type=float, help="seconds of load per scenario (default 10, quick 3)")
+    parser.add_argument("--warmup", type=float, help="seconds of unrecorded load before each (default 2, quick 1)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIO_NAMES),
+                        help=f"comma-separated, from {','.join(SCENARIO_NAMES)}")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: sqlite,postgres")
+    parser.add_argument("--history-size", type=int,
+                        help=f"messages in the long channel (default {DEFAULT_HISTORY:,}, quick {QUICK_HISTORY:,})")
+    parser.add_argument("--connections", type=int, default=64, help="concurrent connections (hot channel: "
+                                                                    f"{HOT_CONNECTIONS})")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    args.history_size = args.history_size or (QUICK_HISTORY if args.quick else DEFAULT_HISTORY)
+    args.scenarios = _names(args.scenarios, SCENARIO_NAMES, parser)
+    args.backends = _names(args.backends, BACKENDS, parser)
+    return args
+
+
+def _names(raw: str, known, parser) -> list[str]:
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown {', '.join(unknown)}; choose from {', '.join(known)}")
+    return names
+
+
+def server_environment(args, **extra: str) -> dict[str, str]:
+    # The load generator is one client per connection hammering as fast as it can: the rate limits (which
+    # would answer most of it with 429) are off, and their cost is not part of these figures.
+    return {"WEB_WORKERS": str(args.workers), "RATE_LIMIT_ENABLED": "false", **extra}
+
+
+def load(server, script: str, connections: int, args, environment: dict[str, str], *,
+         count_store_calls: bool = True) -> dict:
+    """Warm up, then measure; the result with the store calls the measured part cost, when the app counts them."""
+    url = server.url + "/"
+    if args.warmup:
+        run_wrk(url, script, connections=connections, seconds=args.warmup, environment=environment)
+    before = store_calls(server.host, server.port) if count_store_calls else None
+    result = run_wrk(url, script, connections=connections, seconds=args.duration, environment=environment)
+    figures = {**result.as_dict(), "connections": connections}
+    if before is not None:
+        calls = store_calls(server.host, server.port) - before
+        figures["store_calls_per_request"] = round(calls.reached_backend / max(result.requests, 1), 3)
+        figures["coalesced_per_request"] = round(calls.coalesced / max(result.requests, 1), 3)
+    return figures
+
+
+def _brief(figures: dict) -> str:
+    calls = figures.get("store_calls_per_request")
+    return (f"{figures['requests_per_second']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+            f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
+
+
+def run_baselines(args, log_path: Path) -> dict:
+    baselines = {}
+    for name, app in (("framework", "bench.baseline_app:framework_app"),
+                      ("serialization", "bench.baseline_app:serialization_app")):
+        with serve(app, server_environment(args), log_path) as server:
+            wait_for_workers(server, args.workers)
+            for connections in sorted({args.connections, HOT_CONNECTIONS}):
+                print(f"  baseline {name} at {connections} connections", flush=True)
+                key = name if connections == args.connections else f"{name}@{connections}"
+                baselines[key] = load(server, "get.lua", connections, args,
+                                      {"BENCH_PATHS": "/api/v10/channels/0/messages", "BENCH_TOKENS": "unused"},
+                                      count_store_calls=False)
+                print(f"    {_brief(baselines[key])}", flush=True)
+    return baselines
+
+
+def run_backend(backend: str, args, log_path: Path, directory: Path) -> dict:
+    from tests.support.databases import migrated_database, postgres_reachable
+
+    if backend == "postgres" and (problem := postgres_reachable()) is not None:
+        print(f"  skipping PostgreSQL: {problem}", flush=True)
+        return {"skipped": problem}
+    from app import create_app
+
+    with migrated_database(backend, directory) as settings:
+        print(f"  seeding {backend} ({args.history_size:,} messages in the long channel)", flush=True)
+        resources = create_app(settings).extensions["chatstore"]
+        try:
+            seeded = seed(resources, args.history_size)
+            history_statements = _history_statements(resources, seeded)
+        finally:
+            resources.close()
+        print(f"  seeded in {seeded.seconds:.0f} s", flush=True)
+        environment = server_environment(args, DATABASE_URL=settings.database_url)
+        outcome = {"seed_seconds": round(seeded.seconds, 1), "history_size": seeded.history_size,
+                   "sparse_messages": seeded.sparse_size, **history_statements, "scenarios": {}}
+        selected = [s for s in SCENARIOS if s.name in args.scenarios]
+        for coalescing in (True, False):
+            batch = [s for s in selected if s.coalescing == coalescing]
+            if not batch and not coalescing:
+                continue
+            with serve(SERVICE_APP, {**environment, "COALESCE_READS": str(coalescing).lower()}, log_path,
+                       ready_path=SERVICE_READY_PATH) as server:
+                workers = wait_for_workers(server, args.workers)
+                for scenario in batch:
+                    outcome["scenarios"][scenario.name] = _run_scenario(server, scenario, seeded, args)
+                if coalescing:
+                    outcome["memory"] = _idle_memory(server, workers, seeded)
+        return outcome
+
+
+def _run_scenario(server, scenario: Scenario, seeded: SeededService, args) -> dict:
+    connections = scenario.connections or args.connections
+    print(f"  {scenario.name}: {scenario.title}", flush=True)
+    figures = load(server, scenario.script, connections, args, scenario.environment(seeded))
+    print(f"    {_brief(figures)}", flush=True)
+    return {**figures, "title": scenario.title, "answers_a_page": scenario.answers_a_page}
+
+
+def _history_statements(resources, seeded: SeededService) -> dict:
+    """SQL statements the message store sends for one page (it bypasses the wrappers: backend queries only)."""
+    from app.messages.sql import SqlMessageStore
+
+    store = SqlMessageStore(resources.engine)
+    sparse_page: list = []
+    sparse = statements_per_page(resources.engine, lambda: sparse_page.extend(
+        store.list_messages(seeded.sparse_channel, limit=50)))
+    if len(sparse_page) != seeded.sparse_size:
+        raise RuntimeError(f"sparse page has {len(sparse_page)} of {seeded.sparse_size} messages")
+    deep = statements_per_page(resources.engine, lambda: store.list_messages(
+        seeded.history_channel, before=seeded.deep_cursors[0], limit=50))
+    return {"sparse_page_statements": sparse, "deep_page_statements": deep}
+
+
+def _idle_memory(server, workers: list[int], seeded: SeededService) -> dict:
+    print(f"  memory at {IDLE_CONNECTIONS} idle keep-alive connections", flush=True)
+    before = {pid: resident_megabytes(pid) for pid in workers}
+    request = (f"GET /api/v10/users/@me HTTP/1.1\r\nHost: {server.host}\r\n"
+               f"Authorization: Bot {seeded.tokens[0]}\r\n\r\n").encode()
+    during, answered = hold_idle_connections(server.host, server.port, IDLE_CONNECTIONS, request,
+                                             lambda: {pid: resident_megabytes(pid) for pid in workers})
+    return {"connections": IDLE_CONNECTIONS, "answered": answered,
+            "rss_mb_before": {str(p): round(v, 1) for p, v in before.items()},
+            "rss_mb_idle_connections": {str(p): round(v, 1) for p, v in during.items()},
+            "max_rss_mb": round(max(during.values()), 1)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    require_wrk()
+    started = datetime.now(timezone.utc)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    log_path = RESULTS_DIR / f"{stamp}-servers.log"
+    run = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+                    "python": platform.python_version()},
+        "settings": {key: getattr(args, key) for key in ("duration", "warmup", "connections", "workers",
+                                                         "history_size", "scenarios", "backends")},
+        "baselines": {}, "backends": {},
+    }
+    clock = time.monotonic()
+    print("baselines", flush=True)
+    run["baselines"] = run_baselines(args, log_path)
+    with tempfile.TemporaryDirectory(prefix="chatstore-bench-") as directory:
+        for backend in args.backends:
+            print(backend, flush=True)
+            backend_directory = Path(directory) / backend
+            backend_directory.mkdir()
+            run["backends"][backend] = run_backend(backend, args, log_path, backend_directory)
+    run["seconds"] = round(time.monotonic() - clock, 1)
+    run["targets"] = [asdict(t) for t in report.evaluate_targets(run)]
+    paths = {suffix: RESULTS_DIR / f"{stamp}.{suffix}" for suffix in ("json", "md", "png")}
+    paths["json"].write_text(json.dumps(run, indent=2))
+    summary = report.markdown(run, chart_name=paths["png"].name)
+    paths["md"].write_text(summary)
+    report.chart(run, paths["png"])
+    print()
+    print(summary)
+    print("written:", ", ".join(str(path) for path in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

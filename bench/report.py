@@ -1,0 +1,182 @@
+"""Targets of issue 6, the Markdown summary and the chart, all from a run's results."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TARGET_BACKEND = "sqlite"
+TAIL_FACTOR = 5.0
+MEMORY_LIMIT_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: str
+    required: str
+    passed: bool | None  # None: not measured in this run
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def mean_latency_ms(figures: dict) -> float:
+    """Little's law: with every connection always waiting on a request, the mean latency is connections over
+    throughput. wrk's own mean leaves out nothing, but this is what the target names."""
+    return figures["connections"] / figures["requests_per_second"] * 1000
+
+
+def tail_ratio(figures: dict) -> float:
+    return figures["p99_ms"] / mean_latency_ms(figures)
+
+
+def evaluate_targets(run: dict) -> list[Target]:
+    backend = run["backends"].get(TARGET_BACKEND, {})
+    scenarios = backend.get("scenarios", {})
+    baselines = run["baselines"]
+
+    def rps(figures: dict | None) -> float | None:
+        return figures["requests_per_second"] if figures else None
+
+    def target(name: str, value: float | None, required: str, check, shown: str = "{:.2f}") -> Target:
+        if value is None:
+            return Target(name, "not measured", required, None)
+        return Target(name, shown.format(value), required, bool(check(value)))
+
+    targets = [
+        target("create: x framework ceiling", _ratio(rps(scenarios.get("create")), rps(baselines.get("framework"))),
+               ">= 0.5", lambda v: v >= 0.5),
+        target("latest 50: x serialization ceiling",
+               _ratio(rps(scenarios.get("latest")), rps(baselines.get("serialization"))), ">= 0.7",
+               lambda v: v >= 0.7),
+    ]
+    tails = {name: tail_ratio(figures) for name, figures in scenarios.items() if figures.get("requests")}
+    worst = max(tails, key=tails.get) if tails else None
+    targets.append(target(f"tail: p99 / mean latency (worst: {worst})", tails.get(worst) if worst else None,
+                          f"<= {TAIL_FACTOR:g}", lambda v: v <= TAIL_FACTOR))
+    hot = scenarios.get("hot")
+    targets.append(target("hot channel: store calls per request", hot.get("store_calls_per_request") if hot else None,
+                          "<= 0.1", lambda v: v <= 0.1, "{:.3f}"))
+    targets.append(target("hot channel: x throughput with coalescing off",
+                          _ratio(rps(hot), rps(scenarios.get("hot-uncoalesced"))), ">= 2", lambda v: v >= 2))
+    targets.append(target("flat history: cost of 50 before 3 years back / latest 50",
+                          _ratio(rps(scenarios.get("latest")), rps(scenarios.get("deep"))), "<= 1.5",
+                          lambda v: v <= 1.5))
+    targets.append(target("sparse channel: store queries for a page", backend.get("sparse_page_statements"),
+                          "<= 3", lambda v: v <= 3, "{:.0f}"))
+    memory = backend.get("memory")
+    targets.append(target(f"memory per worker at {memory['connections'] if memory else 1000} idle connections (MB)",
+                          memory["max_rss_mb"] if memory else None, f"< {MEMORY_LIMIT_MB:g}",
+                          lambda v: v < MEMORY_LIMIT_MB, "{:.0f}"))
+    return targets
+
+
+def _row(label: str, figures: dict, framework: dict | None, serialization: dict | None) -> str:
+    def times(baseline: dict | None) -> str:
+        ratio = _ratio(figures["requests_per_second"], baseline["requests_per_second"] if baseline else None)
+        return "" if ratio is None else f"{ratio:.2f}"
+
+    calls = figures.get("store_calls_per_request")
+    return (f"| {label} | {figures['connections']} | {figures['requests_per_second']:.0f} | {times(framework)} | "
+            f"{times(serialization)} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | "
+            f"{tail_ratio(figures):.1f} | {figures['errors']} | {'' if calls is None else f'{calls:.2f}'} |")
+
+
+def markdown(run: dict, chart_name: str) -> str:
+    baselines = run["baselines"]
+    settings = run["settings"]
+    lines = [
+        f"# Benchmark {run['started_at']}",
+        "",
+        f"{settings['workers']} gunicorn gevent workers, {settings['connections']} connections (hot channel: its "
+        f"own count), {settings['duration']:g} s per scenario after {settings['warmup']:g} s of warm-up, "
+        f"{settings['history_size']:,} messages in the long channel. {run['machine']['cpus']} CPUs, load average "
+        f"{run['machine']['load_average_at_start'][0]:.1f} at the start; the run took {run['seconds']:.0f} s.",
+        "",
+        "Ratios are to the baselines of this run at the same connection count: x framework = throughput over the "
+        "framework ceiling's, x serialization = over the serialization ceiling's. p99 / mean is p99 over the "
+        "mean latency (connections / throughput). Store calls per request reached the backend (coalesced reads "
+        "excluded).",
+        "",
+        "| scenario | conns | req/s | x framework | x serialization | p50 ms | p99 ms | p99 / mean | errors | "
+        "store calls / req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, figures in baselines.items():
+        connections = figures["connections"]
+        framework, serialization = _baselines_at(baselines, connections)
+        lines.append(_row(f"baseline: {name}", figures, framework, serialization))
+    for backend, outcome in run["backends"].items():
+        if "skipped" in outcome:
+            lines.append(f"| {backend}: skipped ({outcome['skipped']}) |||||||||")
+            continue
+        for name, figures in outcome["scenarios"].items():
+            framework, serialization = _baselines_at(baselines, figures["connections"])
+            lines.append(_row(f"{backend}: {figures['title']}", figures, framework, serialization))
+    lines += ["", "Per backend: SQL statements for one page (sparse channel; 50 before a cursor 3 years back), "
+                  "worker memory at idle keep-alive connections.", ""]
+    for backend, outcome in run["backends"].items():
+        if "skipped" in outcome:
+            continue
+        memory = outcome.get("memory", {})
+        lines.append(f"- {backend}: sparse page {outcome['sparse_page_statements']} statement(s) for "
+                     f"{outcome['sparse_messages']} messages over 5 years; deep page "
+                     f"{outcome['deep_page_statements']}; max worker RSS {memory.get('max_rss_mb', 'n/a')} MB with "
+                     f"{memory.get('answered', 0)} of {memory.get('connections', 0)} connections open "
+                     f"(before: {', '.join(f'{v} MB' for v in memory.get('rss_mb_before', {}).values())}); "
+                     f"seeded in {outcome['seed_seconds']:.0f} s")
+    lines += ["", f"## Targets ({TARGET_BACKEND})", "", "| target | measured | required | result |",
+              "|---|---:|---:|---|"]
+    for target in run["targets"]:
+        result = {True: "PASS", False: "FAIL", None: "not measured"}[target["passed"]]
+        lines.append(f"| {target['name']} | {target['measured']} | {target['required']} | {result} |")
+    lines += ["", f"![throughput and p99 by scenario]({chart_name})", ""]
+    return "\n".join(lines)
+
+
+def _baselines_at(baselines: dict, connections: int) -> tuple[dict | None, dict | None]:
+    """The baselines measured at ``connections`` (the default count's carry no suffix)."""
+    def pick(name: str) -> dict | None:
+        at = baselines.get(f"{name}@{connections}")
+        plain = baselines.get(name)
+        return at or (plain if plain and plain["connections"] == connections else None)
+    return pick("framework"), pick("serialization")
+
+
+def chart(run: dict, path: Path) -> None:
+    """Throughput and p99 per scenario and backend, with the baselines as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [b for b, outcome in run["backends"].items() if "scenarios" in outcome]
+    names = list(dict.fromkeys(n for b in backends for n in run["backends"][b]["scenarios"]))
+    figure, (throughput, tail) = plt.subplots(1, 2, figsize=(14, 5.5))
+    width = 0.8 / max(len(backends), 1)
+    for index, backend in enumerate(backends):
+        scenarios = run["backends"][backend]["scenarios"]
+        positions = [n + index * width for n in range(len(names))]
+        throughput.bar(positions, [scenarios.get(n, {}).get("requests_per_second", 0) for n in names], width,
+                       label=backend)
+        tail.bar(positions, [scenarios.get(n, {}).get("p99_ms", 0) for n in names], width, label=backend)
+    styles = {"framework": ("black", "--"), "serialization": ("grey", ":")}
+    for name, figures in run["baselines"].items():
+        color, style = styles[name.split("@")[0]]
+        label = f"{name} ceiling ({figures['connections']} conns)"
+        throughput.axhline(figures["requests_per_second"], color=color, linestyle=style, linewidth=1, label=label)
+        tail.axhline(figures["p99_ms"], color=color, linestyle=style, linewidth=1, label=label)
+    for axes, title, unit in ((throughput, "Throughput", "requests / s"), (tail, "p99 latency", "ms (log)")):
+        axes.set_title(title)
+        axes.set_ylabel(unit)
+        axes.set_xticks([n + width * (len(backends) - 1) / 2 for n in range(len(names))], names, rotation=30,
+                        ha="right")
+        axes.legend(fontsize="small")
+    tail.set_yscale("log")
+    figure.suptitle(f"chatstore benchmark {run['started_at']} ({run['settings']['workers']} workers)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
