@@ -11,19 +11,16 @@ import logging
 import gevent.events
 from gevent.events import IEventLoopBlocked
 
-from app.observability.logs import REQUEST_ID
 from app.observability.metrics import HUB_BLOCKED
 
 log = logging.getLogger("chatstore.hub")
 
 
-def _request_id_of(greenlet) -> str | None:
-    """The request id of the greenlet that blocked, read from its own context."""
-    try:
-        context = greenlet.gr_context
-    except (AttributeError, ValueError):  # not a greenlet, or one whose context cannot be read from here
-        return None
-    return context.get(REQUEST_ID) if context is not None else None
+def _blocked_stack(report: list[str]) -> str:
+    """The report up to its "Info:" part: the blocked greenlet and its stack. The rest lists every thread and
+    greenlet with its greenlet-local values, which can hold anything a request put there, secrets included."""
+    end = report.index("Info:") if "Info:" in report else len(report)
+    return "\n".join(line.strip("\n") for line in report[:end] if line.strip("=\n"))
 
 
 def on_event_loop_blocked(event) -> None:
@@ -32,8 +29,7 @@ def on_event_loop_blocked(event) -> None:
     HUB_BLOCKED.inc()
     log.warning(
         "gevent hub blocked for more than %d ms", event.blocking_time * 1000,
-        extra={"blocked_threshold_ms": round(event.blocking_time * 1000), "stack": "\n".join(event.info),
-               "request_id": _request_id_of(event.greenlet)},
+        extra={"blocked_threshold_ms": round(event.blocking_time * 1000), "stack": _blocked_stack(event.info)},
     )
 
 

@@ -1,0 +1,53 @@
+"""/healthz and /readyz: no auth, exact JSON content type, and a bounded answer when a dependency hangs."""
+from __future__ import annotations
+
+import time
+
+import gevent
+import pytest
+
+from app import create_app
+
+
+def test_healthz_answers_without_a_token_or_any_io(client, resources, monkeypatch):
+    monkeypatch.setattr(type(resources), "engine", property(lambda _self: pytest.fail("healthz touched the db")))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_is_200_when_the_database_and_the_store_answer(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "message_store": "ok"}}
+
+
+def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(client, resources, monkeypatch):
+    monkeypatch.setattr(resources.message_store.store, "ping", lambda: gevent.sleep(30))
+
+    started = time.monotonic()
+    response = client.get("/readyz")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "message_store": "timeout"}}
+    assert resources.settings.readiness_timeout <= elapsed < resources.settings.readiness_timeout + 0.5
+
+
+def test_readyz_reports_an_unreachable_database(database):
+    # A closed port: PostgreSQL refuses at once, so this is "unavailable" rather than "timeout".
+    unreachable = create_app(database.replace(database_url="postgresql+psycopg2://nobody@127.0.0.1:9/none",
+                                              readiness_timeout=2.0))
+    try:
+        response = unreachable.test_client().get("/readyz")
+    finally:
+        unreachable.extensions["chatstore"].close()
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"] == "unavailable"
