@@ -215,6 +215,15 @@ def test_reply_to_an_unknown_message_without_fail_if_not_exists_is_a_plain_messa
     assert "message_reference" not in sent and "referenced_message" not in sent
 
 
+def test_reply_to_a_system_message_is_a_form_error(client, resources, room):
+    pin_notice = snowflake_from_ms(int(time.time() * 1000) - 60_000)
+    resources.message_store.create_message(Message(id=pin_notice, channel_id=room.channel_id,
+                                                   author_id=room.owner.id, type=6))
+    response = post(client, room.member, room.channel_id, content="answer",
+                    message_reference={"message_id": pin_notice})
+    assert field_error_codes(response, "message_reference") == ["REPLIES_CANNOT_REFERENCE_SYSTEM_MESSAGE"]
+
+
 def test_reply_reference_without_message_id_is_a_form_error(client, room):
     for reference in ({}, {"channel_id": str(room.channel_id)}, {"fail_if_not_exists": False}):
         response = post(client, room.member, room.channel_id, content="answer", message_reference=reference)

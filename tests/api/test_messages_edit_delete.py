@@ -188,6 +188,17 @@ def test_deleting_someone_elses_message_needs_manage_messages(client, room):
     assert history_ids(client, room.owner, room.channel_id) == []
 
 
+def test_thread_starter_messages_cannot_be_deleted_but_pin_notices_can(client, resources, room):
+    thread_starter_type, pin_notice_type = 21, 6
+    start = snowflake_from_ms(int(time.time() * 1000) - 60_000)
+    for message_id, message_type in ((start, thread_starter_type), (start + 1, pin_notice_type)):
+        resources.message_store.create_message(Message(id=message_id, channel_id=room.channel_id,
+                                                       author_id=room.member.id, type=message_type))
+    error(delete(client, room.owner, room.channel_id, start), 400, 50021)
+    no_content(delete(client, room.owner, room.channel_id, start + 1))
+    assert history_ids(client, room.owner, room.channel_id) == [str(start)]
+
+
 def test_last_message_id_follows_creates_and_deletes(client, room):
     assert last_message_id(client, room.owner, room.channel_id) is None
     first, second, third = (send(client, room.member, room.channel_id, str(n))["id"] for n in range(3))

@@ -1,4 +1,5 @@
 """Pins: the paginated routes (/channels/{c}/messages/pins) and the legacy ones (/channels/{c}/pins), api-contract 5.14."""
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -7,6 +8,8 @@ import pytest
 from app import create_app
 from app.auth.permissions import Permission
 from app.events import ChannelPinsUpdated, Event, EventBus
+from app.ids import snowflake_from_ms
+from app.messages.base import Message
 from tests.support.factories import Actor, Factory
 from tests.support.responses import error, field_error_codes, json_body, no_content
 
@@ -204,6 +207,14 @@ def test_pinning_an_unknown_message_or_one_of_another_channel_is_10008(client, m
         error(pin(client, room, message_id), 404, 10008)
         error(unpin(client, room, message_id), 404, 10008)
     error(client.put(f"/api/v10/channels/4242/messages/pins/{elsewhere}", headers=room.owner.headers), 404, 10003)
+
+
+def test_system_messages_cannot_be_pinned(client, resources, room):
+    pin_notice = snowflake_from_ms(int(time.time() * 1000) - 60_000)
+    resources.message_store.create_message(Message(id=pin_notice, channel_id=room.channel_id,
+                                                   author_id=room.owner.id, type=6))
+    error(pin(client, room, pin_notice), 400, 50021)
+    assert pinned_ids(client, room) == []
 
 
 def test_deleted_message_leaves_the_pin_list(client, room):
