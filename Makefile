@@ -21,8 +21,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m gevent.monkey --module pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m pyflakes app config models tests bench migrations wsgi.py
