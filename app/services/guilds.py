@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.auth.permissions import Permission
+from app.auth.permissions import OverwriteType, Permission
 from app.errors import (
     InvalidForm, MissingPermissions, UnknownGuild, UnknownMember, UnknownRole, UnknownUser,
 )
 from app.services.access import AccessService, GuildAccess
 from app.services.rows import add_unless_present
-from models import Channel, Guild, Member, MemberRole, Role, User
+from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,9 @@ class GuildService:
         role = self._managed_role(access, role_id)
         if role.id == guild_id:
             raise InvalidForm.field("role_id", "ROLE_EVERYONE", "Cannot delete the @everyone role")
+        # Overwrites have no foreign key (their target is a role or a user), so the role's go with it here.
+        self.session.execute(delete(PermissionOverwrite).where(
+            PermissionOverwrite.target_id == role.id, PermissionOverwrite.type == OverwriteType.ROLE))
         self.session.delete(role)
         self.session.commit()
 
