@@ -165,3 +165,14 @@ def test_permission_bits_beyond_the_known_set_are_refused_not_a_server_error(cli
                            headers=owner.headers)
     assert 400 <= response.status_code < 500 and response.headers["Content-Type"] == "application/json"
     assert set(roles_of(client, owner, guild_id)) == {"@everyone"}
+
+
+def test_deleting_a_role_deletes_its_channel_overwrites(client, make):
+    owner = make.actor()
+    guild_id, channel_id = make.guild(owner)
+    doomed, kept = make.role(guild_id, name="doomed"), make.role(guild_id, name="kept")
+    make.overwrite(channel_id, doomed, 0, deny=Permission.SEND_MESSAGES)
+    make.overwrite(channel_id, kept, 0, allow=Permission.SEND_MESSAGES)
+    no_content(client.delete(f"/api/v10/guilds/{guild_id}/roles/{doomed}", headers=owner.headers))
+    channel = json_body(client.get(f"/api/v10/channels/{channel_id}", headers=owner.headers), 200)
+    assert [o["id"] for o in channel["permission_overwrites"]] == [str(kept)]
