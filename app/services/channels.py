@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
@@ -105,6 +105,8 @@ class ChannelService:
         access = self.access.channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
+        # Deleting a category leaves its channels in the guild, outside any category, as Discord does.
+        self.session.execute(update(Channel).where(Channel.parent_id == channel.id).values(parent_id=None))
         self.session.delete(channel)
         self.session.commit()
         if self.store is not None:
