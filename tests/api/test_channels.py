@@ -237,3 +237,12 @@ def test_edit_moves_a_channel_only_into_a_category_of_its_guild(client, make):
     moved = json_body(client.patch(url, json={"parent_id": str(category)}, headers=alice.headers), 200)
     assert moved["parent_id"] == str(category)
     assert json_body(client.patch(url, json={"parent_id": None}, headers=alice.headers), 200)["parent_id"] is None
+
+
+def test_deleting_a_category_leaves_its_channels_uncategorized(client, make):
+    alice = make.actor()
+    guild_id, _ = make.guild(alice)
+    category = json_body(create_channel(client, alice, guild_id, {"name": "Old", "type": 4}), 201)
+    child = json_body(create_channel(client, alice, guild_id, {"name": "kept", "parent_id": category["id"]}), 201)
+    json_body(client.delete(f"/api/v10/channels/{category['id']}", headers=alice.headers), 200)
+    assert json_body(client.get(f"/api/v10/channels/{child['id']}", headers=alice.headers), 200)["parent_id"] is None
