@@ -41,6 +41,12 @@ _ROLE_MENTION = re.compile(r"<@&(\d{1,20})>")
 _EVERYONE_MENTION = re.compile(r"@(everyone|here)")
 
 
+def _mentioned_ids(pattern: re.Pattern, content: str) -> list[int]:
+    """Distinct ids the content mentions, in order. Digits past the largest snowflake name nobody (and the
+    database could not even compare them), so they are not mentions."""
+    return list(dict.fromkeys(i for i in map(int, pattern.findall(content)) if i <= MAX_SNOWFLAKE))
+
+
 @dataclass
 class MessageBundle:
     """Messages with what their wire objects need: authors and mentioned users, reactions, replies."""
@@ -219,7 +225,7 @@ class MessageService:
             if "roles" in parse and allowed_roles:
                 raise InvalidForm.field(("allowed_mentions", "parse"), "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
                                         'parse:["roles"] and roles: [ids...] are mutually exclusive.')
-        user_ids = list(dict.fromkeys(int(m) for m in _USER_MENTION.findall(content)))
+        user_ids = _mentioned_ids(_USER_MENTION, content)
         if "users" not in parse:
             user_ids = [u for u in user_ids if allowed_users and u in allowed_users]
         if replied is not None and replied_user and replied.author_id not in user_ids:
@@ -228,7 +234,7 @@ class MessageService:
             existing = set(self.session.scalars(select(User.id).where(User.id.in_(user_ids))))
             user_ids = [u for u in user_ids if u in existing]
 
-        role_ids = list(dict.fromkeys(int(m) for m in _ROLE_MENTION.findall(content)))
+        role_ids = _mentioned_ids(_ROLE_MENTION, content)
         if "roles" not in parse:
             role_ids = [r for r in role_ids if allowed_roles and r in allowed_roles]
         if role_ids:
