@@ -264,6 +264,13 @@ def test_user_mentions_in_both_forms_become_user_objects_and_unknown_users_are_d
     assert sent["mention_roles"] == [] and sent["mention_everyone"] is False
 
 
+def test_mentions_of_ids_past_the_largest_snowflake_mention_nobody(client, room):
+    too_large = 2**63
+    sent = send(client, room.member, room.channel_id, f"<@{too_large}> <@&{too_large}> <@{room.owner.id}>")
+    assert mentioned_ids(sent) == [str(room.owner.id)]
+    assert sent["mention_roles"] == []
+
+
 def test_role_mentions_need_a_mentionable_role_of_the_guild_or_mention_everyone(client, make, room):
     pingable = mentionable_role(client, room, "pingable")
     private = make.role(room.guild_id, name="private")
