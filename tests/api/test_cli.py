@@ -1,6 +1,6 @@
 """The admin CLI, run as operators run it: ``flask ...`` in a subprocess from the repository root.
 
-Each subprocess costs about a second, so every test here runs several commands against one database.
+Each subprocess costs about a second, so the tests that need a database run several commands against it.
 """
 from __future__ import annotations
 
