@@ -142,7 +142,13 @@ def _pinned_before() -> datetime | None:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidForm.field("before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.')
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        # In UTC the time falls outside the years a datetime holds: it is before, or after, every pin.
+        return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=timezone.utc)
 
 
 @route("/channels/<channel_id>/messages/pins", ["GET"])
