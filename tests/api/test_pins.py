@@ -164,6 +164,9 @@ def test_before_accepts_any_iso_time_and_offsets(client, room):
     assert pinned_ids(client, room, before=in_new_york) == [message_id]
     naive_utc = later.replace(tzinfo=None).isoformat()
     assert pinned_ids(client, room, before=naive_utc) == [message_id]
+    # Times whose UTC equivalent lies outside years 1..9999 are still times: before, or after, every pin.
+    assert pinned_ids(client, room, before="0001-01-01T00:00:00+01:00") == []
+    assert pinned_ids(client, room, before="9999-12-31T23:59:59-01:00") == [message_id]
 
 
 def test_pin_list_query_errors(client, room):
