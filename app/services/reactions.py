@@ -55,11 +55,14 @@ class ReactionService(MessageService):
         access = self.readable_access(user, channel_id)
         self.existing_message(access, message_id)
         present = self.store.reaction_counts(channel_id, [message_id], user.id).get(message_id, [])
-        if not any(r.emoji == emoji.key for r in present):
+        same_emoji = next((r for r in present if r.emoji == emoji.key), None)
+        if same_emoji is None:
             # Adding a new emoji needs ADD_REACTIONS; joining an existing one does not.
             access.require(Permission.ADD_REACTIONS)
             if len(present) >= MAX_DISTINCT_REACTIONS:
                 raise MaxReactions()
+        elif same_emoji.me:
+            return  # already reacted: nothing changes, so there is no event to publish
         self.store.add_reaction(channel_id, message_id, emoji.key, user.id)
         self.events.publish(ReactionAdded(channel_id=channel_id, guild_id=access.channel.guild_id,
                                           data={"message_id": message_id, "emoji": emoji.key, "user_id": user.id}))
@@ -71,6 +74,9 @@ class ReactionService(MessageService):
         if target_user_id != user.id:
             access.require(Permission.MANAGE_MESSAGES)
         self.existing_message(access, message_id)
+        reactions = self.store.reaction_counts(channel_id, [message_id], target_user_id).get(message_id, [])
+        if not any(r.emoji == emoji.key and r.me for r in reactions):
+            return  # the user has no such reaction: nothing changes, so there is no event to publish
         self.store.remove_reaction(channel_id, message_id, emoji.key, target_user_id)
         self.events.publish(ReactionRemoved(channel_id=channel_id, guild_id=access.channel.guild_id, data={
             "message_id": message_id, "emoji": emoji.key, "user_id": target_user_id}))
