@@ -239,13 +239,16 @@ def test_reactor_list_needs_read_message_history(client, make, room):
 
 # -- events ------------------------------------------------------------------------------------------------
 
-def test_every_reaction_write_publishes_its_event(client, room, published):
+def test_every_reaction_change_publishes_its_event_once(client, room, published):
     message_id = int(room.message_id)
     where = {"channel_id": room.channel_id, "guild_id": room.guild_id}
     react(client, room, room.member, FIRE)
+    react(client, room, room.member, FIRE)  # a repeat changes nothing, so it announces nothing
     react(client, room, room.member, ":party:1234567")
     client.delete(room.url(FIRE, "@me"), headers=room.member.headers)
+    client.delete(room.url(FIRE, "@me"), headers=room.member.headers)
     client.delete(room.url("party:1234567", str(room.member.id)), headers=room.moderator.headers)
+    client.delete(room.url("party:1234567", str(room.owner.id)), headers=room.moderator.headers)
     client.delete(room.url(THUMBS_UP), headers=room.moderator.headers)
     client.delete(room.url(), headers=room.moderator.headers)
     assert published == [
