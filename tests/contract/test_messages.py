@@ -168,3 +168,11 @@ def test_extreme_snowflakes_round_trip(store, message_id):
     assert store.channel_buckets(CHANNEL) == [bucket_of(message_id)]
     assert ids_of(store.list_messages(CHANNEL)) == [message_id]
     assert ids_of(store.list_messages(CHANNEL, after=0)) == [message_id]
+
+
+def test_count_messages_counts_the_channels_live_messages(store):
+    post(store, BASE, BASE + MS, BASE + 4 * BUCKET)
+    post(store, BASE, channel_id=OTHER_CHANNEL)
+    store.delete_messages(CHANNEL, [BASE + MS])
+    assert store.count_messages(CHANNEL) == 2
+    assert store.count_messages(OTHER_CHANNEL + 1) == 0
