@@ -5,6 +5,7 @@ with aiohttp is not reliable under that patch. Reads its configuration as JSON o
 
     {"base_url": "http://127.0.0.1:PORT", "token": "...", "friend_token": "...", "channel_id": 1,
      "after_id": 2, "before_id": 3, "around_id": 4, "before_time": "2025-01-20T00:00:00+00:00",
+     "after_time": "2025-02-20T00:00:00+00:00",
      "old_message_id": 5, "timeout": 120}
 
 Prints one JSON object on stdout and exits 0; on any failure prints the report so far with an ``error``
@@ -76,6 +77,7 @@ async def scenario(config: dict, report: dict) -> None:
             "before_150": await ids(channel.history(limit=150, before=discord.Object(config["before_id"]))),
             "before_time": await ids(channel.history(
                 limit=None, before=datetime.fromisoformat(config["before_time"]))),
+            "after_time": await ids(channel.history(limit=None, after=datetime.fromisoformat(config["after_time"]))),
             "around_10": await ids(channel.history(limit=10, around=discord.Object(config["around_id"]))),
         }
 
@@ -106,6 +108,10 @@ async def scenario(config: dict, report: dict) -> None:
         await reacted.remove_reaction("🔥", bot.user)
         await reacted.remove_reaction("👍", discord.Object(friend.user.id))
         report["reactions_after_removal"] = message_summary(await channel.fetch_message(target.id))["reactions"]
+        await reacted.clear_reaction(CUSTOM_EMOJI)
+        report["reactions_after_clearing_one"] = message_summary(await channel.fetch_message(target.id))["reactions"]
+        await reacted.clear_reactions()
+        report["reactions_after_clearing_all"] = message_summary(await channel.fetch_message(target.id))["reactions"]
 
         await target.pin()
         report["pins"] = [[m.id, m.pinned_at.isoformat()] async for m in channel.pins(limit=None)]

@@ -31,6 +31,7 @@ IMPORTED_COUNT = 240
 IMPORTED_SPACING = timedelta(hours=6)  # 240 messages over 60 days: six or seven buckets
 PINNED_INDEXES = (10, 100)
 BEFORE_TIME = HISTORY_START + timedelta(days=20, hours=1)
+AFTER_TIME = HISTORY_START + timedelta(days=50, minutes=30)
 CUSTOM_EMOJI = "<:blobwave:987654321098765432>"
 
 
@@ -80,14 +81,17 @@ def run_scenario(server, seed: Seed) -> dict:
     config = {
         "base_url": server.url, "token": seed.bot.token, "friend_token": seed.friend.token,
         "channel_id": seed.channel_id, "after_id": imported[40], "before_id": imported[200],
-        "around_id": imported[120], "before_time": BEFORE_TIME.isoformat(), "old_message_id": imported[10],
+        "around_id": imported[120], "before_time": BEFORE_TIME.isoformat(), "after_time": AFTER_TIME.isoformat(),
+        "old_message_id": imported[10],
         "timeout": SCENARIO_TIMEOUT,
     }
     result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
                             text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
     report = json.loads(result.stdout) if result.stdout.strip() else {}
     if result.returncode != 0 or "error" in report:
-        pytest.fail(f"the discord.py scenario failed (exit {result.returncode}):\n{report.get('error', '')}\n"
+        completed = ", ".join(key for key in report if key != "error")
+        pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: {completed}\n"
+                    f"{report.get('error', '')}\n"
                     f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
     return report
 
@@ -139,6 +143,8 @@ def test_history_in_every_mode_matches_what_was_imported_and_sent(observed):
     assert history["before_150"] == [i for i in newest_first if i < before_id][:150]
     assert history["before_time"] == [i for i in newest_first if snowflake_time(i) < BEFORE_TIME]
     assert history["before_time"][0] == seed.imported[80]  # 20 days of 4 messages a day, then 00:00 of day 21
+    assert history["after_time"] == [i for i in sorted(everything) if snowflake_time(i) > AFTER_TIME]
+    assert history["after_time"][0] == seed.imported[201]  # 4 messages a day: 200 is at 00:00 of day 51
     # An even limit gives limit // 2 on each side plus the message itself (discord.py's documented quirk).
     assert history["around_10"] == seed.imported[115:126][::-1]
 
@@ -177,6 +183,8 @@ def test_reactions(observed):
         CUSTOM_EMOJI: [seed.friend.id],
     }
     assert report["reactions_after_removal"] == [["🔥", 1, False], [CUSTOM_EMOJI, 1, False]]
+    assert report["reactions_after_clearing_one"] == [["🔥", 1, False]]
+    assert report["reactions_after_clearing_all"] == []
 
 
 def test_pins(observed):
