@@ -33,14 +33,17 @@ def served(tmp_path_factory):
             "DATABASE_URL": settings.database_url, "WEB_WORKERS": "2", "MESSAGE_STORE": "scylla",
             "SCYLLA_HOSTS": ",".join(nodes.contact_points), "SCYLLA_PORT": str(nodes.port),
             "SCYLLA_KEYSPACE": KEYSPACE, "SCYLLA_REQUEST_TIMEOUT": "1.0",
+            # A burst of posts from one user would meet the production rate limits.
+            "RATE_LIMIT_ENABLED": "0",
         }
         with gunicorn_server(environment) as server:
             yield server, nodes, owner, channel_id
 
 
 def request(server, method: str, path: str, token: str, body: dict | None = None):
-    """One request on a connection of its own, so that both workers get some."""
-    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    """One request on a connection of its own, so that both workers get some. A worker's first request also
+    connects its driver session, which takes a while on a busy machine."""
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     try:
         headers = {"Authorization": f"Bot {token}", "Content-Type": "application/json"}
         connection.request(method, path, json.dumps(body) if body is not None else None, headers)
