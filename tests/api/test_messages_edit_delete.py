@@ -111,7 +111,7 @@ def test_editing_someone_elses_content_is_50005_even_for_moderators(client, room
     assert fetch(client, room.owner, room.channel_id, sent["id"]) == sent
 
 
-def test_editing_someone_elses_flags_needs_manage_messages(client, make, room):
+def test_editing_someone_elses_flags_needs_manage_messages(client, room):
     sent = send(client, room.owner, room.channel_id, "announcement")
     error(edit(client, room.member, room.channel_id, sent["id"], flags=SUPPRESS_EMBEDS), 403, 50013)
     assert fetch(client, room.owner, room.channel_id, sent["id"])["flags"] == 0

@@ -1,4 +1,4 @@
-"""Pins: the paginated routes (/channels/{c}/messages/pins) and the legacy ones (/channels/{c}/pins), api-contract 5.14."""
+"""Pins (api-contract 5.14): the paginated routes, /channels/{c}/messages/pins, and the legacy /channels/{c}/pins."""
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -256,9 +256,9 @@ def test_pin_and_unpin_publish_channel_pins_updated_once(client, room, published
     ]
 
 
-def test_pinning_past_the_channel_limit_is_30003(database, resources):
-    """The limit comes from settings (max_pins_per_channel); an app of its own sets it to 2 for this test.
-    It shares the database, so the ``resources`` fixture still empties the tables afterwards."""
+@pytest.mark.usefixtures("resources")  # the second app shares the database, which ``resources`` empties afterwards
+def test_pinning_past_the_channel_limit_is_30003(database):
+    """The limit comes from settings (max_pins_per_channel); an app of its own sets it to 2 for this test."""
     small_limit_app = create_app(database.replace(max_pins_per_channel=2))
     try:
         client = small_limit_app.test_client()
