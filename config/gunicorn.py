@@ -75,16 +75,25 @@ logconfig_dict = {
     },
 }
 
-# The hub watch. gevent's monitor thread starts when a hub first runs, and a forked worker restarts its parent's
-# (gevent.reinit), so it is switched on here, before the master's hub ever runs. Each worker's app logs and counts
-# what it reports (app/observability/hub.py); gevent's own plain-text report would only duplicate that.
+# The hub watch: gevent's monitor thread reports the hub blocked beyond the threshold, and each worker's app logs
+# and counts the reports (app/observability/hub.py); gevent's own plain-text report would only duplicate them.
+# The thread is started per worker once the app is loaded (post_worker_init): loading it imports for seconds
+# without yielding, which is the hub blocked by the letter but delays no request, and would be reported on
+# every boot. A hub that is already running does not start the thread by itself, hence the explicit start.
 if _settings.hub_blocking_threshold_ms:
-    gevent.config.monitor_thread = True
     gevent.config.max_blocking_time = _settings.hub_blocking_threshold_ms / 1000
     gevent.config.print_blocking_reports = False
     # The monitor would also watch memory if psutil were installed, and says so once per worker; the app
     # reports each worker's resident memory as a metric instead.
     warnings.filterwarnings("ignore", message="Unable to monitor memory usage")
+
+
+def post_worker_init(worker):
+    """Start the hub watch in this worker, now that the app is loaded and before it accepts connections."""
+    if _settings.hub_blocking_threshold_ms:
+        gevent.config.monitor_thread = True
+        gevent.get_hub().start_periodic_monitoring_thread()
+
 
 # Metrics from every worker: prometheus_client writes samples to files in this directory, and chooses to do so
 # when first imported, so it must be in the environment before any worker starts. A re-read of this file (on

@@ -13,7 +13,7 @@ def init_app(app, settings) -> None:
     from app.observability.health import health
     from app.observability.hub import watch_hub
     from app.observability.logs import configure_logging
-    from app.observability.metrics import metrics_view
+    from app.observability.metrics import metrics_view, sample_resident_memory
 
     configure_logging(settings.log_level)
     register_request_hooks(app, metrics_enabled=settings.metrics_enabled)
@@ -21,3 +21,4 @@ def init_app(app, settings) -> None:
     watch_hub()
     if settings.metrics_enabled:
         app.add_url_rule("/metrics", endpoint="metrics", view_func=metrics_view)
+        sample_resident_memory(force=True)  # a worker that has served nothing yet still shows its size
