@@ -48,14 +48,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn_server(environment: Mapping[str, str] = (), *, start_timeout: float = 30.0,
+def gunicorn_server(environment: Mapping[str, str] | None = None, *, start_timeout: float = 30.0,
                     stop_timeout: float = 25.0) -> Iterator[RunningServer]:
     """Start gunicorn with ``environment`` over the current one; yield once it answers HTTP; stop it by PID.
 
     BIND defaults to a free loopback port. ``stop_timeout`` exceeds the config's graceful_timeout (20 s) so a
     slow graceful stop is not cut short by the SIGKILL.
     """
-    overrides = dict(environment)
+    overrides = dict(environment or {})
     overrides.setdefault("BIND", f"127.0.0.1:{free_port()}")
     host, _, port = overrides["BIND"].rpartition(":")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **overrides}
