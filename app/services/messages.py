@@ -347,10 +347,15 @@ class MessageService:
         oldest_allowed = datetime.now(timezone.utc) - BULK_DELETE_MAX_AGE
         if any(snowflake_time(m) < oldest_allowed for m in message_ids):
             raise BulkDeleteTooOld()
-        self.store.delete_messages(channel_id, message_ids)
-        self._refresh_last_message_id(access, set(message_ids))
+        # Unknown ids (or ids of other channels) count toward the limits above but delete nothing, so the
+        # event names only the messages that were in this channel.
+        existing = sorted(self.store.get_messages(channel_id, message_ids))
+        if not existing:
+            return
+        self.store.delete_messages(channel_id, existing)
+        self._refresh_last_message_id(access, set(existing))
         self.events.publish(MessagesBulkDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                                data={"message_ids": sorted(message_ids)}))
+                                                data={"message_ids": existing}))
 
     def _refresh_last_message_id(self, access: ChannelAccess, deleted: set[int]) -> None:
         """Keep ``last_message_id`` pointing at the newest message that still exists."""
