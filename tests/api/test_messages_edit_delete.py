@@ -276,10 +276,17 @@ def test_bulk_delete_with_any_message_older_than_14_days_deletes_nothing(client,
     assert history_ids(client, room.owner, room.channel_id) == [str(fifteen_days_old)]
 
 
-def test_bulk_delete_only_touches_the_channel_in_the_url(client, make, room):
+def test_bulk_delete_only_touches_and_announces_messages_of_the_channel_in_the_url(client, make, room, published):
     other_channel = make.channel(room.guild_id, "elsewhere")
     here = send(client, room.member, room.channel_id, "here")["id"]
     there = send(client, room.member, other_channel, "there")["id"]
-    no_content(bulk_delete(client, room.moderator, room.channel_id, [here, there]))
+    published.clear()
+    no_content(bulk_delete(client, room.moderator, room.channel_id, [here, there] + recent_unknown_ids(1)))
     assert history_ids(client, room.owner, room.channel_id) == []
+    assert history_ids(client, room.owner, other_channel) == [there]
+    assert published == [MessagesBulkDeleted(channel_id=room.channel_id, guild_id=room.guild_id,
+                                             data={"message_ids": [int(here)]})]
+    # Nothing of the channel among the ids: a success that deletes and announces nothing.
+    no_content(bulk_delete(client, room.moderator, room.channel_id, [there] + recent_unknown_ids(1)))
+    assert len(published) == 1
     assert history_ids(client, room.owner, other_channel) == [there]
