@@ -30,6 +30,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from app.observability.metrics import RATE_LIMITED
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def enforce_rate_limits() -> Response | None:
     g.rate_limit_state = state
     if refusal is None:
         return None
-    _count_refusal()
+    RATE_LIMITED.inc()
     response = current_app.json.response({"message": "You are being rate limited.", "code": 0,
                                           "retry_after": round(refusal.retry_after, 3), "global": refusal.is_global})
     response.status_code = 429
@@ -213,12 +214,6 @@ def add_rate_limit_headers(response: Response) -> Response:
     if state is not None:
         response.headers.update(state.headers(time.time()))
     return response
-
-
-def _count_refusal() -> None:
-    from app.observability.metrics import RATE_LIMITED
-
-    RATE_LIMITED.inc()
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -16,6 +16,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -40,6 +41,11 @@ CHANNELS = 16
 WRITE_SHARE = 0.25
 MEASURE_SECONDS = 10.0
 MEASURE_CLIENTS = 32
+#: Requests in flight at most during the soak: past that the service is falling behind, and more clients would
+#: only queue longer, so further requests are counted as not sent.
+SOAK_CLIENTS = 64
+#: gunicorn closes a keep-alive connection idle for 5 s (config/gunicorn.py); reusing one after that fails.
+IDLE_RECONNECT_SECONDS = 4.0
 
 
 @dataclass
@@ -52,14 +58,18 @@ class Tally:
 
 
 class Client:
-    """One keep-alive connection, reopened after any failure."""
+    """One keep-alive connection, reopened after any failure and before the server would close it as idle."""
 
     def __init__(self, host: str, port: int, token: str):
         self.host, self.port = host, port
         self.headers = {"Authorization": f"Bot {token}", "Content-Type": "application/json"}
         self.connection: http.client.HTTPConnection | None = None
+        self.used_at = 0.0
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        if self.connection is not None and time.monotonic() - self.used_at > IDLE_RECONNECT_SECONDS:
+            self.connection.close()
+            self.connection = None
         if self.connection is None:
             self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
@@ -70,6 +80,8 @@ class Client:
             self.connection.close()
             self.connection = None
             raise
+        finally:
+            self.used_at = time.monotonic()
 
 
 def one_request(client: Client, channels: list[int], tally: Tally, serial: int) -> None:
@@ -108,7 +120,7 @@ def measure_maximum(server, token: str, channels: list[int]) -> float:
 def soak(server, token: str, channels: list[int], rate: float, duration: float, pids: list[int]) -> tuple[Tally, dict]:
     """Open loop: a request every 1/rate seconds, whatever the answers' latency (up to a pool of clients)."""
     tally = Tally()
-    clients = [Client(server.host, server.port, token) for _ in range(256)]
+    clients = [Client(server.host, server.port, token) for _ in range(SOAK_CLIENTS)]
     idle = list(clients)
     pool = gevent.pool.Pool(len(clients))
     memory = {pid: [resident_megabytes(pid)] for pid in pids}
@@ -200,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                                      "growth": round(samples[-1] - samples[0], 1)}
                           for pid, samples in details["memory"].items()},
         "worker_timeouts": worker_timeouts,
+        # The machine may be shared: its load explains slow figures.
+        "load_average_at_end": [round(load, 1) for load in os.getloadavg()],
     }
     print(json.dumps(report, indent=2))
     healthy = not server_errors and not lost and not tally.failures and not worker_timeouts
