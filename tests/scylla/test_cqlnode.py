@@ -1,6 +1,8 @@
 """The CQL test node, through the real driver: protocol, system tables, CQL semantics, routing, faults."""
 from __future__ import annotations
 
+import operator
+import random
 import socket
 import struct
 import time
@@ -236,3 +238,43 @@ def test_subprocess_cluster_is_driven_through_its_control_channel():
             assert session.execute("SELECT id FROM events WHERE channel_id = 1 AND bucket = 7").one().id == 1
         finally:
             cluster.shutdown()
+
+
+COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def test_slices_agree_with_a_brute_force_reading_of_cassandra_semantics(session):
+    """Random rows and random single-partition queries (equality prefix, range, order, limit, paging) on a
+    table with a descending and an ascending clustering column, against the same query done by hand."""
+    session.execute("CREATE KEYSPACE ks WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 1}")
+    session.execute("CREATE TABLE ks.grid (p int, a int, b int, v int, PRIMARY KEY (p, a, b)) "
+                    "WITH CLUSTERING ORDER BY (a DESC, b ASC)")
+    rng = random.Random(11)
+    insert = session.prepare("INSERT INTO ks.grid (p, a, b, v) VALUES (1, ?, ?, ?)")
+    rows = {(rng.randrange(8), rng.randrange(8)) for _ in range(40)}
+    for a, b in rows:
+        session.execute(insert, (a, b, a * 10 + b))
+    table_order = sorted(rows, key=lambda r: (-r[0], r[1]))
+    for _ in range(60):
+        where, predicates = ["p = 1"], []
+        if rng.random() < 0.5:
+            a = rng.randrange(8)
+            where.append(f"a = {a}")
+            predicates.append(lambda r, a=a: r[0] == a)
+            column = 1
+        else:
+            column = 0
+        for symbol in filter(None, (rng.choice([None, ">", ">="]), rng.choice([None, "<", "<="]))):
+            bound = rng.randrange(8)
+            where.append(f"{'ab'[column]} {symbol} {bound}")
+            predicates.append(lambda r, c=column, compare=COMPARISONS[symbol], v=bound: compare(r[c], v))
+        descending = rng.choice([None, True, False])
+        order = "" if descending is None else f" ORDER BY a {'DESC' if descending else 'ASC'}"
+        limit = rng.choice([None, 1, 3, 50])
+        query = f"SELECT a, b FROM ks.grid WHERE {' AND '.join(where)}{order}" + (f" LIMIT {limit}" if limit else "")
+        expected = [r for r in table_order if all(p(r) for p in predicates)]
+        if descending is False:
+            expected.reverse()
+        expected = expected[:limit]
+        statement = SimpleStatement(query, fetch_size=rng.choice([2, 5, 100]))
+        assert [(r.a, r.b) for r in session.execute(statement)] == expected, query

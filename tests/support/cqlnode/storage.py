@@ -66,23 +66,42 @@ class TableSchema:
         except KeyError:
             raise InvalidRequest(f"Undefined column name {name} in table {self.keyspace}.{self.name}") from None
 
-    def clustering_order_key(self, values: tuple, reverse: bool = False) -> tuple:
-        """A sort key that orders rows as the table's clustering order (or its reverse)."""
-        return tuple(_Ordered(v, (c.name in self.descending) != reverse) for c, v in zip(self.clustering, values))
+    def clustering_order_key(self, values: tuple, offset: int = 0) -> tuple:
+        """A sort key that orders clustering values (from column ``offset`` on) in the table's order."""
+        return tuple(_Ordered(v, c.name in self.descending) for c, v in zip(self.clustering[offset:], values))
 
 
 @functools.total_ordering
 class _Ordered:
+    """A clustering value placed in its column's order (descending columns sort backwards)."""
     __slots__ = ("value", "descending")
 
     def __init__(self, value, descending: bool):
         self.value, self.descending = value, descending
 
     def __eq__(self, other):
-        return self.value == other.value
+        return isinstance(other, _Ordered) and self.value == other.value
 
     def __lt__(self, other):
+        if not isinstance(other, _Ordered):
+            return NotImplemented
         return self.value > other.value if self.descending else self.value < other.value
+
+
+class _AfterAll:
+    """Sorts after every value: ``prefix + (_AFTER_ALL,)`` bisects to just past the rows starting with prefix."""
+
+    def __eq__(self, other):
+        return other is self
+
+    def __lt__(self, other):
+        return False
+
+    def __gt__(self, other):
+        return other is not self
+
+
+_AFTER_ALL = _AfterAll()
 
 
 @dataclass
@@ -119,19 +138,17 @@ class Row:
         return (self.marker is not None and self.marker.is_live(now)) or any(c.is_live(now) for c in self.cells.values())
 
 
-@dataclass
 class Partition:
-    rows: dict[tuple, Row] = field(default_factory=dict)
-    #: clustering prefix (``()`` for the whole partition) -> timestamp of the newest tombstone over it
-    tombstones: dict[tuple, int] = field(default_factory=dict)
-    #: the clustering keys in the table's order with their sort keys; rebuilt after rows come or go
-    _ordered: tuple[list, list] | None = None
+    """One partition's rows, kept in clustering order, and the tombstones over them."""
 
-    def ordered(self, schema: TableSchema) -> tuple[list[tuple], list[tuple]]:
-        if self._ordered is None:
-            keys = sorted(self.rows, key=schema.clustering_order_key)
-            self._ordered = keys, [schema.clustering_order_key(k) for k in keys]
-        return self._ordered
+    def __init__(self, schema: TableSchema):
+        self.schema = schema
+        self.rows: dict[tuple, Row] = {}
+        #: clustering prefix (``()`` for the whole partition) -> timestamp of the newest tombstone over it
+        self.tombstones: dict[tuple, int] = {}
+        #: the clustering keys in the table's order, and their sort keys (for bisection)
+        self.keys: list[tuple] = []
+        self.order_keys: list[tuple] = []
 
     def deleted_at(self, clustering: tuple) -> int:
         return max((self.tombstones.get(clustering[:n], -1) for n in range(len(clustering) + 1)), default=-1)
@@ -143,7 +160,10 @@ class Partition:
         row = self.rows.get(clustering)
         if row is None:
             row = self.rows[clustering] = Row()
-            self._ordered = None
+            order_key = self.schema.clustering_order_key(clustering)
+            index = bisect.bisect_left(self.order_keys, order_key)
+            self.keys.insert(index, clustering)
+            self.order_keys.insert(index, order_key)
         current = row.marker if column is None else row.cells.get(column)
         if current is not None and (current.timestamp > cell.timestamp
                                     or (current.timestamp == cell.timestamp and current.value is None)):
@@ -155,14 +175,27 @@ class Partition:
 
     def delete(self, prefix: tuple, timestamp: int) -> None:
         self.tombstones[prefix] = max(self.tombstones.get(prefix, -1), timestamp)
-        for clustering in [c for c in self.rows if c[:len(prefix)] == prefix]:
-            row = self.rows[clustering]
+        start, end = self.span(prefix)
+        for index in range(end - 1, start - 1, -1):
+            row = self.rows[self.keys[index]]
             if row.marker is not None and row.marker.timestamp <= timestamp:
                 row.marker = None
             row.cells = {name: cell for name, cell in row.cells.items() if cell.timestamp > timestamp}
             if row.marker is None and not row.cells:
-                del self.rows[clustering]
-                self._ordered = None
+                del self.rows[self.keys[index]]
+                del self.keys[index], self.order_keys[index]
+
+    def span(self, prefix: tuple, low=None, high=None) -> tuple[int, int]:
+        """Indices (start, end) of the rows whose key starts with ``prefix`` and whose next component lies
+        between ``low`` and ``high`` (inclusive, each optional, in the table's order)."""
+        ordered_prefix = self.schema.clustering_order_key(prefix)
+        column = len(prefix)
+        start_probe, end_probe = ordered_prefix, ordered_prefix + (_AFTER_ALL,)
+        if low is not None:
+            start_probe = ordered_prefix + self.schema.clustering_order_key((low,), offset=column)
+        if high is not None:
+            end_probe = ordered_prefix + self.schema.clustering_order_key((high,), offset=column) + (_AFTER_ALL,)
+        return bisect.bisect_left(self.order_keys, start_probe), bisect.bisect_left(self.order_keys, end_probe)
 
 
 # -- results ------------------------------------------------------------------------------------------------
@@ -319,7 +352,8 @@ class Dataset:
     def write_row(self, table: str, key: tuple, clustering: tuple, values: dict, keyspace=_SCHEMA_KEYSPACE) -> None:
         """Insert a row directly, as the node's own bookkeeping does (schema tables, system.local)."""
         timestamp = int(self.now() * 1e6)
-        partition = self.data[(keyspace, table)].setdefault(key, Partition())
+        partitions = self.data[(keyspace, table)]
+        partition = partitions.get(key) or partitions.setdefault(key, Partition(self.keyspaces[keyspace].tables[table]))
         partition.write(clustering, None, Cell(True, timestamp))
         for column, value in values.items():
             partition.write(clustering, column, Cell(value, timestamp))
@@ -471,7 +505,8 @@ class Dataset:
         if statement.timestamp is not None:
             timestamp = self._value(statement.timestamp, CqlType("bigint"), values)
         _, key = self.partition_key_of(prepared, values)
-        partition = self.data[(schema.keyspace, schema.name)].setdefault(key, Partition())
+        partitions = self.data[(schema.keyspace, schema.name)]
+        partition = partitions.get(key) or partitions.setdefault(key, Partition(schema))
         if isinstance(statement, Insert):
             given = dict(zip(statement.columns, statement.values))
             clustering = _key(schema.clustering, [self._value(given[c.name], c.type, values)
@@ -584,16 +619,24 @@ class Dataset:
         now = self.now()
         rows, last = [], None
         resume_key = tuple(resume["key"]) if resume else None
-        exact = len([b for b in bounds if b[1] == "="]) == len(schema.clustering) > 0
+        prefix, first, last_bound = _clustering_slice(schema, bounds)
+        exact = len(prefix) == len(schema.clustering) > 0
         for key in keys:
             if resume_key is not None and self._scan_position(schema, key) < self._scan_position(schema, resume_key):
                 continue
             partition = partitions[key]
             if exact:
-                candidates = [tuple(bound for _, _, bound in sorted(bounds))]
+                candidates = [prefix]
             else:
-                candidates = self._candidates(schema, partition, reverse,
-                                              resume["clustering"] if resume_key == key else None)
+                start, end = partition.span(prefix, first, last_bound)
+                if resume_key == key:
+                    position = schema.clustering_order_key(tuple(resume["clustering"]))
+                    if reverse:
+                        end = min(end, bisect.bisect_left(partition.order_keys, position))
+                    else:
+                        start = max(start, bisect.bisect_right(partition.order_keys, position))
+                indices = range(end - 1, start - 1, -1) if reverse else range(start, end)
+                candidates = [partition.keys[index] for index in indices]
             for clustering in candidates:
                 row = partition.rows.get(clustering)
                 if row is None or not row.is_live(now) or not _within(clustering, bounds):
@@ -608,17 +651,6 @@ class Dataset:
         return Rows(prepared.result_columns, rows)
 
     @staticmethod
-    def _candidates(schema: TableSchema, partition: Partition, reverse: bool, resume_after: list | None):
-        """The partition's clustering keys in query order, starting after ``resume_after`` when paging."""
-        keys, order_keys = partition.ordered(schema)
-        if resume_after is None:
-            return reversed(keys) if reverse else keys
-        position = schema.clustering_order_key(tuple(resume_after))
-        if reverse:
-            return reversed(keys[:bisect.bisect_left(order_keys, position)])
-        return keys[bisect.bisect_right(order_keys, position):]
-
-    @staticmethod
     def _scan_position(schema: TableSchema, key: tuple) -> tuple:
         """Where a partition comes in a scan of the whole table: token order, as in Cassandra."""
         return token_of(partition_key_bytes(schema, key)), key
@@ -630,6 +662,17 @@ def _key(columns: list[Column], values: list) -> tuple:
         if value is None or value is UNSET:
             raise InvalidRequest(f"Invalid {'null' if value is None else 'unset'} value for column {column.name}")
     return tuple(values)
+
+
+def _clustering_slice(schema: TableSchema, bounds: list) -> tuple[tuple, object, object]:
+    """From validated restrictions (equalities on a prefix, then a range on the next column): the prefix, and
+    the range's inclusive ends in the table's order (the high bound first for a descending column)."""
+    prefix = tuple(value for _, operator, value in sorted(bounds, key=lambda b: b[0]) if operator == "=")
+    low = next((value for _, operator, value in bounds if operator in (">", ">=")), None)
+    high = next((value for _, operator, value in bounds if operator in ("<", "<=")), None)
+    if len(prefix) < len(schema.clustering) and schema.clustering[len(prefix)].name in schema.descending:
+        return prefix, high, low
+    return prefix, low, high
 
 
 def _within(clustering: tuple, bounds: list) -> bool:
