@@ -1,8 +1,9 @@
 """The watch on the gevent hub: every report of gevent's monitor thread becomes a log line and a metric.
 
-config/gunicorn.py turns the monitor thread on (``HUB_BLOCKING_THRESHOLD_MS``) before the hub first runs. The
-monitor notifies from its own OS thread while the hub is still stuck, so the stack it captured is the one doing
-the blocking, and the line is written even if the hub never comes back.
+config/gunicorn.py starts the monitor thread in each worker once the app is loaded (``HUB_BLOCKING_THRESHOLD_MS``).
+The monitor notifies from its own OS thread while the hub is still stuck, so the stack it captured is the one
+doing the blocking, and the line is written even if the hub never comes back. That thread cannot read the
+blocked greenlet's context, so the line carries no request id; the stack names the view.
 """
 from __future__ import annotations
 
