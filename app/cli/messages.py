@@ -65,7 +65,7 @@ class MessageImporter:
     """
 
     def __init__(self, res, now: datetime):
-        self.session = res.session
+        self.open_session = res.session
         self.store = res.message_store
         self.now = now
         self._channel_problems: dict[int, str | None] = {}
@@ -148,7 +148,7 @@ class MessageImporter:
 
     def update_last_message_ids(self) -> None:
         """Move each channel's ``last_message_id`` up to its newest imported message, never down."""
-        with self.session() as session:
+        with self.open_session() as session:
             for channel_id, newest in self.newest_per_channel.items():
                 session.execute(update(Channel).where(
                     Channel.id == channel_id, or_(Channel.last_message_id.is_(None), Channel.last_message_id < newest)
@@ -157,7 +157,7 @@ class MessageImporter:
 
     def _channel_problem(self, channel_id: int) -> str | None:
         if channel_id not in self._channel_problems:
-            with self.session() as session:
+            with self.open_session() as session:
                 channel_type = session.scalar(select(Channel.type).where(Channel.id == channel_id))
             if channel_type is None:
                 self._channel_problems[channel_id] = f"unknown channel {channel_id}"
@@ -169,7 +169,7 @@ class MessageImporter:
 
     def _user_exists(self, user_id: int) -> bool:
         if user_id not in self._known_users:
-            with self.session() as session:
+            with self.open_session() as session:
                 self._known_users[user_id] = session.get(User, user_id) is not None
         return self._known_users[user_id]
 

@@ -217,7 +217,8 @@ def test_bad_lines_are_reported_by_number_and_the_good_ones_imported(app, client
         "line 6: content: missing",
         "line 7: content: 2001 characters, must be 2000 or fewer",
         f"line 8: id {future_id} is in the future ({snowflake_time(future_id).isoformat(timespec='microseconds')})",
-        f"line 9: timestamp: 2024-03-01T00:00:00+00:00 is not the time of id {some_id} (2024-03-04T00:00:00.000000+00:00)",
+        f"line 9: timestamp: 2024-03-01T00:00:00+00:00 is not the time of id {some_id} "
+        "(2024-03-04T00:00:00.000000+00:00)",
         "line 10: not a JSON object",
     ]
     assert reported[-1] == "imported 2, skipped 0 (already present and identical), failed 9"
@@ -226,7 +227,8 @@ def test_bad_lines_are_reported_by_number_and_the_good_ones_imported(app, client
 
 def test_a_stored_message_that_differs_is_reported_and_not_overwritten(app, client, owner, channel_id, tmp_path):
     message_id = backdated_id(HISTORY_START)
-    assert import_file(app, history_file(tmp_path, [message_object(message_id, channel_id, owner.id, "v1")])).exit_code == 0
+    original = history_file(tmp_path, [message_object(message_id, channel_id, owner.id, "v1")])
+    assert import_file(app, original).exit_code == 0
     changed = history_file(tmp_path, [message_object(message_id, channel_id, owner.id, "v2")], name="changed.jsonl")
 
     result = import_file(app, changed)
@@ -260,7 +262,8 @@ def test_an_id_given_twice_is_imported_once_and_a_differing_repeat_refused(app, 
 
 
 def test_strict_imports_nothing_when_any_line_is_bad(app, client, owner, channel_id, tmp_path):
-    lines = backdated_history(channel_id, owner.id, days=10) + [message_object(backdated_id(HISTORY_START), 99, owner.id)]
+    unknown_channel = message_object(backdated_id(HISTORY_START), 99, owner.id)
+    lines = backdated_history(channel_id, owner.id, days=10) + [unknown_channel]
     result = import_file(app, history_file(tmp_path, lines), "--strict")
 
     assert result.exit_code == 1
@@ -387,7 +390,8 @@ def test_export_then_import_into_an_empty_database_reproduces_the_channel(databa
         try:
             copy_metadata(resources.engine, copy_resources.engine)
             imported = import_file(copy, tmp_path / "export.jsonl")
-            assert summary(imported) == f"imported {len(lines) + 2}, skipped 0 (already present and identical), failed 0"
+            assert summary(imported) == \
+                f"imported {len(lines) + 2}, skipped 0 (already present and identical), failed 0"
             again = run(copy, "export", "--channel", str(channel_id), "--out", str(tmp_path / "again.jsonl"))
             assert again.exit_code == 0, again.output
             assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "export.jsonl").read_bytes()
