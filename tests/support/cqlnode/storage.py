@@ -636,7 +636,8 @@ class Dataset:
                     else:
                         start = max(start, bisect.bisect_right(partition.order_keys, position))
                 indices = range(end - 1, start - 1, -1) if reverse else range(start, end)
-                candidates = [partition.keys[index] for index in indices]
+                # Lazily: a page usually needs a few rows of a long slice (nothing writes while this runs).
+                candidates = (partition.keys[index] for index in indices)
             for clustering in candidates:
                 row = partition.rows.get(clustering)
                 if row is None or not row.is_live(now) or not _within(clustering, bounds):
