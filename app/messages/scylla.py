@@ -177,8 +177,8 @@ class ScyllaMessageStore(MessageStore):
             with self._lock:
                 if self._session is None:
                     cluster = build_cluster(self.settings)
-                    assert_cooperative(cluster.connection_class)
                     try:
+                        assert_cooperative(cluster.connection_class)
                         with _unavailable:
                             self._session = cluster.connect()
                     except BaseException:
