@@ -148,3 +148,13 @@ def test_no_acknowledged_write_is_lost_when_a_node_goes_down(store, nodes, ids):
     nodes.node(0).stop()
     stored = {m.id: m for m in store.list_messages(CHANNEL, limit=1000)}
     assert all(stored.get(m.id) == m for m in acknowledged)
+
+
+def test_nodes_that_forgot_the_prepared_statements_get_them_again(store, nodes, ids):
+    """A node answers UNPREPARED after a restart or a cache eviction; the driver re-prepares and retries."""
+    messages = write(store, ids, 3)
+    for node in nodes.nodes:
+        node.prepared.clear()
+    assert store.get_messages(CHANNEL, [m.id for m in messages]) == {m.id: m for m in messages}
+    write(store, ids, 2)
+    assert any(node.prepared for node in nodes.nodes)
