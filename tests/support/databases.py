@@ -91,10 +91,9 @@ def empty_tables(engine) -> None:
     """Delete every row the tests wrote, keeping the schema (and the id slot leases of live processes)."""
     import models
 
+    # DELETE, children first, rather than TRUNCATE: on PostgreSQL a TRUNCATE of every table costs about 0.3 s
+    # (it rewrites each table's files), a DELETE of the few rows a test wrote about 10 ms.
     tables = [t for t in reversed(models.Base.metadata.sorted_tables) if t.name != "id_slot_leases"]
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+        for table in tables:
+            conn.execute(table.delete())
