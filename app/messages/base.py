@@ -8,8 +8,9 @@ Contract, for every method unless its docstring says otherwise:
 - Lists of messages are newest first (``message_id`` descending).
 - Writes are keyed by snowflake and idempotent: retrying one after a timeout is safe.
 - "Not found" is ``None`` (single lookups) or simply absent from the result (batch lookups); never an error.
-- The only exception a caller may see is :class:`StoreUnavailable` (timeouts, lost connections, overload);
-  driver exceptions never escape.
+- Operational failures (timeouts, lost or refused connections, overload, an exhausted pool) reach the caller
+  only as :class:`StoreUnavailable`; driver exceptions for them never escape. Errors that mean a bug (a
+  malformed statement, a constraint the code should have respected) propagate as they are.
 - Stores know nothing of permissions: callers have already decided the principal may do what it asks.
 """
 from __future__ import annotations
@@ -96,8 +97,9 @@ class MessageStore(ABC):
     def create_message(self, message: Message) -> None:
         """Store a new message (and its bucket in the channel's bucket index).
 
-        Idempotent: writing the same id again overwrites it with the same values. Only the fields that
-        differ from their defaults need be written.
+        Idempotent: writing the same id again is safe. Only the fields that differ from their defaults are
+        written, so a retried create does not undo an edit or a pin made in between; to force a field back
+        to its default, use :meth:`update_message`.
         """
 
     @abstractmethod
@@ -237,7 +239,12 @@ class MessageStore(ABC):
 
     @abstractmethod
     def pin_message(self, channel_id: int, message_id: int, pinned_at: datetime) -> None:
-        """Pin the message (and set its ``pinned`` field). Idempotent: re-pinning keeps the first time."""
+        """Pin the message (and set its ``pinned`` field). Idempotent: re-pinning keeps the first time.
+
+        Callers check that the message exists first: backends need not (the SQL store ignores a pin of a
+        missing message; the Scylla store, which cannot check without a read, records it, and readers skip
+        pins whose message is gone).
+        """
 
     @abstractmethod
     def unpin_message(self, channel_id: int, message_id: int) -> None:
