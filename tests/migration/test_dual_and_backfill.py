@@ -248,3 +248,12 @@ def test_a_bucket_larger_than_a_page_is_copied_whole_across_a_resume(source, tar
     assert len(all_messages(target)) == 10
     assert Backfill(source, target, write_log, Checkpoint(progress), page_size=5).run([CHANNEL]).copied == 13
     assert all_messages(target) == all_messages(source)
+
+
+def test_a_dry_run_counts_everything_and_writes_nothing(source, target, write_log, tmp_path):
+    seed(source, history(17, days_apart=2, start_days_ago=40))
+    checkpoint = Checkpoint(tmp_path / "p.sqlite3")
+    result = Backfill(source, target, write_log, checkpoint, page_size=4, dry_run=True).run([CHANNEL])
+    assert result.copied == 17
+    assert all_messages(target) == {}
+    assert checkpoint.copied() == 0 and not checkpoint.channel_done(CHANNEL)
