@@ -16,9 +16,9 @@ import time
 import gevent
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
-from app.ids import SnowflakeGenerator, bucket_of
+from app.ids import SnowflakeGenerator, bucket_bounds, bucket_of
 from app.messages.base import Message
-from app.messages.scylla import ScyllaMessageStore
+from app.messages.scylla import READ_PROFILE, ScyllaMessageStore
 from tests.scylla.stores import apply_migrations, fresh_store, settings_for
 from tests.support.cqlnode.control import RemoteCluster
 
@@ -27,7 +27,8 @@ CONCURRENCY = 50
 
 
 class BareDriver:
-    """The store's own statements (the same CQL text) executed straight through its session."""
+    """The store's own statements (the same CQL text) executed straight through its session, with the same
+    execution profiles (reads may be speculatively re-sent, as the store's are)."""
 
     def __init__(self, store, keyspace: str):
         session = store.session
@@ -39,13 +40,20 @@ class BareDriver:
         self.insert_message = session.prepare(ScyllaMessageStore._INSERT_MESSAGE.format(ks=keyspace))
         self.insert_bucket = session.prepare(ScyllaMessageStore._INSERT_BUCKET.format(ks=keyspace))
         self.unset_columns = [UNSET_VALUE] * 13  # the insert's columns after author_id and content
+        for statement in (self.select_message, self.select_buckets, self.select_page, self.insert_message,
+                          self.insert_bucket):
+            statement.is_idempotent = True  # as the store marks its own (speculative reads need it)
 
     def get_message(self, channel_id: int, message_id: int):
-        return self.session.execute(self.select_message, (channel_id, bucket_of(message_id), message_id)).one()
+        return self.session.execute(self.select_message, (channel_id, bucket_of(message_id), message_id),
+                                    execution_profile=READ_PROFILE).one()
 
     def list_messages(self, channel_id: int, limit: int):
-        buckets = [row.bucket for row in self.session.execute(self.select_buckets, (channel_id,))]
-        return list(self.session.execute(self.select_page, (channel_id, buckets[0], -1, 2**63 - 1, limit)))
+        buckets = [row.bucket for row in self.session.execute(self.select_buckets, (channel_id,),
+                                                              execution_profile=READ_PROFILE)]
+        low, high = bucket_bounds(buckets[0])
+        return list(self.session.execute(self.select_page, (channel_id, buckets[0], low, high, limit),
+                                         execution_profile=READ_PROFILE))
 
     def create_message(self, message: Message) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
