@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.events import EventBus
@@ -30,6 +32,14 @@ def _make_green_psycopg2() -> None:
         patch_psycopg()
 
 
+#: How long SQLite itself may wait for a lock (sleeping in C, with the hub stopped) before saying "locked".
+SQLITE_BUSY_WAIT_MS = 1
+#: How long a transaction waits for the write lock in all, cooperatively, as the 5 s busy timeout did before.
+SQLITE_LOCK_TIMEOUT_SECONDS = 5.0
+SQLITE_RETRY_FIRST_PAUSE_SECONDS = 0.0005
+SQLITE_RETRY_MAX_PAUSE_SECONDS = 0.01
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # A busy SQLite database makes the driver sleep inside C, which would block the gevent hub. So each
     # process keeps one connection (greenlets queue for it cooperatively in the pool), and every
@@ -38,13 +48,27 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=5000"):
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       f"busy_timeout={SQLITE_BUSY_WAIT_MS}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Another process (the other gunicorn worker) holding the write lock makes BEGIN IMMEDIATE wait. SQLite
+        # waits by sleeping inside C, which would stop every greenlet of this worker, so it is only allowed a
+        # millisecond per attempt and the rest of the wait happens here, where gevent can run the others.
+        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_SECONDS
+        pause = SQLITE_RETRY_FIRST_PAUSE_SECONDS
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as error:
+                if "locked" not in str(error.orig) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, SQLITE_RETRY_MAX_PAUSE_SECONDS)
 
 
 def create_db_engine(settings: Settings) -> Engine:
