@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import platform
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from bench import report
 from bench.paths import RESULTS_DIR
-from bench.probes import hold_idle_connections, resident_megabytes, statements_per_page, store_calls
+from bench.probes import (
+    hold_idle_connections, resident_megabytes, statements_per_page, store_calls, wait_until_idle,
+)
 from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
 from bench.seed import SeededService, seed
 from bench.server import serve, wait_for_workers
@@ -80,13 +84,16 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
     url = server.url + "/"
     if args.warmup:
         run_wrk(url, script, connections=connections, seconds=args.warmup, environment=environment)
+    if count_store_calls:
+        wait_until_idle(server.host, server.port)
     before = store_calls(server.host, server.port) if count_store_calls else None
     result = run_wrk(url, script, connections=connections, seconds=args.duration, environment=environment)
     figures = {**result.as_dict(), "connections": connections}
     if before is not None:
+        # Both counts come from the service, so requests still queued when wrk stopped count on both sides.
         calls = store_calls(server.host, server.port) - before
-        figures["store_calls_per_request"] = round(calls.reached_backend / max(result.requests, 1), 3)
-        figures["coalesced_per_request"] = round(calls.coalesced / max(result.requests, 1), 3)
+        figures["store_calls_per_request"] = round(calls.per_request(calls.reached_backend), 3)
+        figures["coalesced_per_request"] = round(calls.per_request(calls.coalesced), 3)
     return figures
 
 
@@ -97,12 +104,17 @@ def _brief(figures: dict) -> str:
 
 
 def run_baselines(args, log_path: Path) -> dict:
+    """The two ceilings at both connection counts, and the framework ceiling once more under gunicorn's stock
+    gevent worker, to show what the service's fair worker (config/gunicorn.py) does to the tail."""
     baselines = {}
-    for name, app in (("framework", "bench.baseline_app:framework_app"),
-                      ("serialization", "bench.baseline_app:serialization_app")):
-        with serve(app, server_environment(args), log_path) as server:
+    runs = [("framework", "bench.baseline_app:framework_app", (), (args.connections, HOT_CONNECTIONS)),
+            ("serialization", "bench.baseline_app:serialization_app", (), (args.connections, HOT_CONNECTIONS)),
+            ("framework-stock-worker", "bench.baseline_app:framework_app", ("--worker-class", "gevent"),
+             (args.connections,))]
+    for name, app, options, connection_counts in runs:
+        with serve(app, server_environment(args), log_path, options=options) as server:
             wait_for_workers(server, args.workers)
-            for connections in sorted({args.connections, HOT_CONNECTIONS}):
+            for connections in connection_counts:
                 print(f"  baseline {name} at {connections} connections", flush=True)
                 key = name if connections == args.connections else f"{name}@{connections}"
                 baselines[key] = load(server, "get.lua", connections, args,
@@ -186,6 +198,8 @@ def _idle_memory(server, workers: list[int], seeded: SeededService) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     require_wrk()
+    # A plain SIGTERM would skip the cleanups: stopping the servers, dropping the PostgreSQL database.
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(143))
     started = datetime.now(timezone.utc)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(exist_ok=True)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import resource
+import time
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 
-STORE_CALLS = "chatstore_message_store_calls"
-COALESCED_READS = "chatstore_coalesced_reads"
+STORE_CALLS = "chatstore_message_store_calls_total"
+COALESCED_READS = "chatstore_coalesced_reads_total"
+IN_PROGRESS = "chatstore_http_requests_in_progress"
+HTTP_REQUESTS = "chatstore_http_requests_total"
 
 
 @dataclass(frozen=True)
 class StoreCallCount:
+    #: requests the service answered (the scrapes included, one each)
+    requests: float
     #: calls the service made to the message store interface
     asked: float
     #: of those, answered by joining an identical read in flight (they never reached the backend)
@@ -25,12 +30,16 @@ class StoreCallCount:
     def reached_backend(self) -> float:
         return self.asked - self.coalesced
 
+    def per_request(self, calls: float) -> float:
+        return calls / self.requests if self.requests else 0.0
+
     def __sub__(self, earlier: "StoreCallCount") -> "StoreCallCount":
-        return StoreCallCount(self.asked - earlier.asked, self.coalesced - earlier.coalesced)
+        return StoreCallCount(self.requests - earlier.requests, self.asked - earlier.asked,
+                              self.coalesced - earlier.coalesced)
 
 
-def store_calls(host: str, port: int) -> StoreCallCount | None:
-    """The service's store call counters summed over its workers, or None when it exposes no /metrics."""
+def _metric_totals(host: str, port: int) -> dict[str, float] | None:
+    """Samples summed by name over labels and workers, or None when there is no /metrics."""
     # Generous: requests the load generator left behind are still being answered when it stops.
     connection = http.client.HTTPConnection(host, port, timeout=120)
     try:
@@ -41,11 +50,31 @@ def store_calls(host: str, port: int) -> StoreCallCount | None:
         connection.close()
     if response.status != 200:
         return None
-    totals = {STORE_CALLS: 0.0, COALESCED_READS: 0.0}
+    totals: dict[str, float] = {}
     for family in text_string_to_metric_families(body):
-        if family.name in totals:
-            totals[family.name] += sum(s.value for s in family.samples if s.name.endswith("_total"))
-    return StoreCallCount(asked=totals[STORE_CALLS], coalesced=totals[COALESCED_READS])
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def store_calls(host: str, port: int) -> StoreCallCount | None:
+    """The service's store call counters summed over its workers, or None when it exposes no /metrics."""
+    totals = _metric_totals(host, port)
+    if totals is None:
+        return None
+    return StoreCallCount(requests=totals.get(HTTP_REQUESTS, 0.0), asked=totals.get(STORE_CALLS, 0.0),
+                          coalesced=totals.get(COALESCED_READS, 0.0))
+
+
+def wait_until_idle(host: str, port: int, timeout: float = 120.0) -> None:
+    """Wait until the service answers nothing but this scrape, so that no leftover request of an earlier load
+    is counted in the next one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        totals = _metric_totals(host, port)
+        if totals is None or totals.get(IN_PROGRESS, 0.0) <= 1 or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def resident_megabytes(pid: int) -> float:

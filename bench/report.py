@@ -57,6 +57,11 @@ def evaluate_targets(run: dict) -> list[Target]:
     worst = max(tails, key=tails.get) if tails else None
     targets.append(target(f"tail: p99 / mean latency (worst: {worst})", tails.get(worst) if worst else None,
                           f"<= {TAIL_FACTOR:g}", lambda v: v <= TAIL_FACTOR))
+    for name in ("framework", "framework-stock-worker"):
+        figures = baselines.get(name)
+        targets.append(target(f"tail of the {name} baseline (for reference): p99 / mean latency",
+                              tail_ratio(figures) if figures else None, f"<= {TAIL_FACTOR:g}",
+                              lambda v: v <= TAIL_FACTOR))
     hot = scenarios.get("hot")
     targets.append(target("hot channel: store calls per request", hot.get("store_calls_per_request") if hot else None,
                           "<= 0.1", lambda v: v <= 0.1, "{:.3f}"))
@@ -163,7 +168,7 @@ def chart(run: dict, path: Path) -> None:
         throughput.bar(positions, [scenarios.get(n, {}).get("requests_per_second", 0) for n in names], width,
                        label=backend)
         tail.bar(positions, [scenarios.get(n, {}).get("p99_ms", 0) for n in names], width, label=backend)
-    styles = {"framework": ("black", "--"), "serialization": ("grey", ":")}
+    styles = {"framework": ("black", "--"), "serialization": ("grey", ":"), "framework-stock-worker": ("red", "-.")}
     for name, figures in run["baselines"].items():
         color, style = styles[name.split("@")[0]]
         label = f"{name} ceiling ({figures['connections']} conns)"

@@ -8,7 +8,9 @@ and hot channels) is inserted in batches into the SQL store's tables, because on
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -118,10 +120,12 @@ def _bulk_creator(resources):
     columns = [column.name for column in table.columns]
     names = ", ".join(columns)
     if engine.dialect.name == "postgresql":
-        from psycopg2.extras import execute_values
-
         def insert_rows(cursor, rows):
-            execute_values(cursor, f"INSERT INTO {table.name} ({names}) VALUES %s", rows, page_size=1000)
+            # COPY is PostgreSQL's bulk path; in its CSV form an unquoted empty field is NULL.
+            text = io.StringIO()
+            csv.writer(text).writerows(rows)
+            text.seek(0)
+            cursor.copy_expert(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)", text)
     else:
         def insert_rows(cursor, rows):
             cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
@@ -130,18 +134,19 @@ def _bulk_creator(resources):
     defaults = {field.name: field.default for field in dataclasses.fields(Message)
                 if field.default is not dataclasses.MISSING}
     defaults.update(mentions=None, mention_roles=None)
-    template = [defaults.get(column) for column in columns]
-    slots = {name: columns.index(name) for name in ("channel_id", "bucket", "message_id", "author_id", "content")}
+    leading = ["channel_id", "bucket", "message_id", "author_id", "content"]
+    if columns[:len(leading)] != leading:
+        raise RuntimeError(f"the messages table's columns start {columns[:len(leading)]}, not {leading}")
+    trailing_defaults = tuple(defaults[column] for column in columns[len(leading):])
 
-    def row(channel_id: int, message_id: int, author_id: int, content: str) -> list:
-        values = template.copy()
-        values[slots["channel_id"]], values[slots["bucket"]], values[slots["message_id"]] = \
-            channel_id, bucket_of(message_id), message_id
-        values[slots["author_id"]], values[slots["content"]] = author_id, content
-        return values
+    if "" in trailing_defaults:
+        raise RuntimeError("an empty string default would be written as NULL by COPY")
 
-    def write(rows: list[list]) -> None:
-        buckets = {(values[slots["channel_id"]], values[slots["bucket"]]) for values in rows}
+    def row(channel_id: int, message_id: int, author_id: int, content: str) -> tuple:
+        return (channel_id, bucket_of(message_id), message_id, author_id, content) + trailing_defaults
+
+    def write(rows: list[tuple]) -> None:
+        buckets = {(values[0], values[1]) for values in rows}
         with engine.begin() as connection:
             cursor = connection.connection.cursor()
             try:

@@ -9,7 +9,7 @@ import http.client
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,14 +21,15 @@ SERVICE_GUNICORN_CONFIG = PROJECT_ROOT / "config" / "gunicorn.py"
 
 @contextmanager
 def serve(wsgi_app: str, environment: Mapping[str, str], log_path: Path, *, ready_path: str = "/",
-          config: Path = SERVICE_GUNICORN_CONFIG, start_timeout: float = 60.0) -> Iterator[RunningServer]:
-    """Start gunicorn serving ``wsgi_app`` ("module:attribute") with ``environment`` over the current one."""
+          options: Sequence[str] = (), start_timeout: float = 60.0) -> Iterator[RunningServer]:
+    """Start gunicorn serving ``wsgi_app`` ("module:attribute") with ``environment`` over the current one;
+    command-line ``options`` override the config file's settings."""
     overrides = {"BIND": f"127.0.0.1:{free_port()}", **environment}
     host, _, port = overrides["BIND"].rpartition(":")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **overrides}
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [str(GUNICORN), "-c", str(config), wsgi_app], cwd=PROJECT_ROOT, env=env,
+            [str(GUNICORN), "-c", str(SERVICE_GUNICORN_CONFIG), *options, wsgi_app], cwd=PROJECT_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = RunningServer(f"http://{host}:{port}", host, int(port), process, log_path)
