@@ -59,6 +59,18 @@ def _migrated(settings: Settings) -> Settings:
     return settings
 
 
+@functools.cache
+def _cleaner(settings: Settings) -> ScyllaMessageStore:
+    return ScyllaMessageStore.from_settings(settings)
+
+
+def empty_scylla_tables(settings: Settings) -> None:
+    """Empty the message tables the store of ``settings`` uses (between tests sharing one keyspace)."""
+    store = _cleaner(settings)
+    for table in TABLES:
+        store.session.execute(f"TRUNCATE {settings.scylla_keyspace}.{table}", timeout=60)
+
+
 @contextlib.contextmanager
 def fresh_store(settings: Settings):
     """A store on empty tables (truncated first, so a real cluster needs no new keyspace per test)."""
