@@ -7,6 +7,7 @@ reports what the client observed. The tests below check that report against what
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import pytest
 from app import create_app
 from app.ids import bucket_of, snowflake_from_ms, snowflake_time
 from config import PROJECT_ROOT
+from tests.scylla.stores import apply_migrations
+from tests.support.cqlnode.control import RemoteCluster
 from tests.support.databases import migrated_database
 from tests.support.factories import Actor, Factory
 from tests.support.server import gunicorn_server
@@ -96,14 +99,32 @@ def run_scenario(server, seed: Seed) -> dict:
     return report
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@contextlib.contextmanager
+def message_store_for(backend: str, settings):
+    """Settings and server environment: messages in the SQL database, or ("scylla") on CQL test nodes run in a
+    subprocess that the gunicorn workers reach over loopback."""
+    if backend != "scylla":
+        yield settings, {}
+        return
+    with RemoteCluster(nodes=3, first_address=80) as nodes:
+        scylla = settings.replace(message_store="scylla", scylla_hosts=tuple(nodes.contact_points),
+                                  scylla_port=nodes.port, scylla_keyspace="chatstore_e2e")
+        apply_migrations(scylla)
+        yield scylla, {"MESSAGE_STORE": "scylla", "SCYLLA_HOSTS": ",".join(nodes.contact_points),
+                       "SCYLLA_PORT": str(nodes.port), "SCYLLA_KEYSPACE": "chatstore_e2e"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "scylla"])
 def observed(request, tmp_path_factory):
     """(seed, report): one scenario run per backend, shared by the tests of this module."""
     tmp_path = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    with migrated_database(request.param, tmp_path) as settings:
+    database = "sqlite" if request.param == "scylla" else request.param
+    with migrated_database(database, tmp_path) as sql_settings, \
+            message_store_for(request.param, sql_settings) as (settings, store_environment):
         seed = seed_database(settings, tmp_path)
         assert len({bucket_of(i) for i in seed.imported}) >= 6
-        with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2"}) as server:
+        with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2",
+                              **store_environment}) as server:
             yield seed, run_scenario(server, seed)
 
 
