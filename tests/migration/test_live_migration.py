@@ -4,12 +4,10 @@ finds no difference and every acknowledged write is in ScyllaDB as it was acknow
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from app.messages.base import Message
 from app.messages.scylla import ScyllaMessageStore
 from app.messages.sql import SqlMessageStore
 from config import PROJECT_ROOT
+from tests.support.cqlnode.control import RemoteCluster
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
 from tests.support.http import JsonClient
@@ -35,13 +34,8 @@ DAY_MS = 24 * 3600 * 1000
 
 @pytest.fixture
 def cql_cluster():
-    process = subprocess.Popen([sys.executable, "-m", "tests.support.cqlnode", "--nodes", "3", "--first-address", "60"],
-                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        yield json.loads(process.stdout.readline())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
+    with RemoteCluster(nodes=3, first_address=60) as nodes:
+        yield {"contact_points": nodes.contact_points, "port": nodes.port}
 
 
 def flask(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
