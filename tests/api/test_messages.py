@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import Event, EventBus, MessageCreated
+from app.events import MessageCreated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor
@@ -31,15 +31,6 @@ def room(make):
     guild_id, channel_id = make.guild(owner, everyone=MEMBER_PERMISSIONS)
     make.member(guild_id, member)
     return Room(owner, member, guild_id, channel_id)
-
-
-@pytest.fixture
-def published(resources, monkeypatch):
-    """Events published during the test, on a bus of the test's own so that no subscriber outlives it."""
-    monkeypatch.setattr(resources, "events", EventBus())
-    events = []
-    resources.events.subscribe(Event, events.append)
-    return events
 
 
 def post(client, actor, channel_id, **body):

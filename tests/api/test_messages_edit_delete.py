@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import Event, EventBus, MessageDeleted, MessagesBulkDeleted, MessageUpdated
+from app.events import MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor
@@ -34,15 +34,6 @@ def room(make):
     make.member(guild_id, member)
     make.member(guild_id, moderator, roles=[make.role(guild_id, Permission.MANAGE_MESSAGES, name="moderators")])
     return Room(owner, member, moderator, guild_id, channel_id)
-
-
-@pytest.fixture
-def published(resources, monkeypatch):
-    """Events published during the test, on a bus of the test's own so that no subscriber outlives it."""
-    monkeypatch.setattr(resources, "events", EventBus())
-    events = []
-    resources.events.subscribe(Event, events.append)
-    return events
 
 
 def send(client, actor, channel_id, content="hello", **body):

@@ -7,7 +7,7 @@ import pytest
 
 from app import create_app
 from app.auth.permissions import Permission
-from app.events import ChannelPinsUpdated, Event, EventBus
+from app.events import ChannelPinsUpdated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor, Factory
@@ -46,15 +46,6 @@ def make_room(make):
     make.member(guild_id, pinner, roles=[make.role(guild_id, Permission.PIN_MESSAGES, name="pinners")])
     make.member(guild_id, moderator, roles=[make.role(guild_id, Permission.MANAGE_MESSAGES, name="moderators")])
     return Room(owner, member, pinner, moderator, guild_id, channel_id)
-
-
-@pytest.fixture
-def published(resources, monkeypatch):
-    """Events published during the test, on a bus of the test's own so that no subscriber outlives it."""
-    monkeypatch.setattr(resources, "events", EventBus())
-    events = []
-    resources.events.subscribe(Event, events.append)
-    return events
 
 
 def pin(client, room, message_id, actor=None, legacy=False):

@@ -9,9 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import (
-    Event, EventBus, ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared,
-)
+from app.events import ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
 from models import User
 from tests.support.factories import Actor
 from tests.support.responses import error, field_error_codes, json_body, no_content
@@ -46,15 +44,6 @@ def room(client, make):
     sent = client.post(f"/api/v10/channels/{channel_id}/messages", json={"content": "react to me"},
                        headers=owner.headers)
     return Room(owner, member, moderator, guild_id, channel_id, json_body(sent, 200)["id"])
-
-
-@pytest.fixture
-def published(resources, monkeypatch):
-    """Events published during the test, on a bus of the test's own so that no subscriber outlives it."""
-    monkeypatch.setattr(resources, "events", EventBus())
-    events = []
-    resources.events.subscribe(Event, events.append)
-    return events
 
 
 def react(client, room, actor, emoji):
