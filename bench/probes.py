@@ -115,12 +115,14 @@ def hold_idle_connections(host: str, port: int, count: int, request: bytes, meas
 
 
 def statements_per_page(engine, read) -> int:
-    """How many SQL statements ``read()`` sends through ``engine``."""
+    """How many SQL queries ``read()`` sends through ``engine`` (transaction control, such as SQLite's
+    BEGIN IMMEDIATE, is not a query)."""
     statements = 0
 
-    def count(*_args):
+    def count(_connection, _cursor, statement, *_args):
         nonlocal statements
-        statements += 1
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements += 1
 
     event.listen(engine, "before_cursor_execute", count)
     try:
