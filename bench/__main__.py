@@ -103,14 +103,25 @@ def _brief(figures: dict) -> str:
             f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
 
 
+FRAMEWORK_APP = "bench.baseline_app:framework_app"
+
+
 def run_baselines(args, log_path: Path) -> dict:
     """The two ceilings at both connection counts, and the framework ceiling once more under gunicorn's stock
     gevent worker, to show what the service's fair worker (config/gunicorn.py) does to the tail."""
-    baselines = {}
-    runs = [("framework", "bench.baseline_app:framework_app", (), (args.connections, HOT_CONNECTIONS)),
+    runs = [("framework", FRAMEWORK_APP, (), (args.connections, HOT_CONNECTIONS)),
             ("serialization", "bench.baseline_app:serialization_app", (), (args.connections, HOT_CONNECTIONS)),
-            ("framework-stock-worker", "bench.baseline_app:framework_app", ("--worker-class", "gevent"),
-             (args.connections,))]
+            ("framework-stock-worker", FRAMEWORK_APP, ("--worker-class", "gevent"), (args.connections,))]
+    return _measure_baselines(runs, args, log_path)
+
+
+def run_drift_check(args, log_path: Path) -> dict:
+    """The framework ceiling again at the end: how far the machine drifted while the run went on."""
+    return _measure_baselines([("framework-at-end", FRAMEWORK_APP, (), (args.connections,))], args, log_path)
+
+
+def _measure_baselines(runs, args, log_path: Path) -> dict:
+    baselines = {}
     for name, app, options, connection_counts in runs:
         with serve(app, server_environment(args), log_path, options=options) as server:
             wait_for_workers(server, args.workers)
@@ -221,6 +232,8 @@ def main(argv=None) -> int:
             backend_directory = Path(directory) / backend
             backend_directory.mkdir()
             run["backends"][backend] = run_backend(backend, args, log_path, backend_directory)
+    print("drift check", flush=True)
+    run["drift"] = run_drift_check(args, log_path)
     run["seconds"] = round(time.monotonic() - clock, 1)
     run["targets"] = [asdict(t) for t in report.evaluate_targets(run)]
     paths = {suffix: RESULTS_DIR / f"{stamp}.{suffix}" for suffix in ("json", "md", "png")}

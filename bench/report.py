@@ -101,6 +101,8 @@ def markdown(run: dict, chart_name: str) -> str:
         f"{settings['history_size']:,} messages in the long channel. {run['machine']['cpus']} CPUs, load average "
         f"{run['machine']['load_average_at_start'][0]:.1f} at the start; the run took {run['seconds']:.0f} s.",
         "",
+        _drift_note(run),
+        "",
         "Ratios are to the baselines of this run at the same connection count: x framework = throughput over the "
         "framework ceiling's, x serialization = over the serialization ceiling's. p99 / mean is p99 over the "
         "mean latency (connections / throughput). Store calls per request reached the backend (coalesced reads "
@@ -140,6 +142,16 @@ def markdown(run: dict, chart_name: str) -> str:
         lines.append(f"| {target['name']} | {target['measured']} | {target['required']} | {result} |")
     lines += ["", f"![throughput and p99 by scenario]({chart_name})", ""]
     return "\n".join(lines)
+
+
+def _drift_note(run: dict) -> str:
+    start = run["baselines"].get("framework")
+    end = run.get("drift", {}).get("framework-at-end")
+    if not start or not end:
+        return "No drift check in this run."
+    ratio = end["requests_per_second"] / start["requests_per_second"]
+    return (f"Drift: the framework ceiling measured again at the end gave {end['requests_per_second']:.0f} req/s, "
+            f"{ratio:.2f} x its figure at the start; ratios in between carry about that much uncertainty.")
 
 
 def _baselines_at(baselines: dict, connections: int) -> tuple[dict | None, dict | None]:
