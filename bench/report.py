@@ -186,14 +186,16 @@ def chart(run: dict, path: Path) -> None:
         label = f"{name} ceiling ({figures['connections']} conns)"
         throughput.axhline(figures["requests_per_second"], color=color, linestyle=style, linewidth=1, label=label)
         tail.axhline(figures["p99_ms"], color=color, linestyle=style, linewidth=1, label=label)
-    for axes, title, unit in ((throughput, "Throughput", "requests / s"), (tail, "p99 latency", "ms (log)")):
+    # Log scales: the service and the ceilings can be orders of magnitude apart, and ratios read as distances.
+    for axes, title, unit in ((throughput, "Throughput", "requests / s (log)"), (tail, "p99 latency", "ms (log)")):
         axes.set_title(title)
         axes.set_ylabel(unit)
+        axes.set_yscale("log")
         axes.set_xticks([n + width * (len(backends) - 1) / 2 for n in range(len(names))], names, rotation=30,
                         ha="right")
-        axes.legend(fontsize="small")
-    tail.set_yscale("log")
+    handles, labels = throughput.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=4, fontsize="small")
     figure.suptitle(f"chatstore benchmark {run['started_at']} ({run['settings']['workers']} workers)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
