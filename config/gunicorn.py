@@ -91,8 +91,11 @@ if _settings.hub_blocking_threshold_ms:
 def post_worker_init(worker):
     """Start the hub watch in this worker, now that the app is loaded and before it accepts connections."""
     if _settings.hub_blocking_threshold_ms:
+        # Only for this hub: with the setting left on, every hub started later (in a native thread of gevent's
+        # threadpool, say) would start a monitor thread of its own.
         gevent.config.monitor_thread = True
         gevent.get_hub().start_periodic_monitoring_thread()
+        gevent.config.monitor_thread = False
 
 
 # Metrics from every worker: prometheus_client writes samples to files in this directory, and chooses to do so
