@@ -4,6 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -12,6 +13,7 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 from config import load_settings  # noqa: E402  (stdlib only, after the patch)
@@ -38,6 +40,20 @@ class FairGeventWorker(GeventWorker):
 
 
 _NEXT_LOOP_TURN_SECONDS = 1e-6
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's answer to a request it rejects before the app sees it (a request line or headers too long,
+    bytes that are not HTTP), in the API's error form: clients parse every error body as JSON. gunicorn's
+    workers call ``gunicorn.util.write_error`` for these; replacing that one function keeps the rest of its
+    handling (status choice, logging, the access line) as it is."""
+    body = json.dumps({"message": f"{status_int}: {reason}", "code": 0}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
+gunicorn_util.write_error = write_json_error
 
 bind = _settings.bind
 workers = _settings.web_workers

@@ -2,8 +2,8 @@
 
 Request lines and headers that gunicorn itself refuses (bytes that are not ASCII in the request line, a
 request line over 4094 bytes, a header over 8190 bytes, a malformed Content-Length) are answered by gunicorn
-before the app sees them, with its own HTML error page: still a 4xx, which discord.py reports as an
-HTTPException carrying the text. What reaches the app is answered in Discord's JSON form.
+before the app sees them; config/gunicorn.py makes that answer JSON in the API's error form too. What reaches
+the app is answered in Discord's JSON form.
 """
 from __future__ import annotations
 
@@ -63,10 +63,13 @@ REFUSED_BY_GUNICORN = [
 
 
 @pytest.mark.parametrize("raw", REFUSED_BY_GUNICORN)
-def test_malformed_http_is_a_4xx_from_gunicorn(served, raw):
+def test_malformed_http_is_a_json_4xx_from_gunicorn(served, raw):
     server, world = served
-    status, _headers, _body = exchange(server, raw)
+    status, headers, body = exchange(server, raw)
     assert 400 <= status < 500
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": json.loads(body)["message"], "code": 0}
+    assert json.loads(body)["message"].startswith(f"{status}: ")
     still_serving(server, world.owner.token)
 
 
