@@ -4,9 +4,9 @@ config/gunicorn.py starts the monitor thread in each worker once the app is load
 The monitor notifies from its own OS thread while the hub is still stuck, so the stack it captured is the one
 doing the blocking. That thread must not touch logging or the metrics: their locks are gevent locks once
 patched, and taking one from a foreign OS thread makes gevent start a hub (and another monitor) there or
-deadlock against the worker's greenlets, which hung workers. So the thread only queues the report and wakes
-the worker's loop through an ``async_`` watcher (gevent's thread-safe wake-up); a greenlet in the worker then
-logs and counts it. A hub blocked for good is not logged here; gunicorn's worker timeout reports that one.
+deadlock against the worker's greenlets, which hung workers. So the thread only queues the report; the
+worker logs and counts it when the request that was running ends, or, with no request running, when the
+thread wakes the worker's loop through an ``async_`` watcher (gevent's thread-safe wake-up). A hub blocked for good is not logged here; gunicorn's worker timeout reports that one.
 The line carries no request id (the monitor cannot read the blocked greenlet's context); the stack names the view.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ def on_event_loop_blocked(event) -> None:
     _wakeup.send()
 
 
-def _report_blocks() -> None:
+def report_blocks() -> None:
+    """Log and count the queued reports; runs in the worker's own thread."""
     while _reports:
         blocking_time, stack = _reports.popleft()
         HUB_BLOCKED.inc()
@@ -56,6 +57,6 @@ def watch_hub() -> None:
     if _wakeup is None:
         _wakeup = gevent.get_hub().loop.async_()
         _wakeup.ref = False  # the watch alone must not keep an idle loop running
-        _wakeup.start(lambda: gevent.spawn(_report_blocks))
+        _wakeup.start(lambda: gevent.spawn(report_blocks))
     if on_event_loop_blocked not in gevent.events.subscribers:
         gevent.events.subscribers.append(on_event_loop_blocked)
