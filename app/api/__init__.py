@@ -122,9 +122,9 @@ def request_json() -> Any:
         return {}
     if mimetype not in ("application/json", ""):
         raise InvalidForm(errors={"_errors": [{
-            "code": "CONTENT_TYPE_INVALID", "message": f'Expected "Content-Type" header to be one of '
-                                                       f'{{"application/json", "application/x-www-form-urlencoded", '
-                                                       f'"multipart/form-data"}}.'}]})
+            "code": "CONTENT_TYPE_INVALID", "message": 'Expected "Content-Type" header to be one of '
+                                                       '{"application/json", "application/x-www-form-urlencoded", '
+                                                       '"multipart/form-data"}.'}]})
     return _loads(raw)
 
 

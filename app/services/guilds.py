@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
 from app.errors import (
-    InvalidForm, MissingPermissions, UnknownGuild, UnknownMember, UnknownRole, UnknownUser,
+    InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
 )
 from app.services.access import AccessService, GuildAccess
 from app.services.rows import add_unless_present

@@ -168,6 +168,7 @@ def test_history_in_every_mode_matches_what_was_imported_and_sent(observed):
     assert history["after_time"][0] == seed.imported[201]  # 4 messages a day: 200 is at 00:00 of day 51
     # An even limit gives limit // 2 on each side plus the message itself (discord.py's documented quirk).
     assert history["around_10"] == seed.imported[115:126][::-1]
+    assert history["around_10"][5] == around_id
 
 
 def test_fetch_an_imported_message(observed):
