@@ -1,12 +1,16 @@
 """The hub watch: a request that blocks the gevent hub is logged with its stack, and counted."""
 from __future__ import annotations
 
+import io
+
 import gevent
 import pytest
 from gevent import monkey
 
 from app import create_app
-from tests.ops.conftest import sample
+from app.observability.logs import configure_logging
+from tests.ops.conftest import LogLines, sample
+from tests.support.databases import migrated_database
 
 unpatched_sleep = monkey.get_original("time", "sleep")
 
@@ -27,20 +31,33 @@ def hub_monitor():
 
 
 @pytest.fixture
-def blocking_app(database):
-    """The service with one more route, which blocks the hub the way a C call or an unpatched library would."""
-    application = create_app(database)
+def blocking_app(tmp_path):
+    """The service with one more route, which blocks the hub the way a C call or an unpatched library would.
 
-    @application.get("/block")
-    def block_the_hub_with_a_sleep_gevent_cannot_see():
-        unpatched_sleep(0.4)
-        return {"slept": True}
+    The watch does not depend on the database, so the test runs once, on SQLite, rather than per backend: a
+    second monitor thread started on the same hub late in a long test session was seen to report nothing.
+    """
+    with migrated_database("sqlite", tmp_path) as settings:
+        application = create_app(settings)
 
-    yield application
-    application.extensions["chatstore"].close()
+        @application.get("/block")
+        def block_the_hub_with_a_sleep_gevent_cannot_see():
+            unpatched_sleep(0.4)
+            return {"slept": True}
+
+        yield application
+        application.extensions["chatstore"].close()
 
 
-# blocking_app comes before log_lines: creating an app installs a fresh log handler.
+@pytest.fixture
+def log_lines(blocking_app):
+    """The app's root handler writing to a buffer (blocking_app first: creating an app installs a fresh handler)."""
+    stream = io.StringIO()
+    configure_logging("DEBUG").setStream(stream)
+    yield LogLines(stream)
+    configure_logging(blocking_app.config["SETTINGS"].log_level)
+
+
 @pytest.mark.filterwarnings("ignore:Unable to monitor memory usage")  # gevent's own, without psutil
 def test_a_request_blocking_the_hub_is_logged_with_its_stack_and_counted(blocking_app, hub_monitor, log_lines):
     before = sample("chatstore_gevent_hub_blocked_total")
