@@ -1,11 +1,10 @@
 """Run a WSGI app under the service's gunicorn settings (config/gunicorn.py) for a benchmark, stop it by PID.
 
-Like tests/support/server.py (whose port picking and stopping it reuses), but it can serve another app than
+Like tests/support/server.py (whose port picking, readiness wait and stopping it reuses), but it can serve another app than
 the service's (the baselines), waits on a path that app answers, and reports the workers' PIDs.
 """
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import time
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from config import PROJECT_ROOT
-from tests.support.server import GUNICORN, RunningServer, free_port, stop
+from tests.support.server import GUNICORN, RunningServer, free_port, stop, wait_until_answering
 
 SERVICE_GUNICORN_CONFIG = PROJECT_ROOT / "config" / "gunicorn.py"
 
@@ -34,29 +33,10 @@ def serve(wsgi_app: str, environment: Mapping[str, str], log_path: Path, *, read
         )
     server = RunningServer(f"http://{host}:{port}", host, int(port), process, log_path)
     try:
-        _wait_until_answering(server, ready_path, start_timeout)
+        wait_until_answering(server, start_timeout, ready_path)
         yield server
     finally:
         stop(process, 25.0)
-
-
-def _wait_until_answering(server: RunningServer, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log()[-4000:]}")
-        try:
-            connection = http.client.HTTPConnection(server.host, server.port, timeout=2)
-            try:
-                connection.request("GET", path)
-                connection.getresponse().read()
-                return
-            finally:
-                connection.close()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer on {server.url}:\n{server.log()[-4000:]}")
-            time.sleep(0.1)
 
 
 def worker_pids(server: RunningServer) -> list[int]:

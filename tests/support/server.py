@@ -70,13 +70,14 @@ def gunicorn_server(environment: Mapping[str, str] | None = None, *, start_timeo
             )
         server = RunningServer(f"http://{host}:{port}", host, int(port), process, log_path)
         try:
-            _wait_until_answering(server, start_timeout)
+            wait_until_answering(server, start_timeout)
             yield server
         finally:
             stop(process, stop_timeout)
 
 
-def _wait_until_answering(server: RunningServer, timeout: float) -> None:
+def wait_until_answering(server: RunningServer, timeout: float, path: str = READY_PATH) -> None:
+    """Return once ``path`` gets any HTTP answer; raise with the server's log if it exits or never answers."""
     deadline = time.monotonic() + timeout
     while True:
         if server.process.poll() is not None:
@@ -84,7 +85,7 @@ def _wait_until_answering(server: RunningServer, timeout: float) -> None:
         try:
             connection = http.client.HTTPConnection(server.host, server.port, timeout=2)
             try:
-                connection.request("GET", READY_PATH)
+                connection.request("GET", path)
                 connection.getresponse().read()
                 return
             finally:
