@@ -53,25 +53,24 @@ class OverwriteIn(Schema):
         return {"id": self.id, "type": self.type, "allow": self.allow or 0, "deny": self.deny or 0}
 
 
-class ChannelCreate(Schema):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    type: Literal[0, 2, 4, 5, 13, 15, 16] | None = 0
-    topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
-    permission_overwrites: list[OverwriteIn] | None = None
-    parent_id: Snowflake | None = None
-    nsfw: bool | None = None
-    rate_limit_per_user: Annotated[int, Field(ge=0, le=21600)] | None = None
+ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class ChannelEdit(Schema):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    name: ChannelName | None = None
     topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
     position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     permission_overwrites: list[OverwriteIn] | None = None
     parent_id: Snowflake | None = None
     nsfw: bool | None = None
     rate_limit_per_user: Annotated[int, Field(ge=0, le=21600)] | None = None
+
+
+class ChannelCreate(ChannelEdit):
+    """The fields of an edit, with a name required and the channel's type (which an edit cannot change)."""
+
+    name: ChannelName
+    type: Literal[0, 2, 4, 5, 13, 15, 16] | None = 0
 
 
 class OverwriteEdit(Schema):
