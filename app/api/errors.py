@@ -5,7 +5,8 @@ import logging
 import math
 
 from flask import Flask
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app.api.json import json_response
@@ -33,6 +34,12 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("message store unavailable: %s", error)
         return _unavailable(ServiceUnavailable(retry_after=error.retry_after))
 
+    @app.errorhandler(PendingRollbackError)
+    def _session_invalidated(error: PendingRollbackError):
+        # The request's session lost its connection earlier in the request: the database is unavailable.
+        log.warning("database session invalidated: %s", error)
+        return _unavailable(ServiceUnavailable())
+
     @app.errorhandler(PoolTimeout)
     def _pool_timeout(error: PoolTimeout):
         log.warning("database pool exhausted: %s", error)
@@ -42,7 +49,10 @@ def register_error_handlers(app: Flask) -> None:
     def _database_error(error: DBAPIError):
         # Connection loss, statement timeouts and lock timeouts are the database being unavailable, not a bug
         # in the request: answer 503 so clients retry later rather than 500 (which discord.py re-sends at once).
-        if error.connection_invalidated or _is_transient(error):
+        # Connection-level errors (OperationalError, InterfaceError) mean the database could not answer, as the
+        # SQL message store also treats them.
+        if error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError)) \
+                or _is_transient(error):
             log.warning("database unavailable: %s", error.orig)
             return _unavailable(ServiceUnavailable())
         log.exception("database error")

@@ -173,15 +173,21 @@ class DualMessageStore(MessageStore):
         try:
             versions = self.write_log.touch(channel_id, message_ids)
         except StoreUnavailable:
-            # The primary has the write and the client gets its answer; without a log entry the secondary
-            # can only be caught up by `flask messages verify --repair`, so say so loudly.
-            log.error("dual write log unavailable; run verify --repair for channel %s", channel_id)
-            return
+            versions = None
         try:
             apply(self.secondary)
         except StoreUnavailable as error:
+            if versions is None:
+                # Neither the log nor the secondary has the write: only `verify --repair` can find it now.
+                log.error("dual write lost for channel %s; run flask messages verify --repair", channel_id)
+                return
             log.warning("secondary store write failed, kept for replay: %s", error)
             self._next_replay = self._clock() + REPLAY_INTERVAL_SECONDS
+            return
+        if versions is None:
+            # The secondary has the write even though the log could not record it; a backfill racing it is
+            # not told, so say so (verify finds any such message).
+            log.warning("dual write log unavailable for channel %s; the secondary was written", channel_id)
             return
         self._settle(channel_id, versions)
         if self._next_replay and self._clock() >= self._next_replay:
