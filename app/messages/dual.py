@@ -88,9 +88,6 @@ class WriteLog:
             select(entries.c.channel_id, entries.c.message_id, entries.c.version)
             .where(entries.c.pending.is_(True)).order_by(entries.c.updated_at).limit(limit)).all()])
 
-    def pending_count(self) -> int:
-        return len(self.pending(1_000_000))
-
 
 def _reaction_state(store: MessageStore, channel_id: int, message_id: int) -> dict[str, set[int]]:
     state: dict[str, set[int]] = {}
