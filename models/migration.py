@@ -12,8 +12,10 @@ from models.base import Base, Snowflake, UTCDateTime
 class DualWriteEntry(Base):
     """A message (or, with ``message_id`` 0, a whole channel) written through dual writes.
 
-    ``pending`` says the secondary store may not hold the primary's state yet; ``version`` grows with every
-    write so that a writer only clears ``pending`` when nobody wrote the same message after it.
+    ``version`` grows with every write; ``synced_version`` is the version the secondary store is known to hold,
+    and ``pending`` says it is behind (``synced_version < version``), kept as its own indexed column so the
+    replay finds what to repair without a scan. ``writers`` counts writes between their start and their end, so
+    a replay that copies the primary's whole state never races one still on its way to the secondary.
     """
 
     __tablename__ = "dual_write_log"
@@ -21,5 +23,7 @@ class DualWriteEntry(Base):
     channel_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
     message_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    synced_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    writers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     pending: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

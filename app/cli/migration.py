@@ -12,8 +12,8 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from app.cli import SNOWFLAKE, resources
-from app.messages.dual import WriteLog, sync_message
-from app.messages.migration import Backfill, Checkpoint, verify
+from app.messages.dual import WriteLog, replay
+from app.messages.migration import Backfill, Checkpoint, repair, verify
 from app.messages.sql import SqlMessageStore
 from models import Channel
 
@@ -73,31 +73,35 @@ def migrate_command(destination: str, checkpoint: Path, rate: float | None, conc
 
 
 def _replay(source, target, write_log: WriteLog) -> int:
+    """Settle every pending entry that no write is in flight for; stop when a pass settles nothing (what is
+    left is being written to right now, and those writes or a later replay settle it)."""
     replayed = 0
-    while batch := write_log.pending(500):
-        for channel_id, message_id, version in batch:
-            sync_message(source, target, channel_id, message_id)
-            write_log.settle(channel_id, {message_id: version})
-        replayed += len(batch)
+    while settled := replay(write_log, source, target, 500).settled:
+        replayed += settled
     return replayed
 
 
 @click.command("verify")
 @click.option("--channel", "channels", type=SNOWFLAKE, multiple=True, help="Only these channels (repeatable).")
-@click.option("--repair", is_flag=True, help="Copy the SQL store's state over every difference found.")
-def verify_command(channels: tuple[int, ...], repair: bool) -> None:
+@click.option("--repair", "repair_differences", is_flag=True,
+              help="Copy the SQL store's state over every difference found.")
+def verify_command(channels: tuple[int, ...], repair_differences: bool) -> None:
     """Compare the SQL store and ScyllaDB per channel and bucket (counts and content digests)."""
-    source, target, _write_log = _stores()
+    source, target, write_log = _stores()
     try:
-        differences = verify(source, target, _channel_ids(channels), repair=repair)
+        differences = verify(source, target, _channel_ids(channels))
+        left_pending = repair(source, target, write_log, differences) if repair_differences else 0
     finally:
         target.close()
     for difference in differences:
         click.echo(difference.describe())
     if not differences:
         click.echo("no differences")
-    elif repair:
+    elif repair_differences:
         click.echo(f"repaired {len(differences)} buckets")
+        if left_pending:
+            click.echo(f"{left_pending} messages are being written to; `flask messages replay` copies them "
+                       "once those writes end", err=True)
     else:
         raise click.ClickException(f"{len(differences)} buckets differ (rerun with --repair to fix)")
 
@@ -108,6 +112,9 @@ def replay_command() -> None:
     source, target, write_log = _stores()
     try:
         click.echo(f"replayed {_replay(source, target, write_log)} pending dual writes")
+        if in_flight := write_log.pending_count():
+            click.echo(f"{in_flight} still pending: writes of them are in flight; they settle as those end",
+                       err=True)
     finally:
         target.close()
 

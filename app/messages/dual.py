@@ -1,24 +1,35 @@
 """Dual writes for moving messages from one store to another while the service runs.
 
-Every write goes to the primary first (the client's answer depends on it), is then recorded in the write log
-(a SQL table shared by every process), then goes to the secondary. Reads come from the primary.
+Every write is recorded in the write log (a SQL table shared by every process) before it goes to the primary,
+then goes to the primary (the client's answer depends on it), then to the secondary, and is recorded again as
+over. Reads come from the primary.
 
-Repair is by state, not by replaying operations: :func:`sync_message` copies the primary's *current* state of
-a message (or its absence) to the secondary. That is idempotent and independent of order, so it is safe to
-run for any message at any time, by the dual store, the backfill and ``verify --repair`` alike.
+Repair is by state, not by replaying operations: :func:`resync` copies the primary's *current* state of a
+message (or its absence) to the secondary. That is idempotent and independent of order, so the dual store's
+replay, the backfill and ``verify --repair`` all use it.
 
-The log entry's version grows with every write; a writer clears ``pending`` only if nobody wrote the same
-message after it touched the entry, else it leaves the entry pending, so concurrent writers that reach the
-secondary in a different order than the primary are repaired rather than silently diverging.
+Writes of one message can reach the secondary in another order than they reached the primary, and a copy of the
+whole state can be overtaken by a write that was still on its way. The log is built so that neither goes
+unnoticed: an entry's ``version`` grows with every write, ``synced_version`` is the version the secondary holds,
+and ``writers`` counts writes begun and not yet over.
+
+- A write may mark the secondary as holding its version only if nobody began a write of the message after it
+  and the secondary held the version before it (so every earlier write had reached the secondary and ended
+  before this one began).
+- A copy of the whole state (``claim``/``release``) starts only when no write of the message is in flight, and
+  marks the secondary as holding the version it claimed only if nobody began a write meanwhile.
+
+Anything else leaves the entry pending, and a later replay copies it once nothing is in flight.
 """
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, TypeVar
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, case, false, func, select, update
 
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, ReactionCount, StoreUnavailable
 from app.messages.sql import _UPSERT_INSERTS, UNAVAILABLE_ERRORS
@@ -26,20 +37,31 @@ from models import DualWriteEntry
 
 log = logging.getLogger(__name__)
 entries = DualWriteEntry.__table__
+Result = TypeVar("Result")
 
 #: The log key for a whole-channel operation (no message has id 0).
 CHANNEL_KEY = 0
 REPLAY_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 100
+#: A write still counted as in flight this long after it began belongs to a process that died. Every store and
+#: database call of a write times out within seconds, so a live one is long over by then.
+STALE_WRITER_SECONDS = 60.0
 _PAGE = 1000
 
 
-class WriteLog:
-    """Which messages were written through dual writes, and which the secondary may still lack."""
+class Entry(NamedTuple):
+    version: int
+    writers: int
 
-    def __init__(self, engine: Engine):
+
+class WriteLog:
+    """Which messages were written through dual writes, which writes are in flight, and which the secondary may
+    still lack."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.engine = engine
         self._insert = _UPSERT_INSERTS[engine.dialect.name]
+        self._clock = clock
 
     def _run(self, work: Callable):
         try:
@@ -48,45 +70,95 @@ class WriteLog:
         except UNAVAILABLE_ERRORS as error:
             raise StoreUnavailable("write log unavailable") from error
 
-    def touch(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, int]:
-        """Mark messages pending and return their new versions."""
-        now = datetime.now(timezone.utc)
+    def _bump(self, channel_id: int, message_ids: Iterable[int], *, writers: int) -> dict[int, int]:
+        now = self._clock()
 
         def work(connection):
             versions = {}
             for message_id in sorted(set(message_ids)):
                 statement = self._insert(entries).values(
-                    channel_id=channel_id, message_id=message_id, version=1, pending=True, updated_at=now)
+                    channel_id=channel_id, message_id=message_id, version=1, synced_version=0, writers=writers,
+                    pending=True, updated_at=now)
                 statement = statement.on_conflict_do_update(
                     index_elements=[entries.c.channel_id, entries.c.message_id],
-                    set_={"version": entries.c.version + 1, "pending": True, "updated_at": now},
+                    set_={"version": entries.c.version + 1, "writers": entries.c.writers + writers,
+                          "pending": True, "updated_at": now},
                 ).returning(entries.c.version)
                 versions[message_id] = connection.execute(statement).scalar_one()
             return versions
         return self._run(work)
 
-    def settle(self, channel_id: int, versions: dict[int, int]) -> None:
-        """Clear ``pending`` for entries nobody touched since ``versions`` were handed out."""
+    def begin(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, int]:
+        """Record that a write of these messages starts; return the version each write has."""
+        return self._bump(channel_id, message_ids, writers=1)
+
+    def mark(self, channel_id: int, message_ids: Iterable[int]) -> None:
+        """Record that the secondary may not hold the primary's state of these messages, whatever it held."""
+        self._bump(channel_id, message_ids, writers=0)
+
+    def _end(self, channel_id: int, ends: Sequence[tuple[int, int, object]]) -> set[int]:
+        """One writer fewer for each (message_id, version, holds); the secondary holds ``version`` where the
+        condition ``holds`` is true. Returns the messages now settled."""
         def work(connection):
-            for message_id, version in versions.items():
-                connection.execute(update(entries).where(
+            settled = set()
+            for message_id, version, holds in ends:
+                statement = update(entries).where(
                     entries.c.channel_id == channel_id, entries.c.message_id == message_id,
-                    entries.c.version == version).values(pending=False))
-        self._run(work)
+                ).values(
+                    writers=case((entries.c.writers > 0, entries.c.writers - 1), else_=0),
+                    synced_version=case((holds, version), else_=entries.c.synced_version),
+                    pending=case((holds, false()), else_=entries.c.pending),
+                ).returning(entries.c.pending)
+                still_pending = connection.execute(statement).scalar_one_or_none()
+                if still_pending is not None and not still_pending:
+                    settled.add(message_id)
+            return settled
+        return self._run(work)
 
-    def versions_between(self, channel_id: int, lowest: int, highest: int) -> dict[int, int]:
-        """Versions of the channel's entries with ``lowest <= message_id <= highest``, and of the channel's own."""
-        return self._run(lambda connection: dict(connection.execute(
-            select(entries.c.message_id, entries.c.version).where(
-                entries.c.channel_id == channel_id,
-                (entries.c.message_id == CHANNEL_KEY)
-                | entries.c.message_id.between(lowest, highest))).all()))
+    def end(self, channel_id: int, versions: dict[int, int], *, reached_secondary: bool) -> list[int]:
+        """A write begun with :meth:`begin` is over; return the messages it leaves pending."""
+        settled = self._end(channel_id, [
+            (message_id, version,
+             ((entries.c.version == version) & (entries.c.synced_version == version - 1))
+             if reached_secondary else false())
+            for message_id, version in versions.items()])
+        return [message_id for message_id in versions if message_id not in settled]
 
-    def pending(self, limit: int) -> list[tuple[int, int, int]]:
-        """Up to ``limit`` pending entries as (channel_id, message_id, version), oldest first."""
+    def claim(self, channel_id: int, message_id: int) -> int | None:
+        """Start copying the whole state of a pending message: its version, or None while a write of it is in
+        flight (or it is settled)."""
+        now = self._clock()
+        statement = update(entries).where(
+            entries.c.channel_id == channel_id, entries.c.message_id == message_id, entries.c.pending.is_(True),
+            (entries.c.writers == 0) | (entries.c.updated_at < now - timedelta(seconds=STALE_WRITER_SECONDS)),
+        ).values(version=entries.c.version + 1, writers=1, updated_at=now).returning(entries.c.version)
+        return self._run(lambda connection: connection.execute(statement).scalar_one_or_none())
+
+    def release(self, channel_id: int, message_id: int, version: int, *, copied: bool) -> bool:
+        """A claim is over; True if the secondary now holds the claimed version (nobody wrote meanwhile)."""
+        holds = (entries.c.version == version) if copied else false()
+        return message_id in self._end(channel_id, [(message_id, version, holds)])
+
+    def entries_between(self, channel_id: int, lowest: int, highest: int) -> dict[int, Entry]:
+        """The channel's entries with ``lowest <= message_id <= highest``, and the channel's own."""
+        return self._run(lambda connection: {
+            message_id: Entry(version, writers) for message_id, version, writers in connection.execute(
+                select(entries.c.message_id, entries.c.version, entries.c.writers).where(
+                    entries.c.channel_id == channel_id,
+                    (entries.c.message_id == CHANNEL_KEY) | entries.c.message_id.between(lowest, highest)))})
+
+    def ready(self, limit: int) -> list[tuple[int, int]]:
+        """Up to ``limit`` pending entries with no write in flight, as (channel_id, message_id), oldest first."""
+        stale = self._clock() - timedelta(seconds=STALE_WRITER_SECONDS)
         return self._run(lambda connection: [tuple(row) for row in connection.execute(
-            select(entries.c.channel_id, entries.c.message_id, entries.c.version)
-            .where(entries.c.pending.is_(True)).order_by(entries.c.updated_at).limit(limit)).all()])
+            select(entries.c.channel_id, entries.c.message_id)
+            .where(entries.c.pending.is_(True), (entries.c.writers == 0) | (entries.c.updated_at < stale))
+            .order_by(entries.c.updated_at).limit(limit)).all()])
+
+    def pending_count(self) -> int:
+        """Entries whose secondary may be behind, writes in flight included."""
+        return self._run(lambda connection: connection.execute(
+            select(func.count()).select_from(entries).where(entries.c.pending.is_(True))).scalar_one())
 
 
 def _reaction_state(store: MessageStore, channel_id: int, message_id: int) -> dict[str, set[int]]:
@@ -141,7 +213,10 @@ def copy_message(source: MessageStore, target: MessageStore, message: Message, *
 
 
 def sync_message(source: MessageStore, target: MessageStore, channel_id: int, message_id: int) -> None:
-    """Copy the source's current state of one message (or of a deleted channel) to the target."""
+    """Copy the source's current state of one message (or of a deleted channel) to the target.
+
+    Unguarded: a write still on its way to the target can overtake it. Go through :func:`resync`.
+    """
     if message_id == CHANNEL_KEY:
         if not source.channel_buckets(channel_id):
             target.delete_channel(channel_id)
@@ -151,6 +226,37 @@ def sync_message(source: MessageStore, target: MessageStore, channel_id: int, me
         target.delete_messages(channel_id, [message_id])
         return
     copy_message(source, target, message, target_has_it=target.get_message(channel_id, message_id) is not None)
+
+
+def resync(write_log: WriteLog, source: MessageStore, target: MessageStore, channel_id: int,
+           message_id: int) -> bool:
+    """Copy the source's state of a pending message to the target unless a write of it is in flight.
+
+    True if the target now holds it; False leaves the entry pending for a later replay.
+    """
+    version = write_log.claim(channel_id, message_id)
+    if version is None:
+        return False
+    copied = False
+    try:
+        sync_message(source, target, channel_id, message_id)
+        copied = True
+    finally:
+        settled = write_log.release(channel_id, message_id, version, copied=copied)
+    return settled
+
+
+class Replayed(NamedTuple):
+    settled: int
+    #: Entries that a write began on while they were being copied; they stay pending.
+    overtaken: int
+
+
+def replay(write_log: WriteLog, source: MessageStore, target: MessageStore, limit: int) -> Replayed:
+    """Resync up to ``limit`` pending entries that no write is in flight for."""
+    outcomes = [resync(write_log, source, target, channel_id, message_id)
+                for channel_id, message_id in write_log.ready(limit)]
+    return Replayed(sum(outcomes), len(outcomes) - sum(outcomes))
 
 
 class DualMessageStore(MessageStore):
@@ -165,96 +271,104 @@ class DualMessageStore(MessageStore):
         self._clock = clock
         self._next_replay = 0.0
 
-    def _mirror(self, channel_id: int, message_ids: Sequence[int], apply: Callable[[MessageStore], object]) -> None:
-        """Record a write the primary has made, then make it on the secondary."""
+    def _write(self, channel_id: int, message_ids: Sequence[int], write: Callable[[MessageStore], Result],
+               *, mirror: Callable[[Result], bool] = lambda result: True) -> Result:
+        """Make a write on the primary, then on the secondary, recorded in the write log around both.
+
+        ``mirror`` says from the primary's answer whether the secondary needs the write at all.
+        """
         try:
-            versions = self.write_log.touch(channel_id, message_ids)
+            versions = self.write_log.begin(channel_id, message_ids)
         except StoreUnavailable:
             versions = None
+        reached_secondary = False
         try:
-            apply(self.secondary)
+            result = write(self.primary)
+            reached_secondary = (not mirror(result)
+                                 or self._write_secondary(channel_id, write, logged=versions is not None))
+        finally:
+            if versions is not None:
+                self._end(channel_id, versions, reached_secondary)
+        if self._next_replay and self._clock() >= self._next_replay:
+            self.replay_pending(REPLAY_BATCH)
+        return result
+
+    def _write_secondary(self, channel_id: int, write: Callable[[MessageStore], object], *, logged: bool) -> bool:
+        try:
+            write(self.secondary)
         except StoreUnavailable as error:
-            if versions is None:
+            if logged:
+                log.warning("secondary store write failed, kept for replay: %s", error)
+            else:
                 # Neither the log nor the secondary has the write: only `verify --repair` can find it now.
                 log.error("dual write lost for channel %s; run flask messages verify --repair", channel_id)
-                return
-            log.warning("secondary store write failed, kept for replay: %s", error)
-            self._next_replay = self._clock() + REPLAY_INTERVAL_SECONDS
-            return
-        if versions is None:
+            return False
+        if not logged:
             # The secondary has the write even though the log could not record it; a backfill racing it is
             # not told, so say so (verify finds any such message).
             log.warning("dual write log unavailable for channel %s; the secondary was written", channel_id)
-            return
-        self._settle(channel_id, versions)
-        if self._next_replay and self._clock() >= self._next_replay:
-            self.replay_pending(REPLAY_BATCH)
+        return True
 
-    def _settle(self, channel_id: int, versions: dict[int, int]) -> None:
+    def _end(self, channel_id: int, versions: dict[int, int], reached_secondary: bool) -> None:
         try:
-            self.write_log.settle(channel_id, versions)
+            left_pending = self.write_log.end(channel_id, versions, reached_secondary=reached_secondary)
         except StoreUnavailable:
-            log.warning("could not settle dual write log entries for channel %s; they stay pending", channel_id)
+            log.warning("could not end dual write log entries for channel %s; they stay pending", channel_id)
+            left_pending = list(versions)
+        if left_pending and not self._next_replay:
+            self._next_replay = self._clock() + REPLAY_INTERVAL_SECONDS
 
     def replay_pending(self, limit: int = REPLAY_BATCH) -> int:
-        """Sync up to ``limit`` pending entries to the secondary; returns how many were synced."""
-        synced = 0
+        """Resync up to ``limit`` pending entries to the secondary; returns how many it settled."""
         try:
-            for channel_id, message_id, version in self.write_log.pending(limit):
-                sync_message(self.primary, self.secondary, channel_id, message_id)
-                self._settle(channel_id, {message_id: version})
-                synced += 1
+            settled, overtaken = replay(self.write_log, self.primary, self.secondary, limit)
         except StoreUnavailable as error:
             log.warning("replay stopped, will retry: %s", error)
             self._next_replay = self._clock() + REPLAY_INTERVAL_SECONDS
-            return synced
-        self._next_replay = 0.0 if synced < limit else self._clock()
-        return synced
+            return 0
+        if settled + overtaken == limit:
+            self._next_replay = self._clock()
+        elif overtaken:
+            self._next_replay = self._clock() + REPLAY_INTERVAL_SECONDS
+        else:
+            self._next_replay = 0.0
+        return settled
 
     # -- writes ---------------------------------------------------------------------------------------------
 
     def create_message(self, message: Message) -> None:
-        self.primary.create_message(message)
-        self._mirror(message.channel_id, [message.id], lambda store: store.create_message(message))
+        self._write(message.channel_id, [message.id], lambda store: store.create_message(message))
 
     def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
-        updated = self.primary.update_message(channel_id, message_id, changes)
-        if updated is not None:
-            # A secondary that lacks the message yet writes nothing; the backfill copies the edited state.
-            self._mirror(channel_id, [message_id], lambda store: store.update_message(channel_id, message_id, changes))
-        return updated
+        # A primary without the message changed nothing; a secondary without it yet writes nothing either, and
+        # the backfill copies the edited state.
+        return self._write(channel_id, [message_id],
+                           lambda store: store.update_message(channel_id, message_id, changes),
+                           mirror=lambda updated: updated is not None)
 
     def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
-        self.primary.delete_messages(channel_id, message_ids)
-        self._mirror(channel_id, message_ids, lambda store: store.delete_messages(channel_id, message_ids))
+        self._write(channel_id, message_ids, lambda store: store.delete_messages(channel_id, message_ids))
 
     def delete_channel(self, channel_id: int) -> None:
-        self.primary.delete_channel(channel_id)
-        self._mirror(channel_id, [CHANNEL_KEY], lambda store: store.delete_channel(channel_id))
+        self._write(channel_id, [CHANNEL_KEY], lambda store: store.delete_channel(channel_id))
 
     def add_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
-        self.primary.add_reaction(channel_id, message_id, emoji, user_id)
-        self._mirror(channel_id, [message_id], lambda s: s.add_reaction(channel_id, message_id, emoji, user_id))
+        self._write(channel_id, [message_id], lambda s: s.add_reaction(channel_id, message_id, emoji, user_id))
 
     def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
-        self.primary.remove_reaction(channel_id, message_id, emoji, user_id)
-        self._mirror(channel_id, [message_id], lambda s: s.remove_reaction(channel_id, message_id, emoji, user_id))
+        self._write(channel_id, [message_id], lambda s: s.remove_reaction(channel_id, message_id, emoji, user_id))
 
     def remove_emoji(self, channel_id: int, message_id: int, emoji: str) -> None:
-        self.primary.remove_emoji(channel_id, message_id, emoji)
-        self._mirror(channel_id, [message_id], lambda s: s.remove_emoji(channel_id, message_id, emoji))
+        self._write(channel_id, [message_id], lambda s: s.remove_emoji(channel_id, message_id, emoji))
 
     def clear_reactions(self, channel_id: int, message_id: int) -> None:
-        self.primary.clear_reactions(channel_id, message_id)
-        self._mirror(channel_id, [message_id], lambda s: s.clear_reactions(channel_id, message_id))
+        self._write(channel_id, [message_id], lambda s: s.clear_reactions(channel_id, message_id))
 
     def pin_message(self, channel_id: int, message_id: int, pinned_at: datetime) -> None:
-        self.primary.pin_message(channel_id, message_id, pinned_at)
-        self._mirror(channel_id, [message_id], lambda s: s.pin_message(channel_id, message_id, pinned_at))
+        self._write(channel_id, [message_id], lambda s: s.pin_message(channel_id, message_id, pinned_at))
 
     def unpin_message(self, channel_id: int, message_id: int) -> None:
-        self.primary.unpin_message(channel_id, message_id)
-        self._mirror(channel_id, [message_id], lambda s: s.unpin_message(channel_id, message_id))
+        self._write(channel_id, [message_id], lambda s: s.unpin_message(channel_id, message_id))
 
     def claim_nonce(self, channel_id: int, author_id: int, nonce: str, message_id: int,
                     ttl_seconds: int) -> int | None:

@@ -1,10 +1,14 @@
 """Moving messages between stores while the service runs: backfill and verification.
 
 The backfill copies channel by channel (a bounded number at once) and bucket by bucket, newest bucket first and
-oldest message first within a bucket, a page at a time, recording after each page how far it got in a SQLite checkpoint file, so a killed run resumes at the
-page it was on. Writes made meanwhile through dual writes win: before reading a page the backfill notes the
-write-log versions of the page's id range, and after writing it re-syncs from the source every message whose
-version moved, so an edit is never overwritten by the older copy and a deleted message is never resurrected.
+oldest message first within a bucket, a page at a time, recording after each page how far it got in a SQLite
+checkpoint file, so a killed run resumes at the page it was on.
+
+Writes made meanwhile through dual writes win. Before reading a page the backfill notes the write-log entries of
+the page's id range; after writing the page it marks pending, and resyncs from the source, every message that a
+write began on meanwhile or was in flight for, so an edit is never overwritten by the older copy and a deleted
+message is never resurrected. The checkpoint records the page being written, so a run killed between writing a
+page and that check makes the resumed run do the check for it.
 """
 from __future__ import annotations
 
@@ -22,13 +26,14 @@ from gevent.pool import Pool
 
 from app.ids import bucket_bounds
 from app.messages.base import Message, MessageStore
-from app.messages.dual import WriteLog, copy_message, sync_message
+from app.messages.dual import Entry, WriteLog, copy_message, resync
 
 PAGE_SIZE = 500
 
 
 class Checkpoint:
-    """Progress of a backfill in a SQLite file: per bucket, the highest id copied so far and whether it is done."""
+    """Progress of a backfill in a SQLite file: per bucket, the highest id copied so far, whether it is done, and
+    the highest id of a page being written (None between pages)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +43,8 @@ class Checkpoint:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute(
             "CREATE TABLE IF NOT EXISTS buckets (channel_id INTEGER, bucket INTEGER, cursor INTEGER, "
-            "done INTEGER NOT NULL DEFAULT 0, copied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (channel_id, bucket))")
+            "done INTEGER NOT NULL DEFAULT 0, copied INTEGER NOT NULL DEFAULT 0, writing INTEGER, "
+            "PRIMARY KEY (channel_id, bucket))")
         self._connection.execute("CREATE TABLE IF NOT EXISTS channels (channel_id INTEGER PRIMARY KEY)")
 
     def channel_done(self, channel_id: int) -> bool:
@@ -50,19 +56,30 @@ class Checkpoint:
         with self._lock:
             self._connection.execute("INSERT OR IGNORE INTO channels VALUES (?)", (channel_id,))
 
-    def bucket(self, channel_id: int, bucket: int) -> tuple[int | None, bool]:
-        """(highest id copied, done) for a bucket; (None, False) when it was never started."""
+    def bucket(self, channel_id: int, bucket: int) -> tuple[int | None, bool, int | None]:
+        """(highest id copied, done, highest id of the page being written) for a bucket; (None, False, None) when
+        it was never started."""
         with self._lock:
-            row = self._connection.execute("SELECT cursor, done FROM buckets WHERE channel_id = ? AND bucket = ?",
-                                           (channel_id, bucket)).fetchone()
-        return (row[0], bool(row[1])) if row else (None, False)
+            row = self._connection.execute(
+                "SELECT cursor, done, writing FROM buckets WHERE channel_id = ? AND bucket = ?",
+                (channel_id, bucket)).fetchone()
+        return (row[0], bool(row[1]), row[2]) if row else (None, False, None)
+
+    def writing(self, channel_id: int, bucket: int, highest: int) -> None:
+        """Record that a page up to id ``highest`` is being written to the target."""
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO buckets (channel_id, bucket, writing) VALUES (?, ?, ?) "
+                "ON CONFLICT (channel_id, bucket) DO UPDATE SET writing = excluded.writing",
+                (channel_id, bucket, highest))
 
     def advance(self, channel_id: int, bucket: int, cursor: int | None, copied: int, done: bool) -> None:
         with self._lock:
             self._connection.execute(
                 "INSERT INTO buckets (channel_id, bucket, cursor, done, copied) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (channel_id, bucket) DO UPDATE SET cursor = excluded.cursor, done = excluded.done, "
-                "copied = buckets.copied + excluded.copied", (channel_id, bucket, cursor, int(done), copied))
+                "copied = buckets.copied + excluded.copied, writing = NULL",
+                (channel_id, bucket, cursor, int(done), copied))
 
     def copied(self) -> int:
         with self._lock:
@@ -146,9 +163,13 @@ class Backfill:
 
     def copy_bucket(self, channel_id: int, bucket: int, pins: dict[int, datetime]) -> None:
         lowest, highest = bucket_bounds(bucket)
-        cursor, done = self.checkpoint.bucket(channel_id, bucket)
+        cursor, done, killed_writing = self.checkpoint.bucket(channel_id, bucket)
+        if killed_writing is not None and not self.dry_run:
+            # A run was killed writing the page after ``cursor``: check it as that run would have.
+            first = lowest if cursor is None else cursor + 1
+            self._resync(channel_id, self.write_log.entries_between(channel_id, first, killed_writing))
         while not done:
-            before_read = self.write_log.versions_between(channel_id, lowest, highest)
+            before_read = self.write_log.entries_between(channel_id, lowest, highest)
             # With both bounds a page is the messages right after ``after``: the walk goes oldest to newest.
             page = self.source.list_messages(channel_id, before=highest + 1,
                                              after=cursor if cursor is not None else lowest - 1, limit=self.page_size)
@@ -160,6 +181,8 @@ class Backfill:
                 cursor = page[0].id
                 continue
             self.limiter.take(len(page))
+            if page:
+                self.checkpoint.writing(channel_id, bucket, page[0].id)
             page_ids = [m.id for m in page]
             # Only a message written through dual writes (it has a write-log entry) can be in the target before
             # the backfill copies it, so only those are looked up there.
@@ -168,16 +191,29 @@ class Backfill:
             for message in page:
                 copy_message(self.source, self.target, message, target_has_it=message.id in present, pins_at=pins,
                              has_reactions=message.id in reacted)
-            after_write = self.write_log.versions_between(channel_id, lowest, highest)
-            for message_id, version in after_write.items():
-                if before_read.get(message_id) != version:
-                    sync_message(self.source, self.target, channel_id, message_id)
-                    self.result.resynced += 1
+            after_write = self.write_log.entries_between(channel_id, lowest, highest)
+            self._resync(channel_id, {message_id: entry for message_id, entry in after_write.items()
+                                      if _raced(before_read.get(message_id), entry)})
             done = len(page) < self.page_size
             cursor = page[0].id if page else cursor
             self.checkpoint.advance(channel_id, bucket, cursor, len(page), done)
             self.result.copied += len(page)
             self.on_progress(len(page))
+
+    def _resync(self, channel_id: int, raced: dict[int, Entry]) -> None:
+        """The copy may have overtaken, or been overtaken by, dual writes of these messages: have them copied
+        again from the source once no write of them is in flight."""
+        if not raced:
+            return
+        self.write_log.mark(channel_id, raced)
+        for message_id in raced:
+            resync(self.write_log, self.source, self.target, channel_id, message_id)
+        self.result.resynced += len(raced)
+
+
+def _raced(before_read: Entry | None, after_write: Entry) -> bool:
+    """Whether a dual write of the message began after the page was read, or was in flight when it was."""
+    return before_read is None or before_read.version != after_write.version or before_read.writers > 0
 
 
 def _millis(moment: datetime | None) -> int | None:
@@ -215,9 +251,8 @@ def _bucket_digests(store: MessageStore, channel_id: int, bucket: int) -> dict[i
     return {m.id: message_digest(m, {r.emoji: r.count for r in counts.get(m.id, [])}) for m in messages}
 
 
-def verify(source: MessageStore, target: MessageStore, channel_ids: Iterable[int], *,
-           repair: bool = False) -> list[BucketDifference]:
-    """Compare every bucket of the channels (counts and content digests); optionally repair the target."""
+def verify(source: MessageStore, target: MessageStore, channel_ids: Iterable[int]) -> list[BucketDifference]:
+    """Compare every bucket of the channels: counts and content digests."""
     differences = []
     for channel_id in channel_ids:
         buckets = sorted(set(source.channel_buckets(channel_id)) | set(target.channel_buckets(channel_id)))
@@ -226,12 +261,21 @@ def verify(source: MessageStore, target: MessageStore, channel_ids: Iterable[int
             present = _bucket_digests(target, channel_id, bucket)
             if wanted == present:
                 continue
-            difference = BucketDifference(
+            differences.append(BucketDifference(
                 channel_id, bucket, len(wanted), len(present),
                 missing=sorted(set(wanted) - set(present)), extra=sorted(set(present) - set(wanted)),
-                changed=sorted(i for i in set(wanted) & set(present) if wanted[i] != present[i]))
-            differences.append(difference)
-            if repair:
-                for message_id in difference.missing + difference.extra + difference.changed:
-                    sync_message(source, target, channel_id, message_id)
+                changed=sorted(i for i in set(wanted) & set(present) if wanted[i] != present[i])))
     return differences
+
+
+def repair(source: MessageStore, target: MessageStore, write_log: WriteLog,
+           differences: Iterable[BucketDifference]) -> int:
+    """Copy the source's state over every difference; returns how many messages stay pending because a dual
+    write of them is in flight (a later replay copies them)."""
+    left = 0
+    for difference in differences:
+        message_ids = difference.missing + difference.extra + difference.changed
+        write_log.mark(difference.channel_id, message_ids)
+        left += sum(not resync(write_log, source, target, difference.channel_id, message_id)
+                    for message_id in message_ids)
+    return left

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from app.extensions import create_db_engine
 from app.ids import SnowflakeGenerator, bucket_of, snowflake_from_ms
-from app.messages.base import Message
-from app.messages.dual import DualMessageStore, WriteLog
-from app.messages.migration import Backfill, Checkpoint, verify
+from app.messages.base import Message, StoreUnavailable
+from app.messages.dual import DualMessageStore, WriteLog, replay
+from app.messages.migration import Backfill, Checkpoint, repair, verify
 from app.messages.sql import SqlMessageStore
 from tests.scylla import stores as scylla_stores
 from tests.support.databases import migrated_database
@@ -91,21 +91,101 @@ def test_writes_missed_by_the_secondary_are_replayed(dual, source, target, write
     dual.create_message(during)
     dual.update_message(CHANNEL, kept.id, {"content": "edited during the outage"})
     assert source.get_message(CHANNEL, during.id) is not None, "the primary took the write"
-    assert len(write_log.pending(100)) == 2
+    assert len(write_log.ready(100)) == 2
 
     nodes.clear_faults()
     assert dual.replay_pending() == 2
-    assert write_log.pending(100) == []
+    assert write_log.pending_count() == 0
     assert target.get_message(CHANNEL, during.id).content == "during the outage"
     assert target.get_message(CHANNEL, kept.id).content == "edited during the outage"
     assert verify(source, target, [CHANNEL]) == []
 
 
-def test_a_writer_overtaken_on_the_secondary_leaves_the_entry_pending(write_log):
-    first = write_log.touch(CHANNEL, [5])
-    write_log.touch(CHANNEL, [5])
-    write_log.settle(CHANNEL, first)
-    assert [(c, m) for c, m, _ in write_log.pending(10)] == [(CHANNEL, 5)]
+def test_a_lone_write_that_reached_the_secondary_settles(write_log):
+    versions = write_log.begin(CHANNEL, [5])
+    assert write_log.ready(10) == [], "a write in flight is not replayed under its feet"
+    assert write_log.end(CHANNEL, versions, reached_secondary=True) == []
+    assert write_log.pending_count() == 0
+
+
+@pytest.mark.parametrize("order", ["first ends first", "second ends first"])
+def test_overlapping_writes_of_one_message_leave_it_pending(write_log, order):
+    """Two writes in flight at once may reach the secondary in either order: neither may settle the entry."""
+    first = write_log.begin(CHANNEL, [5])
+    second = write_log.begin(CHANNEL, [5])
+    ends = [first, second] if order == "first ends first" else [second, first]
+    for versions in ends:
+        assert write_log.end(CHANNEL, versions, reached_secondary=True) == [5]
+    assert write_log.ready(10) == [(CHANNEL, 5)]
+
+
+def test_a_write_after_one_that_missed_the_secondary_does_not_settle_it(write_log):
+    write_log.end(CHANNEL, write_log.begin(CHANNEL, [5]), reached_secondary=False)
+    assert write_log.end(CHANNEL, write_log.begin(CHANNEL, [5]), reached_secondary=True) == [5]
+    assert write_log.ready(10) == [(CHANNEL, 5)]
+
+
+def test_a_write_counted_in_flight_for_a_minute_belongs_to_a_dead_process(source):
+    now = [datetime.now(timezone.utc)]
+    write_log = WriteLog(source.engine, clock=lambda: now[0])
+    write_log.begin(CHANNEL, [5])
+    assert write_log.ready(10) == [] and write_log.claim(CHANNEL, 5) is None
+    now[0] += timedelta(seconds=61)
+    assert write_log.ready(10) == [(CHANNEL, 5)]
+    version = write_log.claim(CHANNEL, 5)
+    assert version is not None
+    assert write_log.release(CHANNEL, 5, version, copied=True)
+    assert write_log.pending_count() == 0
+
+
+def test_a_failed_primary_write_leaves_the_entry_pending_and_no_writer_in_flight(dual, source, target, write_log):
+    message = Message(id=SnowflakeGenerator(6).next_id(), channel_id=CHANNEL, author_id=1, content="never stored")
+
+    def refuse(message):
+        raise StoreUnavailable("primary down")
+
+    dual.primary = type("DownStore", (), {"create_message": staticmethod(refuse)})()
+    with pytest.raises(StoreUnavailable):
+        dual.create_message(message)
+    dual.primary = source
+    assert write_log.ready(10) == [(CHANNEL, message.id)]
+    assert dual.replay_pending() == 1
+    assert target.get_message(CHANNEL, message.id) is None
+
+
+class WriteDuringRead:
+    """The real source store; right after the next ``get_message``, ``write`` runs (once)."""
+
+    def __init__(self, source, write):
+        self._source = source
+        self._write = write
+
+    def get_message(self, channel_id, message_id):
+        message = self._source.get_message(channel_id, message_id)
+        write, self._write = self._write, lambda: None
+        write()
+        return message
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+
+def test_a_replay_overtaken_by_a_delete_does_not_resurrect_the_message(dual, source, target, write_log):
+    """The replay reads the message, a user deletes it (both stores, acknowledged), then the replay's stale copy
+    lands on the secondary. The entry must stay pending, and the next replay must delete the copy."""
+    message = Message(id=SnowflakeGenerator(7).next_id(), channel_id=CHANNEL, author_id=1, content="doomed")
+    source.create_message(message)
+    write_log.mark(CHANNEL, [message.id])
+
+    racing = replay(write_log, WriteDuringRead(source, lambda: dual.delete_messages(CHANNEL, [message.id])), target,
+                    10)
+    assert racing.overtaken == 1
+    assert target.get_message(CHANNEL, message.id) is not None, "the stale copy landed after the delete"
+    assert write_log.ready(10) == [(CHANNEL, message.id)]
+
+    assert replay(write_log, source, target, 10).settled == 1
+    assert target.get_message(CHANNEL, message.id) is None
+    assert write_log.pending_count() == 0
 
 
 def test_backfill_copies_history_with_reactions_and_pins(source, target, write_log, tmp_path):
@@ -201,6 +281,41 @@ def test_a_delete_during_the_backfill_is_not_resurrected(source, target, write_l
     assert len(all_messages(target)) == 9
 
 
+class KilledAfterWriting:
+    """The real write log; the backfill dies on its second look at the log, after writing its first page and
+    before checking it."""
+
+    def __init__(self, write_log):
+        self._write_log = write_log
+        self._looks = 0
+
+    def entries_between(self, *args):
+        self._looks += 1
+        if self._looks == 2:
+            raise Killed()
+        return self._write_log.entries_between(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._write_log, name)
+
+
+def test_a_backfill_killed_before_checking_its_page_has_the_check_done_on_resume(
+        source, target, write_log, dual, tmp_path):
+    messages = history(10, days_apart=0.1, start_days_ago=1)
+    seed(source, messages)
+    deleted = messages[4]
+    progress = tmp_path / "p.sqlite3"
+    with pytest.raises(Killed):
+        Backfill(RacingSource(source, lambda page: dual.delete_messages(CHANNEL, [deleted.id])), target,
+                 KilledAfterWriting(write_log), Checkpoint(progress)).run([CHANNEL])
+    assert target.get_message(CHANNEL, deleted.id) is not None, "the killed run copied the message it had read"
+
+    resumed = Backfill(source, target, write_log, Checkpoint(progress)).run([CHANNEL])
+    assert resumed.resynced >= 1
+    assert target.get_message(CHANNEL, deleted.id) is None
+    assert verify(source, target, [CHANNEL]) == []
+
+
 def test_verify_reports_and_repairs_every_kind_of_difference(source, target):
     messages = history(12, days_apart=11, start_days_ago=140)
     seed(source, messages)
@@ -217,7 +332,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(source, target):
                      ("changed", messages[4].id)}
     assert {d.bucket for d in differences} == {bucket_of(m.id) for m in (messages[0], messages[1], stray, messages[4])}
 
-    verify(source, target, [CHANNEL], repair=True)
+    assert repair(source, target, WriteLog(source.engine), differences) == 0
     assert verify(source, target, [CHANNEL]) == []
 
 
