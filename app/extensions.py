@@ -18,8 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.events import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages.base import MessageStore
+from app.read_cache import ChannelVersions, ReadCache
 from app.observability.instrumentation import instrument_store, pool_class
 from config import Settings
+from models.base import READ_ONLY_OPTION
 
 
 def _make_green_psycopg2() -> None:
@@ -42,8 +44,9 @@ SQLITE_RETRY_MAX_PAUSE_SECONDS = 0.01
 
 def _configure_sqlite(engine: Engine) -> None:
     # A busy SQLite database makes the driver sleep inside C, which would block the gevent hub. So each
-    # process keeps one connection (greenlets queue for it cooperatively in the pool), and every
-    # transaction begins IMMEDIATE so a read-then-write transaction never fails on a lock upgrade.
+    # process keeps one connection (greenlets queue for it cooperatively in the pool), and every transaction
+    # that may write begins IMMEDIATE, so a read-then-write transaction never fails on a lock upgrade. One
+    # marked read-only begins DEFERRED: in WAL mode it takes no lock and never waits for the other workers.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
@@ -55,6 +58,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+            return
         # Another process (the other gunicorn worker) holding the write lock makes BEGIN IMMEDIATE wait. SQLite
         # waits by sleeping inside C, which would stop every greenlet of this worker, so it is only allowed a
         # millisecond per attempt and the rest of the wait happens here, where gevent can run the others.
@@ -124,7 +130,8 @@ def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
         from app.observability.metrics import COALESCED_READS
 
         store = CoalescingMessageStore(store, on_coalesced=COALESCED_READS.inc)
-    return store
+    # Always, whether or not this process keeps pages: another one against the same database may.
+    return ChannelVersions(store, engine)
 
 
 class Resources:
@@ -139,13 +146,14 @@ class Resources:
         self._sessionmaker: sessionmaker | None = None
         self._store: MessageStore | None = None
         self._ids: LeasedSnowflakes | None = None
+        self._read_cache: ReadCache | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
             # Inherited connections belong to the parent; drop them without closing the parent's sockets.
             if self._engine is not None:
                 self._engine.dispose(close=False)
-            self._engine = self._sessionmaker = self._store = self._ids = None
+            self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None
             self._pid = os.getpid()
 
     @property
@@ -172,6 +180,14 @@ class Resources:
         return self._store
 
     @property
+    def read_cache(self) -> ReadCache:
+        self._check_fork()
+        if self._read_cache is None:
+            pages = self.settings.read_cache_pages if self.settings.coalesce_reads else 0
+            self._read_cache = ReadCache(pages=pages)
+        return self._read_cache
+
+    @property
     def ids(self) -> LeasedSnowflakes:
         self._check_fork()
         if self._ids is None:
@@ -190,4 +206,4 @@ class Resources:
             self._store.close()
         if self._engine is not None:
             self._engine.dispose()
-        self._engine = self._sessionmaker = self._store = self._ids = None
+        self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None

@@ -62,8 +62,11 @@ class Settings:
     hub_blocking_threshold_ms: int = 100
     readiness_timeout: float = 1.0
     graceful_timeout: float = 20.0
-    # Concurrent identical history reads in a worker share one store call (app/messages/coalescing.py).
+    # Identical history reads in a worker share their work: concurrent ones one store call
+    # (app/messages/coalescing.py), later ones a page kept until the channel changes (app/read_cache.py).
     coalesce_reads: bool = True
+    # How many pages of messages each worker keeps (0: none).
+    read_cache_pages: int = 256
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -187,6 +190,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "READINESS_TIMEOUT": ("readiness_timeout", _positive_float),
     "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
     "COALESCE_READS": ("coalesce_reads", _boolean),
+    "READ_CACHE_PAGES": ("read_cache_pages", _non_negative_int),
 }
 
 

@@ -83,7 +83,7 @@ logconfig_dict = {
     },
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
             "fmt": ["levelname", "name", "process", "message"],
             "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
             "timestamp": "time",

@@ -3,10 +3,11 @@ from models.base import Base
 from models.migration import DualWriteEntry
 from models.messages import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from models.metadata import (
-    Channel, Guild, IdSlotLease, Member, MemberRole, PermissionOverwrite, Role, Token, User,
+    Channel, Guild, IdSlotLease, Member, MemberRole, MetadataVersion, PermissionOverwrite, Role, Token, User,
 )
 
 __all__ = [
-    "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "PermissionOverwrite", "Role", "Token", "User",
+    "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion", "PermissionOverwrite",
+    "Role", "Token", "User",
     "ChannelBucket", "MessageNonce", "PinnedMessage", "Reaction", "StoredMessage", "DualWriteEntry",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, DateTime, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names keep Alembic autogenerate quiet and let downgrades drop constraints by name.
@@ -38,6 +38,18 @@ class UTCDateTime(TypeDecorator):
 
 
 Snowflake = BigInteger
+
+#: Execution option of a transaction that only reads. On SQLite it begins DEFERRED, so it takes no lock and runs
+#: beside another process's write (WAL); every other transaction begins IMMEDIATE (app.extensions). A write in
+#: a transaction so marked could fail on the lock upgrade, so only mark what never writes.
+READ_ONLY_OPTION = "chatstore_read_only"
+READ_ONLY = {READ_ONLY_OPTION: True}
+
+
+def begin_read_only(session: Session) -> None:
+    """Begin the session's transaction as read-only (see :data:`READ_ONLY`), unless one is open already."""
+    if not session.in_transaction():
+        session.connection(execution_options=READ_ONLY)
 
 
 class Base(DeclarativeBase):

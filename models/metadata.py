@@ -99,6 +99,8 @@ class Channel(Base):
     nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     rate_limit_per_user: Mapped[int] = mapped_column(Integer, default=0)
     last_message_id: Mapped[int | None] = mapped_column(Snowflake)
+    #: Grows with every write to the channel's messages (app.services.read_cache).
+    messages_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     overwrites: Mapped[list["PermissionOverwrite"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PermissionOverwrite.target_id",
@@ -113,6 +115,16 @@ class PermissionOverwrite(Base):
     type: Mapped[int] = mapped_column(Integer)
     allow: Mapped[int] = mapped_column(BigInteger, default=0)
     deny: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MetadataVersion(Base):
+    """One row: a number that database triggers bump on every write to the metadata that workers keep in
+    memory (see migrations/versions/20261201_0005_metadata_version.py and app.services.read_cache)."""
+
+    __tablename__ = "metadata_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class IdSlotLease(Base):

@@ -36,6 +36,17 @@ def db():
     return g.db_session
 
 
+def cached_view():
+    """The request's view of the worker's read cache (app.read_cache), made on first use; a route with a
+    channel has that channel's messages version read with the metadata version, in one query."""
+    if "cached_view" not in g:
+        channel = (request.view_args or {}).get("channel_id")
+        valid = channel is not None and channel.isascii() and channel.isdigit() and int(channel) <= MAX_SNOWFLAKE
+        channel_id = int(channel) if valid else None
+        g.cached_view = resources().read_cache.view(db(), channel_id)
+    return g.cached_view
+
+
 def current_user():
     return g.user
 
@@ -45,7 +56,7 @@ def _authenticate() -> None:
     if request.endpoint and request.endpoint.split(".")[-1] in PUBLIC_ENDPOINTS:
         return
     session = db()
-    g.user = authenticate(session, request.headers.get("Authorization"))
+    g.user = authenticate(session, request.headers.get("Authorization"), cached_view())
     session.commit()
 
 

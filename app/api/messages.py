@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from flask import Response, request
 
-from app.api import current_user, db, parse_body, query_int, query_snowflake, resources, route
+from app.api import cached_view, current_user, db, parse_body, query_int, query_snowflake, resources, route
 from app.api.json import json_response
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import message_json, messages_json, timestamp, user_json
@@ -19,7 +19,8 @@ LEGACY_PINS_LIMIT = 50
 
 def _dependencies():
     res = resources()
-    return (db(), res.ids, res.message_store, res.events), {"nonce_ttl_seconds": res.settings.nonce_ttl_seconds}
+    return (db(), res.ids, res.message_store, res.events), {"nonce_ttl_seconds": res.settings.nonce_ttl_seconds,
+                                                            "view": cached_view()}
 
 
 def _messages() -> MessageService:

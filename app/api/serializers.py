@@ -4,10 +4,12 @@ Message objects are built in app.services.wire, which `flask messages export` sh
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
+from app.read_cache import UserSnapshot
 from app.services.wire import message_json, timestamp, user_json
-from models import Channel, Guild, Role, User
+from models import Channel, Guild, Role
 
 
 def role_json(role: Role) -> dict[str, Any]:
@@ -66,7 +68,7 @@ def member_json(view) -> dict[str, Any]:
     }
 
 
-def application_json(user: User) -> dict[str, Any]:
+def application_json(user: UserSnapshot) -> dict[str, Any]:
     """The bot's application: this service has one application per bot user, sharing its id."""
     return {
         "id": str(user.id), "name": user.username, "description": "", "icon": None, "bot_public": False,
@@ -75,5 +77,12 @@ def application_json(user: User) -> dict[str, Any]:
     }
 
 
+#: Wire forms of the bundles alive: a page kept in the read cache is answered many times but built once.
+_WIRE_FORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def messages_json(bundle) -> list[dict[str, Any]]:
-    return [message_json(m, bundle) for m in bundle.messages]
+    wire = _WIRE_FORMS.get(bundle)
+    if wire is None:
+        wire = _WIRE_FORMS[bundle] = [message_json(m, bundle) for m in bundle.messages]
+    return wire

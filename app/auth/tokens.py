@@ -17,7 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.errors import Unauthorized
+from app.read_cache import CachedView, UserSnapshot
 from models import Token, User
+from models.base import begin_read_only
 
 #: last_used_at is a hint for operators, so it is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -64,7 +66,15 @@ def revoke_token(session: Session, token_id: int) -> bool:
     ).rowcount == 1
 
 
-def authenticate(session: Session, authorization: str | None) -> User:
+@dataclass
+class _KeptToken:
+    user_id: int
+    secret_sha256: bytes
+    revoked: bool
+    last_used_at: datetime | None
+
+
+def authenticate(session: Session, authorization: str | None, view: CachedView) -> UserSnapshot:
     """The user behind an ``Authorization: Bot <token>`` header, or Unauthorized."""
     if not authorization or not authorization.startswith(_BOT_PREFIX):
         raise Unauthorized()
@@ -72,11 +82,30 @@ def authenticate(session: Session, authorization: str | None) -> User:
     token_id = _decode_id(encoded_id) if dot else None
     if token_id is None or not secret:
         raise Unauthorized()
-    token = session.execute(select(Token).where(Token.id == token_id)).scalar_one_or_none()
-    if token is None or token.revoked_at is not None or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
+    kept = view.get("token", token_id)
+    if kept is None:
+        kept = _load(session, token_id)
+        if kept is None:
+            raise Unauthorized()
+        view.keep("token", token_id, kept)
+    token, user = kept
+    if token.revoked or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
         raise Unauthorized()
     now = datetime.now(timezone.utc)
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        token.last_used_at = now
+        session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
         session.commit()
-    return token.user
+        token.last_used_at = now
+    return user
+
+
+def _load(session: Session, token_id: int) -> tuple[_KeptToken, UserSnapshot] | None:
+    begin_read_only(session)
+    found = session.execute(select(Token, User).join(User, User.id == Token.user_id)
+                            .where(Token.id == token_id)).first()
+    session.commit()
+    if found is None:
+        return None
+    token, user = found
+    return (_KeptToken(user_id=user.id, secret_sha256=token.secret_sha256, revoked=token.revoked_at is not None,
+                       last_used_at=token.last_used_at), UserSnapshot.of(user))

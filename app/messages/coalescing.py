@@ -16,23 +16,12 @@ Greenlets of one worker share it: its maps are only changed between switches, so
 """
 from __future__ import annotations
 
-import abc
-import functools
-import inspect
 from collections.abc import Callable, Hashable, Sequence
 
 from gevent.event import AsyncResult
 
 from app.messages.base import Message, MessageStore, ReactionCount
-
-#: Interface methods that change what a channel's reads return, with how to find that channel in their arguments.
-WRITE_METHODS: dict[str, Callable[[dict], int]] = {
-    "create_message": lambda arguments: arguments["message"].channel_id,
-    **{name: lambda arguments: arguments["channel_id"] for name in (
-        "update_message", "delete_messages", "delete_channel", "add_reaction", "remove_reaction", "remove_emoji",
-        "clear_reactions", "pin_message", "unpin_message")},
-}
-
+from app.messages.wrapping import wrap_interface
 
 class CoalescingMessageStore(MessageStore):
     """A MessageStore that coalesces ``list_messages`` and ``reaction_counts`` and delegates the rest.
@@ -113,34 +102,4 @@ class CoalescingMessageStore(MessageStore):
         return {message_id: list(reactions) for message_id, reactions in found.items()}
 
 
-def _delegated(name: str):
-    @functools.wraps(getattr(MessageStore, name), updated=())
-    def call(self: CoalescingMessageStore, *args, **kwargs):
-        return getattr(self.inner, name)(*args, **kwargs)
-    return call
-
-
-def _write(name: str):
-    interface_method = getattr(MessageStore, name)
-    signature = inspect.signature(interface_method)
-    channel_of = WRITE_METHODS[name]
-
-    @functools.wraps(interface_method, updated=())
-    def call(self: CoalescingMessageStore, *args, **kwargs):
-        try:
-            return getattr(self.inner, name)(*args, **kwargs)
-        finally:
-            self._written(channel_of(signature.bind(self, *args, **kwargs).arguments))
-    return call
-
-
-def _implement_interface() -> None:
-    """Delegate every other interface method, so one added to MessageStore needs no change here."""
-    for name, member in vars(MessageStore).items():
-        if not callable(member) or name.startswith("__") or name in vars(CoalescingMessageStore):
-            continue
-        setattr(CoalescingMessageStore, name, _write(name) if name in WRITE_METHODS else _delegated(name))
-    abc.update_abstractmethods(CoalescingMessageStore)
-
-
-_implement_interface()
+wrap_interface(CoalescingMessageStore, CoalescingMessageStore._written)

@@ -1,7 +1,8 @@
 """The SQL message store: Discord's layout in SQLite or PostgreSQL through SQLAlchemy Core.
 
-Every operation is one short transaction. On SQLite the engine has a single connection per process and every
-transaction begins IMMEDIATE, so an operation never opens a second transaction while one is open.
+Every operation is one short transaction. On SQLite the engine has a single connection per process, so an
+operation never opens a second transaction while one is open; reads run in read-only transactions, which on
+SQLite take no lock (models.base.READ_ONLY).
 
 Reading history: ``(bucket, message_id)`` sorts exactly like ``message_id`` (the bucket is a function of the id),
 so a page is one range of the primary key index ``(channel_id, bucket, message_id)``, reached with a row-value
@@ -17,13 +18,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, and_, case, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Integer, and_, bindparam, case, delete, func, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.ids import bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
 from models import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
+from models.base import READ_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,37 @@ _KEY_FIELDS = {"id", "channel_id"}
 _UPSERT_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
+def _page_query(after: bool, before: bool):
+    """A page of history, in one range of the primary key index: ``(bucket_of(x), x)`` is where x sits in it,
+    so row-value bounds on ``(bucket, message_id)`` are exactly ``after < id < before``."""
+    position = tuple_(messages.c.bucket, messages.c.message_id)
+    conditions = [messages.c.channel_id == bindparam("channel_id")]
+    if after:
+        conditions.append(position > tuple_(bindparam("after_bucket"), bindparam("after")))
+    if before:
+        conditions.append(position < tuple_(bindparam("before_bucket"), bindparam("before")))
+    direction = "asc" if after else "desc"
+    order = [getattr(messages.c.bucket, direction)(), getattr(messages.c.message_id, direction)()]
+    return select(*_MESSAGE_COLUMNS).where(*conditions).order_by(*order).limit(bindparam("limit", type_=Integer))
+
+
+# Statements of the hot paths, built once: building a statement costs more than running it on SQLite.
+#: By (after given, before given). With ``after`` the walk goes oldest first, and the page is turned around.
+_PAGES = {(after, before): _page_query(after, before) for after in (False, True) for before in (False, True)}
+_FIRST_USED = func.min(reactions.c.reacted_at).label("first_used")
+_REACTION_COUNTS = (
+    select(reactions.c.message_id, reactions.c.emoji, func.count().label("count"),
+           func.max(case((reactions.c.user_id == bindparam("viewer_id"), 1), else_=0)).label("me"), _FIRST_USED)
+    .where(reactions.c.channel_id == bindparam("channel_id"),
+           reactions.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    .group_by(reactions.c.message_id, reactions.c.emoji)
+    .order_by(reactions.c.message_id, _FIRST_USED, reactions.c.emoji))
+#: Both IN lists are index lookups on (channel_id, bucket, message_id); the id list keeps the result exact.
+_MESSAGES_BY_ID = select(*_MESSAGE_COLUMNS).where(
+    messages.c.channel_id == bindparam("channel_id"), messages.c.bucket.in_(bindparam("buckets", expanding=True)),
+    messages.c.message_id.in_(bindparam("message_ids", expanding=True)))
+
+
 def _message_of(row) -> Message:
     return Message(*row)
 
@@ -64,12 +97,15 @@ class SqlMessageStore(MessageStore):
         if engine.dialect.name not in _UPSERT_INSERTS:
             raise ValueError(f"the SQL message store supports {sorted(_UPSERT_INSERTS)}, not {engine.dialect.name}")
         self.engine = engine
+        self._read_engine = engine.execution_options(**READ_ONLY)
         self._upsert_insert = _UPSERT_INSERTS[engine.dialect.name]
+        self._creates: dict[tuple[str, ...], object] = {}
+        self._add_bucket = self._insert(channel_buckets).on_conflict_do_nothing()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as connection:
+            with (self._read_engine if read_only else self.engine).begin() as connection:
                 yield connection
         except UNAVAILABLE_ERRORS as error:
             log.warning("message store unavailable: %s", error)
@@ -89,23 +125,29 @@ class SqlMessageStore(MessageStore):
     def create_message(self, message: Message) -> None:
         row = {column.name: getattr(message, "id" if column.name == "message_id" else column.name)
                for column in _MESSAGE_COLUMNS}
-        insert = self._insert(messages).values(bucket=message.bucket, **row)
         # A repeated create rewrites only what the message sets, as a repeated write does in ScyllaDB: a retry
         # must not clear a pin or an edit made in between.
-        written = [field.name for field in dataclasses.fields(Message)
-                   if field.name not in _KEY_FIELDS
-                   and (field.name == "author_id" or getattr(message, field.name) != getattr(_DEFAULTS, field.name))]
-        insert = insert.on_conflict_do_update(
-            index_elements=["channel_id", "bucket", "message_id"],
-            set_={name: insert.excluded[name] for name in written})
+        written = tuple(field.name for field in dataclasses.fields(Message)
+                        if field.name not in _KEY_FIELDS
+                        and (field.name == "author_id"
+                             or getattr(message, field.name) != getattr(_DEFAULTS, field.name)))
         with self._transaction() as connection:
-            connection.execute(insert)
-            connection.execute(self._insert(channel_buckets)
-                               .values(channel_id=message.channel_id, bucket=message.bucket)
-                               .on_conflict_do_nothing())
+            connection.execute(self._create_statement(written), {"bucket": message.bucket, **row})
+            connection.execute(self._add_bucket, {"channel_id": message.channel_id, "bucket": message.bucket})
+
+    def _create_statement(self, written: tuple[str, ...]):
+        """The upsert of a message that sets ``written``, built once per set of fields: building it per call
+        cost more than running it."""
+        statement = self._creates.get(written)
+        if statement is None:
+            insert = self._insert(messages)
+            statement = self._creates[written] = insert.on_conflict_do_update(
+                index_elements=["channel_id", "bucket", "message_id"],
+                set_={name: insert.excluded[name] for name in written})
+        return statement
 
     def get_message(self, channel_id: int, message_id: int) -> Message | None:
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             row = connection.execute(select(*_MESSAGE_COLUMNS).where(_message_key(channel_id, message_id))).first()
         return None if row is None else _message_of(row)
 
@@ -113,12 +155,10 @@ class SqlMessageStore(MessageStore):
         ids = set(message_ids)
         if not ids:
             return {}
-        # Both IN lists are index lookups on (channel_id, bucket, message_id); the id list keeps the result exact.
-        query = select(*_MESSAGE_COLUMNS).where(
-            messages.c.channel_id == channel_id, messages.c.bucket.in_({bucket_of(i) for i in ids}),
-            messages.c.message_id.in_(ids))
-        with self._transaction() as connection:
-            return {row.message_id: _message_of(row) for row in connection.execute(query)}
+        with self._transaction(read_only=True) as connection:
+            rows = connection.execute(_MESSAGES_BY_ID, {"channel_id": channel_id, "message_ids": list(ids),
+                                                        "buckets": list({bucket_of(i) for i in ids})})
+            return {row.message_id: _message_of(row) for row in rows}
 
     def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
         unknown = set(changes) - EDITABLE_FIELDS
@@ -154,11 +194,11 @@ class SqlMessageStore(MessageStore):
     def channel_buckets(self, channel_id: int) -> list[int]:
         query = (select(channel_buckets.c.bucket).where(channel_buckets.c.channel_id == channel_id)
                  .order_by(channel_buckets.c.bucket.desc()))
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             return list(connection.execute(query).scalars())
 
     def count_messages(self, channel_id: int) -> int:
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             return connection.execute(
                 select(func.count()).select_from(messages).where(messages.c.channel_id == channel_id)).scalar_one()
 
@@ -171,7 +211,7 @@ class SqlMessageStore(MessageStore):
         if before is not None:
             conditions.append(messages.c.message_id < before)
         order = messages.c.message_id.asc() if oldest_first else messages.c.message_id.desc()
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             rows = connection.execute(select(*_MESSAGE_COLUMNS).where(*conditions).order_by(order).limit(limit))
             return [_message_of(row) for row in rows]
 
@@ -183,20 +223,14 @@ class SqlMessageStore(MessageStore):
             return []
         if before is not None and after is not None and before - after <= 1:
             return []
-        position = tuple_(messages.c.bucket, messages.c.message_id)
-        conditions = [messages.c.channel_id == channel_id]
-        # (bucket_of(x), x) is where x would sit in the index, so these bounds are exactly after < id < before.
+        bounds = {"channel_id": channel_id, "limit": limit}
         if after is not None:
-            conditions.append(position > tuple_(bucket_of(after), after))
+            bounds.update(after=after, after_bucket=bucket_of(after))
         if before is not None:
-            conditions.append(position < tuple_(bucket_of(before), before))
-        if after is not None:
-            order = [messages.c.bucket.asc(), messages.c.message_id.asc()]
-        else:
-            order = [messages.c.bucket.desc(), messages.c.message_id.desc()]
-        query = select(*_MESSAGE_COLUMNS).where(*conditions).order_by(*order).limit(limit)
-        with self._transaction() as connection:
-            page = [_message_of(row) for row in connection.execute(query)]
+            bounds.update(before=before, before_bucket=bucket_of(before))
+        with self._transaction(read_only=True) as connection:
+            page = [_message_of(row) for row in connection.execute(_PAGES[after is not None, before is not None],
+                                                                   bounds)]
         if after is not None:
             page.reverse()
         return page
@@ -238,7 +272,7 @@ class SqlMessageStore(MessageStore):
         if after is not None:
             conditions.append(reactions.c.user_id > after)
         query = select(reactions.c.user_id).where(*conditions).order_by(reactions.c.user_id).limit(limit)
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             return list(connection.execute(query).scalars())
 
     def reaction_counts(
@@ -247,16 +281,10 @@ class SqlMessageStore(MessageStore):
         ids = set(message_ids)
         if not ids:
             return {}
-        first_used = func.min(reactions.c.reacted_at).label("first_used")
-        query = (
-            select(reactions.c.message_id, reactions.c.emoji, func.count().label("count"),
-                   func.max(case((reactions.c.user_id == viewer_id, 1), else_=0)).label("me"), first_used)
-            .where(reactions.c.channel_id == channel_id, reactions.c.message_id.in_(ids))
-            .group_by(reactions.c.message_id, reactions.c.emoji)
-            .order_by(reactions.c.message_id, first_used, reactions.c.emoji))
         counts: dict[int, list[ReactionCount]] = {}
-        with self._transaction() as connection:
-            for row in connection.execute(query):
+        with self._transaction(read_only=True) as connection:
+            for row in connection.execute(_REACTION_COUNTS, {"channel_id": channel_id, "message_ids": list(ids),
+                                                             "viewer_id": viewer_id}):
                 counts.setdefault(row.message_id, []).append(ReactionCount(row.emoji, row.count, bool(row.me)))
         return counts
 
@@ -284,12 +312,12 @@ class SqlMessageStore(MessageStore):
             conditions.append(pins.c.pinned_at < before)
         query = (select(pins.c.message_id, pins.c.pinned_at).where(*conditions)
                  .order_by(pins.c.pinned_at.desc(), pins.c.message_id.desc()).limit(limit))
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             return [Pin(row.message_id, row.pinned_at) for row in connection.execute(query)]
 
     def count_pins(self, channel_id: int) -> int:
         query = select(func.count()).select_from(pins).where(pins.c.channel_id == channel_id)
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             return connection.execute(query).scalar_one()
 
     # -- nonces ---------------------------------------------------------------------------------------------
@@ -313,5 +341,5 @@ class SqlMessageStore(MessageStore):
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def ping(self) -> None:
-        with self._transaction() as connection:
+        with self._transaction(read_only=True) as connection:
             connection.execute(select(1))

@@ -12,7 +12,7 @@ import sys
 import uuid
 from contextvars import ContextVar
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: Ids from clients or proxies are kept when they are short and cannot break a log line or a header.
@@ -41,9 +41,10 @@ class _ServiceHandler(logging.StreamHandler):
     """The root handler this module installs; its own class so a second configure replaces it."""
 
 
-def json_formatter() -> JsonFormatter:
-    # timestamp: the record's time in UTC, ISO 8601 with microseconds.
-    return JsonFormatter(list(LOG_FIELDS), rename_fields=RENAMED_FIELDS, timestamp="time")
+def json_formatter() -> OrjsonFormatter:
+    # timestamp: the record's time in UTC, ISO 8601 with microseconds. orjson, as for the API's bodies: an access
+    # line per request is a measurable share of a cheap request's time with the standard json module.
+    return OrjsonFormatter(list(LOG_FIELDS), rename_fields=RENAMED_FIELDS, timestamp="time")
 
 
 def configure_logging(level: str) -> logging.Handler:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
 from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
+from app.read_cache import UserSnapshot
 from models import Channel, Guild, Member, MemberRole, Role, User
 
 
@@ -37,8 +38,23 @@ class GuildAccess:
 
 
 @dataclass(frozen=True)
+class ChannelRef:
+    """What the message services need of a channel; unlike the model, safe to share between requests."""
+
+    id: int
+    guild_id: int | None
+    type: int
+
+    @classmethod
+    def of(cls, channel: Channel) -> ChannelRef:
+        return cls(id=channel.id, guild_id=channel.guild_id, type=channel.type)
+
+
+@dataclass(frozen=True)
 class ChannelAccess:
-    channel: Channel
+    """A user's permissions in a channel. The message services get a ``ChannelRef`` and no guild standing."""
+
+    channel: Channel | ChannelRef
     guild: GuildAccess | None
     permissions: int
 
@@ -65,7 +81,7 @@ class AccessService:
     def __init__(self, session: Session):
         self.session = session
 
-    def guild_access(self, guild_id: int, user: User) -> GuildAccess:
+    def guild_access(self, guild_id: int, user: User | UserSnapshot) -> GuildAccess:
         """The user's standing in a guild: UnknownGuild if there is none, MissingAccess if not a member."""
         guild = self.session.get(Guild, guild_id)
         if guild is None:
@@ -76,34 +92,39 @@ class AccessService:
         return self._guild_access(guild, member)
 
     def _guild_access(self, guild: Guild, member: Member) -> GuildAccess:
-        roles = {role_id: (permissions, position) for role_id, permissions, position in self.session.execute(
-            select(Role.id, Role.permissions, Role.position).where(Role.guild_id == guild.id))}
-        role_ids = frozenset(self.session.scalars(select(MemberRole.role_id).where(
-            MemberRole.guild_id == guild.id, MemberRole.user_id == member.user_id)))
+        # Every role of the guild, each with whether the member has it: one query for both.
+        rows = self.session.execute(
+            select(Role.id, Role.permissions, Role.position, MemberRole.role_id.is_not(None))
+            .outerjoin(MemberRole, (MemberRole.role_id == Role.id) & (MemberRole.guild_id == guild.id)
+                       & (MemberRole.user_id == member.user_id))
+            .where(Role.guild_id == guild.id))
+        roles = {role_id: (permissions, position, held) for role_id, permissions, position, held in rows}
+        role_ids = frozenset(role_id for role_id, (_, _, held) in roles.items() if held)
         permissions = base_permissions(
             guild_id=guild.id, owner_id=guild.owner_id, user_id=member.user_id,
-            everyone_permissions=roles.get(guild.id, (0, 0))[0],
-            role_permissions=[roles[r][0] for r in role_ids if r in roles],
+            everyone_permissions=roles.get(guild.id, (0, 0, False))[0],
+            role_permissions=[roles[r][0] for r in role_ids],
         )
         if _is_timed_out(member) and guild.owner_id != member.user_id and not permissions & Permission.ADMINISTRATOR:
             permissions &= Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
-        top = max((roles[r][1] for r in role_ids if r in roles), default=0)
+        top = max((roles[r][1] for r in role_ids), default=0)
         return GuildAccess(guild=guild, member=member, role_ids=role_ids, permissions=permissions, top_position=top)
 
-    def channel_access(self, channel_id: int, user: User, *, require_view: bool = True) -> ChannelAccess:
+    def channel_access(self, channel_id: int, user: User | UserSnapshot, *, require_view: bool = True) -> ChannelAccess:
         """The user's permissions in a channel.
 
         UnknownChannel when it does not exist; MissingAccess when the user is not in its guild or (with
         ``require_view``) cannot see it, so nothing about an invisible channel's contents leaks.
         """
-        channel = self.session.get(Channel, channel_id)
-        if channel is None:
+        found = self.session.execute(
+            select(Channel, Guild, Member)
+            .outerjoin(Guild, Guild.id == Channel.guild_id)
+            .outerjoin(Member, (Member.guild_id == Channel.guild_id) & (Member.user_id == user.id))
+            .where(Channel.id == channel_id)).first()
+        if found is None:
             raise UnknownChannel()
-        if channel.guild_id is None:
-            raise MissingAccess()
-        guild = self.session.get(Guild, channel.guild_id)
-        member = self.session.get(Member, (channel.guild_id, user.id))
-        if guild is None or member is None:
+        channel, guild, member = found
+        if channel.guild_id is None or guild is None or member is None:
             raise MissingAccess()
         guild_access = self._guild_access(guild, member)
         permissions = channel_permissions(

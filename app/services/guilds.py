@@ -13,6 +13,7 @@ from app.auth.permissions import OverwriteType, Permission
 from app.errors import (
     InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
 )
+from app.read_cache import UserSnapshot
 from app.services.access import AccessService, GuildAccess
 from app.services.rows import add_unless_present
 from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
@@ -44,7 +45,7 @@ class GuildService:
         self.session.commit()
         return guild
 
-    def get_guild(self, user: User, guild_id: int) -> tuple[Guild, list[Role]]:
+    def get_guild(self, user: UserSnapshot, guild_id: int) -> tuple[Guild, list[Role]]:
         access = self.access.guild_access(guild_id, user)
         return access.guild, self.roles(guild_id)
 
@@ -56,7 +57,7 @@ class GuildService:
 
     # -- roles ----------------------------------------------------------------------------------------------
 
-    def _require_role_manager(self, guild_id: int, user: User) -> GuildAccess:
+    def _require_role_manager(self, guild_id: int, user: UserSnapshot) -> GuildAccess:
         access = self.access.guild_access(guild_id, user)
         access.require(Permission.MANAGE_ROLES)
         return access
@@ -66,7 +67,7 @@ class GuildService:
         if permissions & ~access.permissions:
             raise MissingPermissions()
 
-    def create_role(self, user: User, guild_id: int, fields: dict[str, Any]) -> Role:
+    def create_role(self, user: UserSnapshot, guild_id: int, fields: dict[str, Any]) -> Role:
         access = self._require_role_manager(guild_id, user)
         permissions = fields.get("permissions")
         if permissions is None:
@@ -96,7 +97,7 @@ class GuildService:
             raise MissingPermissions()
         return role
 
-    def edit_role(self, user: User, guild_id: int, role_id: int, fields: dict[str, Any]) -> Role:
+    def edit_role(self, user: UserSnapshot, guild_id: int, role_id: int, fields: dict[str, Any]) -> Role:
         access = self._require_role_manager(guild_id, user)
         role = self._managed_role(access, role_id)
         if fields.get("permissions") is not None:
@@ -110,7 +111,7 @@ class GuildService:
         self.session.commit()
         return role
 
-    def delete_role(self, user: User, guild_id: int, role_id: int) -> None:
+    def delete_role(self, user: UserSnapshot, guild_id: int, role_id: int) -> None:
         access = self._require_role_manager(guild_id, user)
         role = self._managed_role(access, role_id)
         if role.id == guild_id:
@@ -123,7 +124,7 @@ class GuildService:
 
     # -- members --------------------------------------------------------------------------------------------
 
-    def add_member(self, actor: User, guild_id: int, user_id: int, nick: str | None,
+    def add_member(self, actor: UserSnapshot, guild_id: int, user_id: int, nick: str | None,
                    role_ids: Iterable[int]) -> tuple[MemberView, bool]:
         """Add ``user_id`` to the guild (owner or MANAGE_GUILD); returns the member and whether it is new."""
         access = self.access.guild_access(guild_id, actor)
@@ -147,14 +148,14 @@ class GuildService:
         self.session.commit()
         return self._member_view(member), True
 
-    def get_member(self, actor: User, guild_id: int, user_id: int) -> MemberView:
+    def get_member(self, actor: UserSnapshot, guild_id: int, user_id: int) -> MemberView:
         self.access.guild_access(guild_id, actor)
         member = self.session.get(Member, (guild_id, user_id))
         if member is None:
             raise UnknownMember()
         return self._member_view(member)
 
-    def list_members(self, actor: User, guild_id: int, *, limit: int, after: int) -> list[MemberView]:
+    def list_members(self, actor: UserSnapshot, guild_id: int, *, limit: int, after: int) -> list[MemberView]:
         """Members in ascending user id order, strictly after ``after``."""
         self.access.guild_access(guild_id, actor)
         members = list(self.session.scalars(
@@ -167,7 +168,7 @@ class GuildService:
                 roles_by_user[user_id].append(role_id)
         return [MemberView(m, sorted(roles_by_user[m.user_id])) for m in members]
 
-    def remove_member(self, actor: User, guild_id: int, user_id: int) -> None:
+    def remove_member(self, actor: UserSnapshot, guild_id: int, user_id: int) -> None:
         access = self.access.guild_access(guild_id, actor)
         if user_id != actor.id:
             access.require(Permission.KICK_MEMBERS)
@@ -183,7 +184,7 @@ class GuildService:
         self.session.delete(member)
         self.session.commit()
 
-    def set_member_role(self, actor: User, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
+    def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
         access = self._require_role_manager(guild_id, actor)
         if self.session.get(Member, (guild_id, user_id)) is None:
             raise UnknownMember()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
@@ -23,8 +23,10 @@ from app.errors import (
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
-from app.services.access import AccessService, ChannelAccess
+from app.read_cache import CachedView, UserSnapshot, still_valid
+from app.services.access import AccessService, ChannelAccess, ChannelRef
 from models import Channel, Role, User
+from models.base import begin_read_only
 
 TEXT_CHANNEL_TYPES = frozenset({0, 5})
 TYPE_DEFAULT, TYPE_REPLY = 0, 19
@@ -47,35 +49,71 @@ def _mentioned_ids(pattern: re.Pattern, content: str) -> list[int]:
     return list(dict.fromkeys(i for i in map(int, pattern.findall(content)) if i <= MAX_SNOWFLAKE))
 
 
-@dataclass
+@dataclass(eq=False)
 class MessageBundle:
-    """Messages with what their wire objects need: authors and mentioned users, reactions, replies."""
+    """Messages with what their wire objects need: authors and mentioned users, reactions, replies.
+
+    A page kept in the read cache is one bundle answered to many requests: nothing may change it once built.
+    """
 
     messages: list[Message]
-    users: dict[int, User] = field(default_factory=dict)
+    users: dict[int, UserSnapshot] = field(default_factory=dict)
     reactions: dict[int, list[ReactionCount]] = field(default_factory=dict)
     referenced: dict[int, Message | None] = field(default_factory=dict)
     guild_id: int | None = None
     nonce: str | int | None = None
 
 
+@dataclass(frozen=True)
+class _KeptPage:
+    #: The page, its reactions as nobody sees them (``me`` false).
+    bundle: MessageBundle
+    #: When it has reactions, each viewer's ``me`` is read again; otherwise the bundle suits every viewer.
+    has_reactions: bool
+
+
+def _kept_page(bundle: MessageBundle) -> _KeptPage:
+    """The page as every viewer may be answered it: ``me`` is the only part of a page that depends on who asks."""
+    if not bundle.reactions:
+        return _KeptPage(bundle=bundle, has_reactions=False)
+    anonymous = {message_id: [ReactionCount(r.emoji, r.count, False) for r in counts]
+                 for message_id, counts in bundle.reactions.items()}
+    return _KeptPage(bundle=MessageBundle(messages=bundle.messages, users=bundle.users, reactions=anonymous,
+                                          referenced=bundle.referenced, guild_id=bundle.guild_id), has_reactions=True)
+
+
 class MessageService:
-    def __init__(self, session: Session, ids, store: MessageStore, events: EventBus, *, nonce_ttl_seconds: int = 600):
+    """``view`` (the request's view of the worker's read cache) is optional: without it nothing is kept."""
+
+    def __init__(self, session: Session, ids, store: MessageStore, events: EventBus, *, nonce_ttl_seconds: int = 600,
+                 view: CachedView | None = None):
         self.session = session
         self.ids = ids
         self.store = store
         self.events = events
         self.nonce_ttl_seconds = nonce_ttl_seconds
         self.access = AccessService(session)
+        self.view = view
 
     # -- shared helpers -------------------------------------------------------------------------------------
 
-    def channel_access(self, user: User, channel_id: int) -> ChannelAccess:
-        access = self.access.channel_access(channel_id, user)
+    def channel_access(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
+        key = (channel_id, user.id)
+        now = datetime.now(timezone.utc)
+        kept = self.view.get("access", key) if self.view is not None else None
+        if kept is not None and still_valid(kept[1], now):
+            return kept[0]
+        begin_read_only(self.session)
+        full = self.access.channel_access(channel_id, user)
         self.session.commit()
+        access = ChannelAccess(channel=ChannelRef.of(full.channel), guild=None, permissions=full.permissions)
+        if self.view is not None:
+            # A timeout's end changes the permissions without a write: the entry lasts until then.
+            timeout = full.guild.member.communication_disabled_until
+            self.view.keep("access", key, (access, timeout if timeout is not None and timeout > now else None))
         return access
 
-    def readable_access(self, user: User, channel_id: int) -> ChannelAccess:
+    def readable_access(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
         """Access to a channel's history; without READ_MESSAGE_HISTORY no message, nor its existence, leaks."""
         access = self.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
@@ -88,9 +126,10 @@ class MessageService:
             raise UnknownMessage()
         return message
 
-    def bundle(self, messages: list[Message], access: ChannelAccess, viewer: User, *,
-               with_references: bool = True) -> MessageBundle:
-        """Load what serializing ``messages`` needs, in one query per kind."""
+    def bundle(self, messages: list[Message], access: ChannelAccess, viewer: UserSnapshot, *,
+               with_references: bool = True, new: bool = False) -> MessageBundle:
+        """Load what serializing ``messages`` needs, in one query per kind. ``new`` messages, just created,
+        have no reactions yet (the messages they reply to may)."""
         channel_id = access.channel.id
         referenced: dict[int, Message | None] = {}
         reference_ids = {m.reference_message_id for m in messages
@@ -99,25 +138,56 @@ class MessageService:
             found = self.store.get_messages(channel_id, reference_ids)
             referenced = {ref_id: found.get(ref_id) for ref_id in reference_ids}
         everything = messages + [m for m in referenced.values() if m is not None]
-        reactions = self.store.reaction_counts(channel_id, [m.id for m in everything], viewer.id) if everything else {}
-        user_ids = {m.author_id for m in everything} | {u for m in everything for u in m.mentions}
-        users = {u.id: u for u in self.session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
-        self.session.commit()
+        reacted = [m.id for m in (everything[len(messages):] if new else everything)]
+        reactions = self.store.reaction_counts(channel_id, reacted, viewer.id) if reacted else {}
+        users = self._users({m.author_id for m in everything} | {u for m in everything for u in m.mentions})
         return MessageBundle(messages=messages, users=users, reactions=reactions, referenced=referenced,
                              guild_id=access.channel.guild_id)
 
+    def _users(self, user_ids: set[int]) -> dict[int, UserSnapshot]:
+        found = {}
+        if self.view is not None:
+            found = {u: kept for u in user_ids if (kept := self.view.get("user", u)) is not None}
+        missing = user_ids - found.keys()
+        if missing:
+            begin_read_only(self.session)
+            loaded = [UserSnapshot.of(u) for u in self.session.scalars(select(User).where(User.id.in_(missing)))]
+            self.session.commit()
+            for user in loaded:
+                found[user.id] = user
+                if self.view is not None:
+                    self.view.keep("user", user.id, user)
+        return found
+
     # -- reading --------------------------------------------------------------------------------------------
 
-    def list_messages(self, user: User, channel_id: int, *, before: int | None, after: int | None,
+    def list_messages(self, user: UserSnapshot, channel_id: int, *, before: int | None, after: int | None,
                       around: int | None, limit: int) -> MessageBundle:
         access = self.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
             return MessageBundle(messages=[], guild_id=access.channel.guild_id)
+        key = (before, after, around, limit)
+        version = self.view.messages_version(channel_id) if self.view is not None and self.view.keeps_pages else None
+        kept = self.view.page(channel_id, key, version) if version is not None else None
+        if kept is not None:
+            return self._for_viewer(kept, user)
         if around is not None:
             messages = self._around(channel_id, around, limit)
         else:
             messages = self.store.list_messages(channel_id, before=before, after=after, limit=limit)
-        return self.bundle(messages, access, user)
+        bundle = self.bundle(messages, access, user)
+        if version is not None:
+            self.view.keep_page(channel_id, key, version, _kept_page(bundle))
+        return bundle
+
+    def _for_viewer(self, kept: _KeptPage, viewer: UserSnapshot) -> MessageBundle:
+        if not kept.has_reactions:
+            return kept.bundle
+        page = kept.bundle
+        ids = [m.id for m in page.messages] + [m.id for m in page.referenced.values() if m is not None]
+        return MessageBundle(messages=page.messages, users=page.users, referenced=page.referenced,
+                             reactions=self.store.reaction_counts(page.messages[0].channel_id, ids, viewer.id),
+                             guild_id=page.guild_id)
 
     def _around(self, channel_id: int, around: int, limit: int) -> list[Message]:
         """``limit // 2`` messages on each side of ``around``, plus ``around`` itself when it exists."""
@@ -130,13 +200,13 @@ class MessageService:
             older = older[:half]
         return newer + older
 
-    def get_message(self, user: User, channel_id: int, message_id: int) -> MessageBundle:
+    def get_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> MessageBundle:
         access = self.readable_access(user, channel_id)
         return self.bundle([self.existing_message(access, message_id)], access, user)
 
     # -- sending --------------------------------------------------------------------------------------------
 
-    def create_message(self, user: User, channel_id: int, body: dict[str, Any]) -> MessageBundle:
+    def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any]) -> MessageBundle:
         access = self.channel_access(user, channel_id)
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
@@ -176,12 +246,9 @@ class MessageService:
             reference_channel_id=channel_id if replied else None,
             reference_guild_id=access.channel.guild_id if replied else None,
         )
+        # The store (app.read_cache.ChannelVersions) moves the channel's last_message_id up to it.
         self.store.create_message(message)
-        self.session.execute(update(Channel).where(
-            Channel.id == channel_id, or_(Channel.last_message_id.is_(None), Channel.last_message_id < message.id)
-        ).values(last_message_id=message.id))
-        self.session.commit()
-        bundle = self.bundle([message], access, user)
+        bundle = self.bundle([message], access, user, new=True)
         bundle.nonce = nonce
         self.events.publish(MessageCreated(channel_id=channel_id, guild_id=access.channel.guild_id,
                                            data={"message_id": message.id, "author_id": user.id}))
@@ -289,7 +356,7 @@ class MessageService:
 
     # -- editing and deleting -------------------------------------------------------------------------------
 
-    def edit_message(self, user: User, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
+    def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
         access = self.channel_access(user, channel_id)
         message = self.existing_message(access, message_id)
         changes: dict[str, Any] = {}
@@ -325,7 +392,7 @@ class MessageService:
                                                data={"message_id": message_id, "fields": sorted(changes)}))
         return self.bundle([updated], access, user)
 
-    def delete_message(self, user: User, channel_id: int, message_id: int) -> None:
+    def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
         access = self.channel_access(user, channel_id)
         message = self.existing_message(access, message_id)
         if message.type not in DELETABLE_TYPES:
@@ -337,7 +404,7 @@ class MessageService:
         self.events.publish(MessageDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
                                            data={"message_id": message_id}))
 
-    def bulk_delete(self, user: User, channel_id: int, message_ids: list[int]) -> None:
+    def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
         access = self.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)
         if not 2 <= len(message_ids) <= 100:

@@ -8,8 +8,8 @@ from app.auth.permissions import Permission
 from app.errors import MaxPins, SystemMessageAction
 from app.events import ChannelPinsUpdated
 from app.messages.base import Pin
+from app.read_cache import UserSnapshot
 from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageService
-from models import User
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PinService(MessageService):
         super().__init__(*args, **kwargs)
         self.max_pins = max_pins
 
-    def list_pins(self, user: User, channel_id: int, *, before: datetime | None, limit: int) -> PinPage:
+    def list_pins(self, user: UserSnapshot, channel_id: int, *, before: datetime | None, limit: int) -> PinPage:
         access = self.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
             return PinPage(pins=[], bundle=MessageBundle(messages=[]), has_more=False)
@@ -36,7 +36,7 @@ class PinService(MessageService):
         bundle = self.bundle([found[p.message_id] for p in pins], access, user)
         return PinPage(pins=pins, bundle=bundle, has_more=has_more)
 
-    def set_pinned(self, user: User, channel_id: int, message_id: int, pinned: bool) -> None:
+    def set_pinned(self, user: UserSnapshot, channel_id: int, message_id: int, pinned: bool) -> None:
         access = self.channel_access(user, channel_id)
         access.require(Permission.PIN_MESSAGES)
         message = self.existing_message(access, message_id)

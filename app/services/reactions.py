@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.auth.permissions import Permission
 from app.errors import MaxReactions, UnknownEmoji
 from app.events import ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
+from app.read_cache import UserSnapshot
 from app.services.messages import MessageService
 from models import User
 
@@ -50,7 +51,7 @@ def emoji_from_key(key: str) -> Emoji:
 
 
 class ReactionService(MessageService):
-    def add_reaction(self, user: User, channel_id: int, message_id: int, raw_emoji: str) -> None:
+    def add_reaction(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str) -> None:
         emoji = parse_emoji(raw_emoji)
         access = self.readable_access(user, channel_id)
         self.existing_message(access, message_id)
@@ -67,7 +68,7 @@ class ReactionService(MessageService):
         self.events.publish(ReactionAdded(channel_id=channel_id, guild_id=access.channel.guild_id,
                                           data={"message_id": message_id, "emoji": emoji.key, "user_id": user.id}))
 
-    def remove_reaction(self, user: User, channel_id: int, message_id: int, raw_emoji: str,
+    def remove_reaction(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str,
                         target_user_id: int) -> None:
         emoji = parse_emoji(raw_emoji)
         access = self.channel_access(user, channel_id)
@@ -81,7 +82,7 @@ class ReactionService(MessageService):
         self.events.publish(ReactionRemoved(channel_id=channel_id, guild_id=access.channel.guild_id, data={
             "message_id": message_id, "emoji": emoji.key, "user_id": target_user_id}))
 
-    def reaction_users(self, user: User, channel_id: int, message_id: int, raw_emoji: str, *,
+    def reaction_users(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str, *,
                        after: int | None, limit: int, burst: bool = False) -> list[User]:
         emoji = parse_emoji(raw_emoji)
         access = self.readable_access(user, channel_id)
@@ -95,7 +96,7 @@ class ReactionService(MessageService):
         self.session.commit()
         return [users[u] for u in user_ids if u in users]
 
-    def clear_reactions(self, user: User, channel_id: int, message_id: int, raw_emoji: str | None = None) -> None:
+    def clear_reactions(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str | None = None) -> None:
         emoji = parse_emoji(raw_emoji) if raw_emoji is not None else None
         access = self.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)

@@ -13,6 +13,7 @@ import orjson
 
 from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
 from app.messages.base import Message
+from app.read_cache import UserSnapshot
 from app.services.messages import MessageBundle
 from app.services.reactions import emoji_from_key
 from models import User
@@ -28,7 +29,7 @@ def timestamp(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_json(user: User | UserSnapshot) -> dict[str, Any]:
     return {
         "id": str(user.id), "username": user.username, "discriminator": "0", "global_name": user.global_name,
         "avatar": user.avatar, "bot": user.bot, "public_flags": 0, "flags": 0,

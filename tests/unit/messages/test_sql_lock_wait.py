@@ -68,5 +68,12 @@ def test_a_lock_held_past_the_timeout_is_unavailable(store, other_process_lock, 
     monkeypatch.setattr("app.extensions.SQLITE_LOCK_TIMEOUT_SECONDS", 0.2)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
-        store.get_message(CHANNEL, 1 << 40)
+        store.create_message(Message(id=2 << 40, channel_id=CHANNEL, author_id=AUTHOR, content="never stored"))
     assert time.monotonic() - started < SQLITE_LOCK_TIMEOUT_SECONDS
+
+
+def test_reads_do_not_wait_for_another_process_writing(store, other_process_lock):
+    other_process_lock.execute("INSERT INTO channel_buckets (channel_id, bucket) VALUES (?, ?)", (CHANNEL + 1, 7))
+    started = time.monotonic()
+    assert store.channel_buckets(CHANNEL + 1) == [], "the other process has not committed yet"
+    assert time.monotonic() - started < 0.1
