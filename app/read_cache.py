@@ -87,7 +87,10 @@ class ReadCache:
         return self._pages is not None
 
     def _advance(self, version: int | None) -> None:
-        if version is not None and version > self._version:
+        # Any other version, not only a greater one: a database restored from a backup goes back in versions.
+        # Requests straddling a change make the map switch back and forth for a moment, which costs misses,
+        # never a wrong answer: an entry is only added and used under the version its request read.
+        if version is not None and version != self._version:
             self._version = version
             for kept in self._kept.values():
                 kept.clear()
@@ -99,7 +102,8 @@ class CachedView:
     """One request's use of the cache, through its session: the metadata version is read once, on first use,
     with the messages version of ``channel_id`` (the request's channel) in the same query.
 
-    A request that began before a newer version was seen neither reads nor adds entries.
+    A request whose version is not the cache's (another request saw a different one since) neither reads nor
+    adds entries.
     """
 
     def __init__(self, cache: ReadCache, session: Session, channel_id: int | None = None):

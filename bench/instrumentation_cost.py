@@ -10,8 +10,8 @@ a channel (the common read) and the channel itself (a cheap request, where the f
 most). Runs alternate, with the order swapped every round (with, without; without, with; ...), so that drift
 on a shared machine hits both alike; the ratio of the medians is printed per route. Beside requests per second,
 the workers' CPU time per request (from /proc, so other processes' load does not inflate it) gives the cost
-on a busy machine, where throughput mostly measures the neighbours. One worker by default: with several, SQLite's single writer lock (every
-transaction begins IMMEDIATE) makes the workers queue for each other, and that noise would swamp the
+on a busy machine, where throughput mostly measures the neighbours. One worker by default: with several, SQLite's single writer lock makes
+the workers' writes (the token's last use, messages) queue for each other, and that noise would swamp the
 instrumentation's cost.
 """
 from __future__ import annotations
