@@ -68,7 +68,8 @@ def revoke_token(session: Session, token_id: int) -> bool:
 
 @dataclass
 class _KeptToken:
-    user_id: int
+    """A token as the read cache keeps it; ``last_used_at`` is updated in place as it is written."""
+
     secret_sha256: bytes
     revoked: bool
     last_used_at: datetime | None
@@ -107,5 +108,5 @@ def _load(session: Session, token_id: int) -> tuple[_KeptToken, UserSnapshot] | 
     if found is None:
         return None
     token, user = found
-    return (_KeptToken(user_id=user.id, secret_sha256=token.secret_sha256, revoked=token.revoked_at is not None,
+    return (_KeptToken(secret_sha256=token.secret_sha256, revoked=token.revoked_at is not None,
                        last_used_at=token.last_used_at), UserSnapshot.of(user))

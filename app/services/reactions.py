@@ -96,7 +96,8 @@ class ReactionService(MessageService):
         self.session.commit()
         return [users[u] for u in user_ids if u in users]
 
-    def clear_reactions(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str | None = None) -> None:
+    def clear_reactions(self, user: UserSnapshot, channel_id: int, message_id: int,
+                        raw_emoji: str | None = None) -> None:
         emoji = parse_emoji(raw_emoji) if raw_emoji is not None else None
         access = self.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)
