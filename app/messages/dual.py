@@ -246,6 +246,15 @@ def resync(write_log: WriteLog, source: MessageStore, target: MessageStore, chan
     return settled
 
 
+def mark_and_resync(write_log: WriteLog, source: MessageStore, target: MessageStore, channel_id: int,
+                    message_ids: Iterable[int]) -> int:
+    """Mark messages pending whatever the log said of them, and resync each; returns how many stay pending
+    because a write of them is in flight (a later replay copies them)."""
+    message_ids = list(message_ids)
+    write_log.mark(channel_id, message_ids)
+    return sum(not resync(write_log, source, target, channel_id, message_id) for message_id in message_ids)
+
+
 class Replayed(NamedTuple):
     settled: int
     #: Entries that a write began on while they were being copied; they stay pending.

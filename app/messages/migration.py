@@ -26,7 +26,7 @@ from gevent.pool import Pool
 
 from app.ids import bucket_bounds
 from app.messages.base import Message, MessageStore
-from app.messages.dual import Entry, WriteLog, copy_message, resync
+from app.messages.dual import Entry, WriteLog, copy_message, mark_and_resync
 
 PAGE_SIZE = 500
 
@@ -203,12 +203,9 @@ class Backfill:
     def _resync(self, channel_id: int, raced: dict[int, Entry]) -> None:
         """The copy may have overtaken, or been overtaken by, dual writes of these messages: have them copied
         again from the source once no write of them is in flight."""
-        if not raced:
-            return
-        self.write_log.mark(channel_id, raced)
-        for message_id in raced:
-            resync(self.write_log, self.source, self.target, channel_id, message_id)
-        self.result.resynced += len(raced)
+        if raced:
+            mark_and_resync(self.write_log, self.source, self.target, channel_id, raced)
+            self.result.resynced += len(raced)
 
 
 def _raced(before_read: Entry | None, after_write: Entry) -> bool:
@@ -272,10 +269,6 @@ def repair(source: MessageStore, target: MessageStore, write_log: WriteLog,
            differences: Iterable[BucketDifference]) -> int:
     """Copy the source's state over every difference; returns how many messages stay pending because a dual
     write of them is in flight (a later replay copies them)."""
-    left = 0
-    for difference in differences:
-        message_ids = difference.missing + difference.extra + difference.changed
-        write_log.mark(difference.channel_id, message_ids)
-        left += sum(not resync(write_log, source, target, difference.channel_id, message_id)
-                    for message_id in message_ids)
-    return left
+    return sum(mark_and_resync(write_log, source, target, difference.channel_id,
+                               difference.missing + difference.extra + difference.changed)
+               for difference in differences)

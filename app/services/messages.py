@@ -170,7 +170,7 @@ class MessageService:
         version = self.view.messages_version(channel_id) if self.view is not None and self.view.keeps_pages else None
         kept = self.view.page(channel_id, key, version) if version is not None else None
         if kept is not None:
-            return self._for_viewer(kept, user)
+            return self._for_viewer(kept, channel_id, user)
         if around is not None:
             messages = self._around(channel_id, around, limit)
         else:
@@ -180,13 +180,13 @@ class MessageService:
             self.view.keep_page(channel_id, key, version, _kept_page(bundle))
         return bundle
 
-    def _for_viewer(self, kept: _KeptPage, viewer: UserSnapshot) -> MessageBundle:
+    def _for_viewer(self, kept: _KeptPage, channel_id: int, viewer: UserSnapshot) -> MessageBundle:
         if not kept.has_reactions:
             return kept.bundle
         page = kept.bundle
         ids = [m.id for m in page.messages] + [m.id for m in page.referenced.values() if m is not None]
         return MessageBundle(messages=page.messages, users=page.users, referenced=page.referenced,
-                             reactions=self.store.reaction_counts(page.messages[0].channel_id, ids, viewer.id),
+                             reactions=self.store.reaction_counts(channel_id, ids, viewer.id),
                              guild_id=page.guild_id)
 
     def _around(self, channel_id: int, around: int, limit: int) -> list[Message]:

@@ -111,8 +111,7 @@ def test_a_timeout_that_ends_gives_the_permissions_back_without_any_write(client
 
 
 def test_a_kept_page_costs_the_store_nothing_until_the_channel_changes(client, room, resources, monkeypatch):
-    if not resources.read_cache.keeps_pages:
-        pytest.skip("COALESCE_READS is off: no pages are kept")
+    assert resources.read_cache.keeps_pages, "the suite runs with COALESCE_READS on"
     owner, member, _guild_id, channel_id = room
     send(client, member, channel_id, "one")
     reads = []
