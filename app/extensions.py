@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.events import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
+from app.messages import build_store
 from app.messages.base import MessageStore
-from app.read_cache import ChannelVersions, ReadCache
-from app.observability.instrumentation import instrument_store, pool_class
+from app.observability.instrumentation import pool_class
+from app.read_cache import ReadCache
 from config import Settings
 from models.base import READ_ONLY_OPTION
 
@@ -107,33 +108,6 @@ def create_db_engine(settings: Settings) -> Engine:
     )
 
 
-def _backend_store(name: str, settings: Settings, engine: Engine) -> MessageStore:
-    if name == "scylla":
-        from app.messages.scylla import ScyllaMessageStore
-
-        return ScyllaMessageStore.from_settings(settings)
-    from app.messages.sql import SqlMessageStore
-
-    return SqlMessageStore(engine)
-
-
-def create_message_store(settings: Settings, engine: Engine) -> MessageStore:
-    if settings.message_store == "dual":
-        from app.messages.dual import DualMessageStore, WriteLog
-
-        store = DualMessageStore(_backend_store(settings.dual_primary, settings, engine),
-                                 _backend_store(settings.dual_secondary, settings, engine), WriteLog(engine))
-    else:
-        store = _backend_store(settings.message_store, settings, engine)
-    if settings.coalesce_reads:
-        from app.messages.coalescing import CoalescingMessageStore
-        from app.observability.metrics import COALESCED_READS
-
-        store = CoalescingMessageStore(store, on_coalesced=COALESCED_READS.inc)
-    # Always, whether or not this process keeps pages: another one against the same database may.
-    return ChannelVersions(store, engine)
-
-
 class Resources:
     """The resources of one process. ``create_app`` attaches one to the app as ``app.extensions["chatstore"]``."""
 
@@ -176,7 +150,7 @@ class Resources:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = instrument_store(create_message_store(self.settings, engine), self.settings)
+                    self._store = build_store(self.settings, engine)
         return self._store
 
     @property

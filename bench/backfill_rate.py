@@ -65,7 +65,7 @@ def main() -> None:
                 source.create_message(message)
         scylla_settings = settings_for(nodes.contact_points, nodes.port)
         apply_migrations(scylla_settings)
-        target = ScyllaMessageStore.from_settings(scylla_settings)
+        target = ScyllaMessageStore(scylla_settings)
 
         pool = Pool(args.concurrency)
         started = time.perf_counter()

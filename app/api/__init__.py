@@ -36,15 +36,15 @@ def db():
     return g.db_session
 
 
-def cached_view():
-    """The request's view of the worker's read cache (app.read_cache), made on first use; a route with a
-    channel has that channel's messages version read with the metadata version, in one query."""
-    if "cached_view" not in g:
+def read_path():
+    """The request's read path through the worker's read cache (app.read_cache), made on first use; a route with
+    a channel has that channel's messages version read with the metadata version, in one query."""
+    if "read_path" not in g:
         channel = (request.view_args or {}).get("channel_id")
         valid = channel is not None and channel.isascii() and channel.isdigit() and int(channel) <= MAX_SNOWFLAKE
         channel_id = int(channel) if valid else None
-        g.cached_view = resources().read_cache.view(db(), channel_id)
-    return g.cached_view
+        g.read_path = resources().read_cache.for_request(db(), channel_id)
+    return g.read_path
 
 
 def current_user():
@@ -56,7 +56,7 @@ def _authenticate() -> None:
     if request.endpoint and request.endpoint.split(".")[-1] in PUBLIC_ENDPOINTS:
         return
     session = db()
-    g.user = authenticate(session, request.headers.get("Authorization"), cached_view())
+    g.user = authenticate(session, request.headers.get("Authorization"), read_path())
     session.commit()
 
 

@@ -5,37 +5,38 @@ from datetime import datetime, timezone
 
 from flask import Response, request
 
-from app.api import cached_view, current_user, db, parse_body, query_int, query_snowflake, resources, route
+from app.api import current_user, db, parse_body, query_int, query_snowflake, read_path, resources, route
 from app.api.json import json_response
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import message_json, messages_json, timestamp, user_json
 from app.errors import InvalidForm
-from app.services.messages import MessageService
+from app.services.channel_writes import ChannelWrites
+from app.services.messages import MessageLookup, MessageService
 from app.services.pins import PinService
 from app.services.reactions import ReactionService
 
 LEGACY_PINS_LIMIT = 50
 
 
-def _dependencies():
-    res = resources()
-    return (db(), res.ids, res.message_store, res.events), {"nonce_ttl_seconds": res.settings.nonce_ttl_seconds,
-                                                            "view": cached_view()}
+def _lookup() -> MessageLookup:
+    return MessageLookup(db(), resources().message_store, read_path())
+
+
+def _writes() -> ChannelWrites:
+    return ChannelWrites(resources().engine, resources().message_store)
 
 
 def _messages() -> MessageService:
-    args, kwargs = _dependencies()
-    return MessageService(*args, **kwargs)
+    res = resources()
+    return MessageService(_lookup(), res.ids, _writes(), res.events, nonce_ttl_seconds=res.settings.nonce_ttl_seconds)
 
 
 def _reactions() -> ReactionService:
-    args, kwargs = _dependencies()
-    return ReactionService(*args, **kwargs)
+    return ReactionService(_lookup(), _writes(), resources().events)
 
 
 def _pins() -> PinService:
-    args, kwargs = _dependencies()
-    return PinService(*args, max_pins=resources().settings.max_pins_per_channel, **kwargs)
+    return PinService(_lookup(), _writes(), resources().events, max_pins=resources().settings.max_pins_per_channel)
 
 
 def _no_content() -> Response:

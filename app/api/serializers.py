@@ -7,7 +7,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from app.read_cache import UserSnapshot
+from app.domain import UserSnapshot
 from app.services.wire import message_json, timestamp, user_json
 from models import Channel, Guild, Role
 

@@ -16,8 +16,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.domain import KeptToken, UserSnapshot
 from app.errors import Unauthorized
-from app.read_cache import CachedView, UserSnapshot
+from app.read_cache import ReadPath
 from models import Token, User
 from models.base import begin_read_only
 
@@ -66,16 +67,7 @@ def revoke_token(session: Session, token_id: int) -> bool:
     ).rowcount == 1
 
 
-@dataclass
-class _KeptToken:
-    """A token as the read cache keeps it; ``last_used_at`` is updated in place as it is written."""
-
-    secret_sha256: bytes
-    revoked: bool
-    last_used_at: datetime | None
-
-
-def authenticate(session: Session, authorization: str | None, view: CachedView) -> UserSnapshot:
+def authenticate(session: Session, authorization: str | None, reads: ReadPath) -> UserSnapshot:
     """The user behind an ``Authorization: Bot <token>`` header, or Unauthorized."""
     if not authorization or not authorization.startswith(_BOT_PREFIX):
         raise Unauthorized()
@@ -83,13 +75,12 @@ def authenticate(session: Session, authorization: str | None, view: CachedView) 
     token_id = _decode_id(encoded_id) if dot else None
     if token_id is None or not secret:
         raise Unauthorized()
-    kept = view.get("token", token_id)
-    if kept is None:
-        kept = _load(session, token_id)
-        if kept is None:
+    token = reads.token(token_id)
+    if token is None:
+        token = _load(session, token_id)
+        if token is None:
             raise Unauthorized()
-        view.keep("token", token_id, kept)
-    token, user = kept
+        reads.keep_token(token_id, token)
     if token.revoked or not hmac.compare_digest(token.secret_sha256, _digest(secret)):
         raise Unauthorized()
     now = datetime.now(timezone.utc)
@@ -97,10 +88,10 @@ def authenticate(session: Session, authorization: str | None, view: CachedView) 
         session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now))
         session.commit()
         token.last_used_at = now
-    return user
+    return token.user
 
 
-def _load(session: Session, token_id: int) -> tuple[_KeptToken, UserSnapshot] | None:
+def _load(session: Session, token_id: int) -> KeptToken | None:
     begin_read_only(session)
     found = session.execute(select(Token, User).join(User, User.id == Token.user_id)
                             .where(Token.id == token_id)).first()
@@ -108,5 +99,5 @@ def _load(session: Session, token_id: int) -> tuple[_KeptToken, UserSnapshot] | 
     if found is None:
         return None
     token, user = found
-    return (_KeptToken(secret_sha256=token.secret_sha256, revoked=token.revoked_at is not None,
-                       last_used_at=token.last_used_at), UserSnapshot.of(user))
+    return KeptToken(secret_sha256=token.secret_sha256, revoked=token.revoked_at is not None,
+                     last_used_at=token.last_used_at, user=UserSnapshot.of(user))

@@ -16,11 +16,12 @@ from typing import IO
 
 import click
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from app.cli import SNOWFLAKE, CommandGroup, resources
 from app.ids import snowflake_time
 from app.messages.base import Message, StoreUnavailable
+from app.services.channel_writes import ChannelWrites
 from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle
 from app.services.wire import WireFormError, message_from_json, message_json, timestamp
 from models import Channel, User
@@ -67,10 +68,10 @@ class MessageImporter:
     def __init__(self, res, now: datetime):
         self.open_session = res.session
         self.store = res.message_store
+        self.writes = ChannelWrites(res.engine, res.message_store)
         self.now = now
         self._channel_problems: dict[int, str | None] = {}
         self._known_users: dict[int, bool] = {}
-        self.newest_per_channel: dict[int, int] = {}
 
     def check_batch(self, batch: list[tuple[int, bytes]]) -> list[tuple[int, CheckedLine | BadLine]]:
         """Each line's outcome, by line number.
@@ -108,13 +109,15 @@ class MessageImporter:
     def write(self, line: CheckedLine) -> bool:
         """Store the line's message; False when it was already stored as given."""
         message = line.message
+        channel_id = message.channel_id
         if line.stored is None:
-            self.store.create_message(message)
+            # The channel's last_message_id moves up to it, never down: history imported behind newer messages
+            # leaves it where it is.
+            self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id)
         if message.pinned:
             # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
-            self.store.pin_message(message.channel_id, message.id, line.pinned_at or snowflake_time(message.id))
-        newest = self.newest_per_channel.get(message.channel_id, 0)
-        self.newest_per_channel[message.channel_id] = max(newest, message.id)
+            pinned_at = line.pinned_at or snowflake_time(message.id)
+            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message.id, pinned_at))
         return line.stored is None
 
     def _parse(self, line: bytes) -> tuple[Message, datetime | None]:
@@ -145,15 +148,6 @@ class MessageImporter:
         return {(channel_id, message_id): message
                 for channel_id, ids in ids_per_channel.items()
                 for message_id, message in self.store.get_messages(channel_id, ids).items()}
-
-    def update_last_message_ids(self) -> None:
-        """Move each channel's ``last_message_id`` up to its newest imported message, never down."""
-        with self.open_session() as session:
-            for channel_id, newest in self.newest_per_channel.items():
-                session.execute(update(Channel).where(
-                    Channel.id == channel_id, or_(Channel.last_message_id.is_(None), Channel.last_message_id < newest)
-                ).values(last_message_id=newest))
-            session.commit()
 
     def _channel_problem(self, channel_id: int) -> str | None:
         if channel_id not in self._channel_problems:
@@ -257,18 +251,15 @@ def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool 
                 click.echo(counts.summary(), err=True)
                 ctx.exit(1)
         importing = FilePass(file, "importing", show_progress)
-        try:
-            for batch in _batches(importing):
-                for number, outcome in importer.check_batch(batch):
-                    if isinstance(outcome, BadLine):
-                        importing.report(number, str(outcome))
-                        counts.failed += 1
-                    elif importer.write(outcome):
-                        counts.imported += 1
-                    else:
-                        counts.skipped += 1
-        finally:
-            importer.update_last_message_ids()
+        for batch in _batches(importing):
+            for number, outcome in importer.check_batch(batch):
+                if isinstance(outcome, BadLine):
+                    importing.report(number, str(outcome))
+                    counts.failed += 1
+                elif importer.write(outcome):
+                    counts.imported += 1
+                else:
+                    counts.skipped += 1
     except StoreUnavailable as exc:
         raise click.ClickException(f"message store unavailable ({exc}); {counts.summary()}; importing again "
                                    f"is safe") from None

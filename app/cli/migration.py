@@ -27,7 +27,7 @@ def _stores():
     res = resources()
     if not res.settings.scylla_hosts:
         raise click.ClickException("SCYLLA_HOSTS is not set: there is no ScyllaDB cluster to migrate to")
-    return SqlMessageStore(res.engine), ScyllaMessageStore.from_settings(res.settings), WriteLog(res.engine)
+    return SqlMessageStore(res.engine), ScyllaMessageStore(res.settings), WriteLog(res.engine)
 
 
 def _channel_ids(chosen: tuple[int, ...]) -> list[int]:

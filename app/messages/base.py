@@ -17,11 +17,22 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from app.ids import bucket_of
+
+
+StoreT = TypeVar("StoreT", bound="MessageStore")
+
+#: The interface methods that change what a channel's reads return. Everything else only reads (or, like
+#: ``ping`` and ``close``, touches no data). :class:`StoreDecorator` tells its subclasses after each of these.
+WRITE_METHODS = frozenset({
+    "create_message", "update_message", "delete_messages", "delete_channel", "add_reaction", "remove_reaction",
+    "remove_emoji", "clear_reactions", "pin_message", "unpin_message",
+})
 
 
 class StoreUnavailable(Exception):
@@ -276,3 +287,157 @@ class MessageStore(ABC):
 
     def close(self) -> None:
         """Release connections. The store is not used afterwards."""
+
+    # -- the stack ------------------------------------------------------------------------------------------
+
+    def layer(self, kind: type[StoreT]) -> StoreT:
+        """The outermost store of this stack that is a ``kind``: this store itself, or for a
+        :class:`StoreDecorator` one of the stores it wraps. LookupError when there is none.
+
+        The one way to reach a layer (say, the backend under the metrics), without knowing how the stack is
+        ordered.
+        """
+        if isinstance(self, kind):
+            return self
+        raise LookupError(f"no {kind.__name__} in {self!r}")
+
+
+class StoreDecorator(MessageStore):
+    """A MessageStore around another one, ``inner``, to which every method goes unless a subclass overrides it.
+
+    Subclasses change behaviour through two hooks rather than by overriding each method: :meth:`call`, through
+    which every interface call reaches ``inner``, and :meth:`written`, told the channel after every call of a
+    method in :data:`WRITE_METHODS`, whether it succeeded or not (a failed write may still have landed). A
+    subclass may also override single methods (coalescing overrides two reads).
+
+    Each method is written out rather than generated, so that a call costs one plain Python call per layer;
+    ``tests/unit/messages/test_decorator.py`` checks that the list is complete.
+    """
+
+    def __init__(self, inner: MessageStore):
+        self.inner = inner
+        self.backend = inner.backend
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
+
+    def layer(self, kind: type[StoreT]) -> StoreT:
+        if isinstance(self, kind):
+            return self
+        return self.inner.layer(kind)
+
+    def call(self, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``method`` (``operation`` of ``inner``) with the arguments. The default just calls it."""
+        return method(*args, **kwargs)
+
+    def written(self, channel_id: int) -> None:
+        """A write to ``channel_id`` has returned or failed. The default does nothing."""
+
+    def _write(self, channel_id: int, operation: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.call(operation, method, *args, **kwargs)
+        finally:
+            self.written(channel_id)
+
+    # -- writes ---------------------------------------------------------------------------------------------
+
+    def create_message(self, message: Message) -> None:
+        return self._write(message.channel_id, "create_message", self.inner.create_message, message)
+
+    def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
+        return self._write(channel_id, "update_message", self.inner.update_message, channel_id, message_id, changes)
+
+    def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
+        return self._write(channel_id, "delete_messages", self.inner.delete_messages, channel_id, message_ids)
+
+    def delete_channel(self, channel_id: int) -> None:
+        return self._write(channel_id, "delete_channel", self.inner.delete_channel, channel_id)
+
+    def add_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
+        return self._write(channel_id, "add_reaction", self.inner.add_reaction, channel_id, message_id, emoji,
+                           user_id)
+
+    def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
+        return self._write(channel_id, "remove_reaction", self.inner.remove_reaction, channel_id, message_id, emoji,
+                           user_id)
+
+    def remove_emoji(self, channel_id: int, message_id: int, emoji: str) -> None:
+        return self._write(channel_id, "remove_emoji", self.inner.remove_emoji, channel_id, message_id, emoji)
+
+    def clear_reactions(self, channel_id: int, message_id: int) -> None:
+        return self._write(channel_id, "clear_reactions", self.inner.clear_reactions, channel_id, message_id)
+
+    def pin_message(self, channel_id: int, message_id: int, pinned_at: datetime) -> None:
+        return self._write(channel_id, "pin_message", self.inner.pin_message, channel_id, message_id, pinned_at)
+
+    def unpin_message(self, channel_id: int, message_id: int) -> None:
+        return self._write(channel_id, "unpin_message", self.inner.unpin_message, channel_id, message_id)
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    def get_message(self, channel_id: int, message_id: int) -> Message | None:
+        return self.call("get_message", self.inner.get_message, channel_id, message_id)
+
+    def get_messages(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, Message]:
+        return self.call("get_messages", self.inner.get_messages, channel_id, message_ids)
+
+    def list_messages(
+        self, channel_id: int, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        return self.call("list_messages", self.inner.list_messages, channel_id, before=before, after=after,
+                         limit=limit)
+
+    def channel_buckets(self, channel_id: int) -> list[int]:
+        return self.call("channel_buckets", self.inner.channel_buckets, channel_id)
+
+    def _read_bucket(
+        self, channel_id: int, bucket: int, *, after: int | None, before: int | None, limit: int, oldest_first: bool
+    ) -> list[Message]:
+        # A step inside another call (already passed through ``call`` as that call), so it goes straight in.
+        return self.inner._read_bucket(channel_id, bucket, after=after, before=before, limit=limit,
+                                       oldest_first=oldest_first)
+
+    def count_messages(self, channel_id: int) -> int:
+        return self.call("count_messages", self.inner.count_messages, channel_id)
+
+    def messages_in_bucket(self, channel_id: int, bucket: int) -> list[Message]:
+        return self.call("messages_in_bucket", self.inner.messages_in_bucket, channel_id, bucket)
+
+    def reaction_users(
+        self, channel_id: int, message_id: int, emoji: str, *, after: int | None, limit: int
+    ) -> list[int]:
+        return self.call("reaction_users", self.inner.reaction_users, channel_id, message_id, emoji, after=after,
+                         limit=limit)
+
+    def reaction_counts(
+        self, channel_id: int, message_ids: Sequence[int], viewer_id: int
+    ) -> dict[int, list[ReactionCount]]:
+        return self.call("reaction_counts", self.inner.reaction_counts, channel_id, message_ids, viewer_id)
+
+    def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:
+        return self.call("list_pins", self.inner.list_pins, channel_id, before=before, limit=limit)
+
+    def count_pins(self, channel_id: int) -> int:
+        return self.call("count_pins", self.inner.count_pins, channel_id)
+
+    def claim_nonce(
+        self, channel_id: int, author_id: int, nonce: str, message_id: int, ttl_seconds: int
+    ) -> int | None:
+        return self.call("claim_nonce", self.inner.claim_nonce, channel_id, author_id, nonce, message_id,
+                         ttl_seconds)
+
+    def ping(self) -> None:
+        return self.call("ping", self.inner.ping)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _document_decorator_methods() -> None:
+    """Give StoreDecorator's methods the interface's docstrings, so that help() on any layer shows the contract."""
+    for name, method in vars(StoreDecorator).items():
+        if callable(method) and name in vars(MessageStore):
+            method.__doc__ = vars(MessageStore)[name].__doc__
+
+
+_document_decorator_methods()

@@ -20,29 +20,20 @@ from collections.abc import Callable, Hashable, Sequence
 
 from gevent.event import AsyncResult
 
-from app.messages.base import Message, MessageStore, ReactionCount
-from app.messages.wrapping import wrap_interface
+from app.messages.base import Message, MessageStore, ReactionCount, StoreDecorator
 
-class CoalescingMessageStore(MessageStore):
+
+class CoalescingMessageStore(StoreDecorator):
     """A MessageStore that coalesces ``list_messages`` and ``reaction_counts`` and delegates the rest.
 
     ``on_coalesced`` is called once for every read answered by joining a flight (for a metric).
-    The wrapped store is ``inner``.
     """
 
     def __init__(self, inner: MessageStore, on_coalesced: Callable[[], None] | None = None):
-        self.inner = inner
-        self.backend = inner.backend
+        super().__init__(inner)
         self._on_coalesced = on_coalesced
         #: channel id -> coalescing key -> the flight's result
         self._flights: dict[int, dict[Hashable, AsyncResult]] = {}
-
-    def __getattr__(self, name: str):
-        # A backend's own helpers (outside the interface) stay reachable through the wrapper.
-        return getattr(self.inner, name)
-
-    def __repr__(self) -> str:
-        return f"CoalescingMessageStore({self.inner!r})"
 
     def _coalesced(self, channel_id: int, key: Hashable, call: Callable[[], object]):
         flights = self._flights.get(channel_id)
@@ -72,7 +63,7 @@ class CoalescingMessageStore(MessageStore):
             if not flights:
                 del self._flights[channel_id]
 
-    def _written(self, channel_id: int) -> None:
+    def written(self, channel_id: int) -> None:
         self._flights.pop(channel_id, None)
 
     # -- coalesced reads ------------------------------------------------------------------------------------
@@ -101,5 +92,3 @@ class CoalescingMessageStore(MessageStore):
             asked_for, found = self._coalesced(channel_id, ("reaction_counts", ids, viewer_id), counts_for_this_viewer)
         return {message_id: list(reactions) for message_id, reactions in found.items()}
 
-
-wrap_interface(CoalescingMessageStore, CoalescingMessageStore._written)

@@ -164,10 +164,6 @@ class ScyllaMessageStore(MessageStore):
         self._session = None
         self._statements: dict[str, object] = {}
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "ScyllaMessageStore":
-        return cls(settings)
-
     # -- driver plumbing ------------------------------------------------------------------------------------
 
     @property

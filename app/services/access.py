@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
 from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
-from app.read_cache import UserSnapshot
+from app.domain import ChannelRef, UserSnapshot
 from models import Channel, Guild, Member, MemberRole, Role, User
 
 
@@ -38,29 +38,12 @@ class GuildAccess:
 
 
 @dataclass(frozen=True)
-class ChannelRef:
-    """What the message services need of a channel; unlike the model, safe to share between requests."""
-
-    id: int
-    guild_id: int | None
-    type: int
-
-    @classmethod
-    def of(cls, channel: Channel) -> ChannelRef:
-        return cls(id=channel.id, guild_id=channel.guild_id, type=channel.type)
-
-
-@dataclass(frozen=True)
 class ChannelAccess:
     """A user's permissions in a channel. The message services get a ``ChannelRef`` and no guild standing."""
 
     channel: Channel | ChannelRef
     guild: GuildAccess | None
     permissions: int
-
-    @property
-    def user_id(self) -> int:
-        return self.guild.member.user_id
 
     def has(self, permission: Permission) -> bool:
         return self.permissions & permission == permission

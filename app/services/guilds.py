@@ -13,7 +13,7 @@ from app.auth.permissions import OverwriteType, Permission
 from app.errors import (
     InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
 )
-from app.read_cache import UserSnapshot
+from app.domain import UserSnapshot
 from app.services.access import AccessService, GuildAccess
 from app.services.rows import add_unless_present
 from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User

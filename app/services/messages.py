@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
@@ -20,12 +20,14 @@ from app.errors import (
     BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
     InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
 )
+from app.domain import ChannelPermissions, ChannelRef, UserSnapshot
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
-from app.read_cache import CachedView, UserSnapshot, still_valid
-from app.services.access import AccessService, ChannelAccess, ChannelRef
-from models import Channel, Role, User
+from app.read_cache import NO_CACHE, KeptPage, ReadPath
+from app.services.access import AccessService, ChannelAccess
+from app.services.channel_writes import ChannelWrites
+from models import Role, User
 from models.base import begin_read_only
 
 TEXT_CHANNEL_TYPES = frozenset({0, 5})
@@ -64,54 +66,43 @@ class MessageBundle:
     nonce: str | int | None = None
 
 
-@dataclass(frozen=True)
-class _KeptPage:
-    #: The page, its reactions as nobody sees them (``me`` false).
-    bundle: MessageBundle
-    #: When it has reactions, each viewer's ``me`` is read again; otherwise the bundle suits every viewer.
-    has_reactions: bool
-
-
-def _kept_page(bundle: MessageBundle) -> _KeptPage:
+def _kept_page(bundle: MessageBundle) -> KeptPage:
     """The page as every viewer may be answered it: ``me`` is the only part of a page that depends on who asks."""
     if not bundle.reactions:
-        return _KeptPage(bundle=bundle, has_reactions=False)
+        return KeptPage(bundle=bundle, has_reactions=False)
     anonymous = {message_id: [ReactionCount(r.emoji, r.count, False) for r in counts]
                  for message_id, counts in bundle.reactions.items()}
-    return _KeptPage(bundle=MessageBundle(messages=bundle.messages, users=bundle.users, reactions=anonymous,
-                                          referenced=bundle.referenced, guild_id=bundle.guild_id), has_reactions=True)
+    return KeptPage(bundle=MessageBundle(messages=bundle.messages, users=bundle.users, reactions=anonymous,
+                                         referenced=bundle.referenced, guild_id=bundle.guild_id), has_reactions=True)
 
 
-class MessageService:
-    """``view`` (the request's view of the worker's read cache) is optional: without it nothing is kept."""
+class MessageLookup:
+    """What every message service looks up: a user's access to a channel, a message by id, and the users,
+    reactions and replies that serializing messages needs. Reads go through ``reads``, the request's read path.
 
-    def __init__(self, session: Session, ids, store: MessageStore, events: EventBus, *, nonce_ttl_seconds: int = 600,
-                 view: CachedView | None = None):
+    The session's transaction is always ended before a store call: on SQLite the process has a single
+    connection, which the SQL message store needs too.
+    """
+
+    def __init__(self, session: Session, store: MessageStore, reads: ReadPath = NO_CACHE):
         self.session = session
-        self.ids = ids
         self.store = store
-        self.events = events
-        self.nonce_ttl_seconds = nonce_ttl_seconds
-        self.access = AccessService(session)
-        self.view = view
-
-    # -- shared helpers -------------------------------------------------------------------------------------
+        self.reads = reads
 
     def channel_access(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
-        key = (channel_id, user.id)
-        now = datetime.now(timezone.utc)
-        kept = self.view.get("access", key) if self.view is not None else None
-        if kept is not None and still_valid(kept[1], now):
-            return kept[0]
+        kept = self.reads.channel_permissions(channel_id, user.id)
+        if kept is not None:
+            return ChannelAccess(channel=kept.channel, guild=None, permissions=kept.permissions)
         begin_read_only(self.session)
-        full = self.access.channel_access(channel_id, user)
+        full = AccessService(self.session).channel_access(channel_id, user)
         self.session.commit()
-        access = ChannelAccess(channel=ChannelRef.of(full.channel), guild=None, permissions=full.permissions)
-        if self.view is not None:
-            # A timeout's end changes the permissions without a write: the entry lasts until then.
-            timeout = full.guild.member.communication_disabled_until
-            self.view.keep("access", key, (access, timeout if timeout is not None and timeout > now else None))
-        return access
+        # A timeout's end changes the permissions without a write: the entry lasts until then.
+        timeout = full.guild.member.communication_disabled_until
+        kept = ChannelPermissions(channel=ChannelRef.of(full.channel), permissions=full.permissions,
+                                  until=timeout if timeout is not None and timeout > datetime.now(timezone.utc)
+                                  else None)
+        self.reads.keep_channel_permissions(user.id, kept)
+        return ChannelAccess(channel=kept.channel, guild=None, permissions=kept.permissions)
 
     def readable_access(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
         """Access to a channel's history; without READ_MESSAGE_HISTORY no message, nor its existence, leaks."""
@@ -140,14 +131,12 @@ class MessageService:
         everything = messages + [m for m in referenced.values() if m is not None]
         reacted = [m.id for m in (everything[len(messages):] if new else everything)]
         reactions = self.store.reaction_counts(channel_id, reacted, viewer.id) if reacted else {}
-        users = self._users({m.author_id for m in everything} | {u for m in everything for u in m.mentions})
+        users = self.users({m.author_id for m in everything} | {u for m in everything for u in m.mentions})
         return MessageBundle(messages=messages, users=users, reactions=reactions, referenced=referenced,
                              guild_id=access.channel.guild_id)
 
-    def _users(self, user_ids: set[int]) -> dict[int, UserSnapshot]:
-        found = {}
-        if self.view is not None:
-            found = {u: kept for u in user_ids if (kept := self.view.get("user", u)) is not None}
+    def users(self, user_ids: set[int]) -> dict[int, UserSnapshot]:
+        found = {u: kept for u in user_ids if (kept := self.reads.user(u)) is not None}
         missing = user_ids - found.keys()
         if missing:
             begin_read_only(self.session)
@@ -155,32 +144,43 @@ class MessageService:
             self.session.commit()
             for user in loaded:
                 found[user.id] = user
-                if self.view is not None:
-                    self.view.keep("user", user.id, user)
+                self.reads.keep_user(user)
         return found
+
+
+class MessageService:
+    """Reading history, sending, editing and deleting messages."""
+
+    def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, events: EventBus, *,
+                 nonce_ttl_seconds: int = 600):
+        self.lookup = lookup
+        self.session = lookup.session
+        self.store = lookup.store
+        self.ids = ids
+        self.writes = writes
+        self.events = events
+        self.nonce_ttl_seconds = nonce_ttl_seconds
 
     # -- reading --------------------------------------------------------------------------------------------
 
     def list_messages(self, user: UserSnapshot, channel_id: int, *, before: int | None, after: int | None,
                       around: int | None, limit: int) -> MessageBundle:
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
             return MessageBundle(messages=[], guild_id=access.channel.guild_id)
         key = (before, after, around, limit)
-        version = self.view.messages_version(channel_id) if self.view is not None and self.view.keeps_pages else None
-        kept = self.view.page(channel_id, key, version) if version is not None else None
+        kept = self.lookup.reads.page(channel_id, key)
         if kept is not None:
             return self._for_viewer(kept, channel_id, user)
         if around is not None:
             messages = self._around(channel_id, around, limit)
         else:
             messages = self.store.list_messages(channel_id, before=before, after=after, limit=limit)
-        bundle = self.bundle(messages, access, user)
-        if version is not None:
-            self.view.keep_page(channel_id, key, version, _kept_page(bundle))
+        bundle = self.lookup.bundle(messages, access, user)
+        self.lookup.reads.keep_page(channel_id, key, _kept_page(bundle))
         return bundle
 
-    def _for_viewer(self, kept: _KeptPage, channel_id: int, viewer: UserSnapshot) -> MessageBundle:
+    def _for_viewer(self, kept: KeptPage, channel_id: int, viewer: UserSnapshot) -> MessageBundle:
         if not kept.has_reactions:
             return kept.bundle
         page = kept.bundle
@@ -201,13 +201,13 @@ class MessageService:
         return newer + older
 
     def get_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> MessageBundle:
-        access = self.readable_access(user, channel_id)
-        return self.bundle([self.existing_message(access, message_id)], access, user)
+        access = self.lookup.readable_access(user, channel_id)
+        return self.lookup.bundle([self.lookup.existing_message(access, message_id)], access, user)
 
     # -- sending --------------------------------------------------------------------------------------------
 
     def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any]) -> MessageBundle:
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
         access.require(Permission.SEND_MESSAGES)
@@ -229,8 +229,8 @@ class MessageService:
             holder = self.store.claim_nonce(channel_id, user.id, str(nonce), message_id, self.nonce_ttl_seconds)
             if holder is not None:
                 # A retry of a send that already happened: answer with the original, create nothing.
-                original = self.existing_message(access, holder)
-                bundle = self.bundle([original], access, user)
+                original = self.lookup.existing_message(access, holder)
+                bundle = self.lookup.bundle([original], access, user)
                 bundle.nonce = nonce
                 return bundle
 
@@ -246,9 +246,8 @@ class MessageService:
             reference_channel_id=channel_id if replied else None,
             reference_guild_id=access.channel.guild_id if replied else None,
         )
-        # The store (app.read_cache.ChannelVersions) moves the channel's last_message_id up to it.
-        self.store.create_message(message)
-        bundle = self.bundle([message], access, user, new=True)
+        self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id)
+        bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
         self.events.publish(MessageCreated(channel_id=channel_id, guild_id=access.channel.guild_id,
                                            data={"message_id": message.id, "author_id": user.id}))
@@ -357,8 +356,8 @@ class MessageService:
     # -- editing and deleting -------------------------------------------------------------------------------
 
     def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
-        access = self.channel_access(user, channel_id)
-        message = self.existing_message(access, message_id)
+        access = self.lookup.channel_access(user, channel_id)
+        message = self.lookup.existing_message(access, message_id)
         changes: dict[str, Any] = {}
         edits_content = any(body.get(k) is not None for k in ("content", "embeds", "embed"))
         if message.author_id != user.id:
@@ -384,28 +383,29 @@ class MessageService:
                                                                replied if replied else None)
             changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
                            edited_at=datetime.now(timezone.utc))
-        updated = self.store.update_message(channel_id, message_id, changes) if changes else message
+        updated = (self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message_id, changes))
+                   if changes else message)
         if updated is None:
             raise UnknownMessage()
         if changes:
             self.events.publish(MessageUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
                                                data={"message_id": message_id, "fields": sorted(changes)}))
-        return self.bundle([updated], access, user)
+        return self.lookup.bundle([updated], access, user)
 
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
-        access = self.channel_access(user, channel_id)
-        message = self.existing_message(access, message_id)
+        access = self.lookup.channel_access(user, channel_id)
+        message = self.lookup.existing_message(access, message_id)
         if message.type not in DELETABLE_TYPES:
             raise SystemMessageAction()
         if message.author_id != user.id:
             access.require(Permission.MANAGE_MESSAGES)
-        self.store.delete_messages(channel_id, [message_id])
-        self._refresh_last_message_id(access, {message_id})
+        self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
+                          deleted={message_id})
         self.events.publish(MessageDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
                                            data={"message_id": message_id}))
 
     def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)
         if not 2 <= len(message_ids) <= 100:
             raise BulkDeleteCount()
@@ -419,20 +419,6 @@ class MessageService:
         existing = sorted(self.store.get_messages(channel_id, message_ids))
         if not existing:
             return
-        self.store.delete_messages(channel_id, existing)
-        self._refresh_last_message_id(access, set(existing))
+        self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing))
         self.events.publish(MessagesBulkDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
                                                 data={"message_ids": existing}))
-
-    def _refresh_last_message_id(self, access: ChannelAccess, deleted: set[int]) -> None:
-        """Keep ``last_message_id`` pointing at the newest message that still exists."""
-        channel = self.session.get(Channel, access.channel.id)
-        last = channel.last_message_id if channel is not None else None
-        self.session.commit()
-        if last is None or last not in deleted:
-            return
-        newest = self.store.list_messages(access.channel.id, limit=1)
-        self.session.execute(update(Channel).where(
-            Channel.id == access.channel.id, Channel.last_message_id == last
-        ).values(last_message_id=newest[0].id if newest else None))
-        self.session.commit()

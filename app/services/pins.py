@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from app.auth.permissions import Permission
+from app.domain import UserSnapshot
 from app.errors import MaxPins, SystemMessageAction
-from app.events import ChannelPinsUpdated
+from app.events import ChannelPinsUpdated, EventBus
 from app.messages.base import Pin
-from app.read_cache import UserSnapshot
-from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageService
+from app.services.channel_writes import ChannelWrites
+from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageLookup
 
 
 @dataclass
@@ -19,13 +20,16 @@ class PinPage:
     has_more: bool
 
 
-class PinService(MessageService):
-    def __init__(self, *args, max_pins: int = 250, **kwargs):
-        super().__init__(*args, **kwargs)
+class PinService:
+    def __init__(self, lookup: MessageLookup, writes: ChannelWrites, events: EventBus, *, max_pins: int = 250):
+        self.lookup = lookup
+        self.store = lookup.store
+        self.writes = writes
+        self.events = events
         self.max_pins = max_pins
 
     def list_pins(self, user: UserSnapshot, channel_id: int, *, before: datetime | None, limit: int) -> PinPage:
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
             return PinPage(pins=[], bundle=MessageBundle(messages=[]), has_more=False)
         pins = self.store.list_pins(channel_id, before=before, limit=limit + 1)
@@ -33,13 +37,13 @@ class PinService(MessageService):
         pins = pins[:limit]
         found = self.store.get_messages(channel_id, [p.message_id for p in pins])
         pins = [p for p in pins if p.message_id in found]
-        bundle = self.bundle([found[p.message_id] for p in pins], access, user)
+        bundle = self.lookup.bundle([found[p.message_id] for p in pins], access, user)
         return PinPage(pins=pins, bundle=bundle, has_more=has_more)
 
     def set_pinned(self, user: UserSnapshot, channel_id: int, message_id: int, pinned: bool) -> None:
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         access.require(Permission.PIN_MESSAGES)
-        message = self.existing_message(access, message_id)
+        message = self.lookup.existing_message(access, message_id)
         if message.type not in REPLYABLE_TYPES:
             raise SystemMessageAction()
         if pinned == message.pinned:
@@ -47,8 +51,9 @@ class PinService(MessageService):
         if pinned:
             if self.store.count_pins(channel_id) >= self.max_pins:
                 raise MaxPins(self.max_pins)
-            self.store.pin_message(channel_id, message_id, datetime.now(timezone.utc))
+            pinned_at = datetime.now(timezone.utc)
+            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message_id, pinned_at))
         else:
-            self.store.unpin_message(channel_id, message_id)
+            self.writes.apply(channel_id, lambda: self.store.unpin_message(channel_id, message_id))
         self.events.publish(ChannelPinsUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
                                                data={"message_id": message_id, "pinned": pinned}))

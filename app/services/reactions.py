@@ -8,10 +8,11 @@ import emoji as emoji_data
 from sqlalchemy import select
 
 from app.auth.permissions import Permission
+from app.domain import UserSnapshot
 from app.errors import MaxReactions, UnknownEmoji
-from app.events import ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
-from app.read_cache import UserSnapshot
-from app.services.messages import MessageService
+from app.events import EventBus, ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
+from app.services.channel_writes import ChannelWrites
+from app.services.messages import MessageLookup
 from models import User
 
 MAX_DISTINCT_REACTIONS = 20
@@ -50,11 +51,18 @@ def emoji_from_key(key: str) -> Emoji:
     return Emoji(key=key, name=key, id=None)
 
 
-class ReactionService(MessageService):
+class ReactionService:
+    def __init__(self, lookup: MessageLookup, writes: ChannelWrites, events: EventBus):
+        self.lookup = lookup
+        self.session = lookup.session
+        self.store = lookup.store
+        self.writes = writes
+        self.events = events
+
     def add_reaction(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str) -> None:
         emoji = parse_emoji(raw_emoji)
-        access = self.readable_access(user, channel_id)
-        self.existing_message(access, message_id)
+        access = self.lookup.readable_access(user, channel_id)
+        self.lookup.existing_message(access, message_id)
         present = self.store.reaction_counts(channel_id, [message_id], user.id).get(message_id, [])
         same_emoji = next((r for r in present if r.emoji == emoji.key), None)
         if same_emoji is None:
@@ -64,29 +72,30 @@ class ReactionService(MessageService):
                 raise MaxReactions()
         elif same_emoji.me:
             return  # already reacted: nothing changes, so there is no event to publish
-        self.store.add_reaction(channel_id, message_id, emoji.key, user.id)
+        self.writes.apply(channel_id, lambda: self.store.add_reaction(channel_id, message_id, emoji.key, user.id))
         self.events.publish(ReactionAdded(channel_id=channel_id, guild_id=access.channel.guild_id,
                                           data={"message_id": message_id, "emoji": emoji.key, "user_id": user.id}))
 
     def remove_reaction(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str,
                         target_user_id: int) -> None:
         emoji = parse_emoji(raw_emoji)
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         if target_user_id != user.id:
             access.require(Permission.MANAGE_MESSAGES)
-        self.existing_message(access, message_id)
+        self.lookup.existing_message(access, message_id)
         reactions = self.store.reaction_counts(channel_id, [message_id], target_user_id).get(message_id, [])
         if not any(r.emoji == emoji.key and r.me for r in reactions):
             return  # the user has no such reaction: nothing changes, so there is no event to publish
-        self.store.remove_reaction(channel_id, message_id, emoji.key, target_user_id)
+        self.writes.apply(channel_id,
+                          lambda: self.store.remove_reaction(channel_id, message_id, emoji.key, target_user_id))
         self.events.publish(ReactionRemoved(channel_id=channel_id, guild_id=access.channel.guild_id, data={
             "message_id": message_id, "emoji": emoji.key, "user_id": target_user_id}))
 
     def reaction_users(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str, *,
                        after: int | None, limit: int, burst: bool = False) -> list[User]:
         emoji = parse_emoji(raw_emoji)
-        access = self.readable_access(user, channel_id)
-        self.existing_message(access, message_id)
+        access = self.lookup.readable_access(user, channel_id)
+        self.lookup.existing_message(access, message_id)
         if burst:
             return []  # no super reactions are stored, so nobody is on the burst list
         user_ids = self.store.reaction_users(channel_id, message_id, emoji.key, after=after, limit=limit)
@@ -99,15 +108,15 @@ class ReactionService(MessageService):
     def clear_reactions(self, user: UserSnapshot, channel_id: int, message_id: int,
                         raw_emoji: str | None = None) -> None:
         emoji = parse_emoji(raw_emoji) if raw_emoji is not None else None
-        access = self.channel_access(user, channel_id)
+        access = self.lookup.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)
-        self.existing_message(access, message_id)
+        self.lookup.existing_message(access, message_id)
         if emoji is None:
-            self.store.clear_reactions(channel_id, message_id)
+            self.writes.apply(channel_id, lambda: self.store.clear_reactions(channel_id, message_id))
             event = ReactionsCleared(channel_id=channel_id, guild_id=access.channel.guild_id,
                                      data={"message_id": message_id})
         else:
-            self.store.remove_emoji(channel_id, message_id, emoji.key)
+            self.writes.apply(channel_id, lambda: self.store.remove_emoji(channel_id, message_id, emoji.key))
             event = ReactionEmojiCleared(channel_id=channel_id, guild_id=access.channel.guild_id,
                                          data={"message_id": message_id, "emoji": emoji.key})
         self.events.publish(event)

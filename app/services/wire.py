@@ -13,7 +13,7 @@ import orjson
 
 from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
 from app.messages.base import Message
-from app.read_cache import UserSnapshot
+from app.domain import UserSnapshot
 from app.services.messages import MessageBundle
 from app.services.reactions import emoji_from_key
 from models import User

@@ -14,7 +14,7 @@ from app.auth.permissions import Permission
 from app.auth.tokens import revoke_token
 from app.messages.base import Message, StoreUnavailable
 from app.messages.sql import SqlMessageStore
-from app.read_cache import ChannelVersions
+from app.services.channel_writes import ChannelWrites
 from models import Member
 from tests.support.responses import error, json_body
 
@@ -134,9 +134,28 @@ def test_a_kept_page_costs_the_store_nothing_until_the_channel_changes(client, r
 def test_a_write_whose_version_bump_fails_is_reported_unavailable(resources, room, tmp_path):
     channel_id = room[3]
     no_metadata = create_engine(f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    store = ChannelVersions(SqlMessageStore(resources.engine), no_metadata)
+    store = SqlMessageStore(resources.engine)
+    writes = ChannelWrites(no_metadata, store)
     message = Message(id=resources.ids.next_id(), channel_id=channel_id, author_id=room[1].id, content="landed")
     with pytest.raises(StoreUnavailable):
-        store.create_message(message)
+        writes.apply(channel_id, lambda: store.create_message(message), created=message.id)
     no_metadata.dispose()
     assert resources.message_store.get_message(channel_id, message.id) is not None, "the write itself went through"
+
+
+def test_a_failed_write_still_moves_the_channel_version(resources, room):
+    """A write that failed may still have landed, so pages kept of the channel must not outlive it."""
+    channel_id = room[3]
+
+    def version() -> int:
+        with resources.engine.connect() as connection:
+            return connection.execute(text("SELECT messages_version FROM channels WHERE id = :id"),
+                                      {"id": channel_id}).scalar_one()
+
+    def timed_out():
+        raise StoreUnavailable("timed out; the write may have landed")
+
+    before = version()
+    with pytest.raises(StoreUnavailable, match="may have landed"):
+        ChannelWrites(resources.engine, resources.message_store).apply(channel_id, timed_out)
+    assert version() == before + 1

@@ -173,7 +173,7 @@ def test_backfill_killed_and_resumed_under_live_traffic_loses_nothing(cql_cluste
         created = [i for i, content in traffic.expected.items() if content is not None and i not in
                    {m.id for m in history}]
         assert len(created) > 10, "the live traffic must have written while the backfill ran"
-        target = ScyllaMessageStore.from_settings(settings.replace(
+        target = ScyllaMessageStore(settings.replace(
             message_store="scylla", scylla_hosts=tuple(cql_cluster["contact_points"]),
             scylla_port=cql_cluster["port"], scylla_keyspace="chatstore_live", scylla_request_timeout=30.0))
         try:

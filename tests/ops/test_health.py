@@ -7,6 +7,7 @@ import gevent
 import pytest
 
 from app import create_app
+from app.messages.sql import SqlMessageStore
 
 
 def test_healthz_answers_without_a_token_or_any_io(client, resources, monkeypatch):
@@ -28,7 +29,7 @@ def test_readyz_is_200_when_the_database_and_the_store_answer(client):
 
 
 def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(client, resources, monkeypatch):
-    monkeypatch.setattr(resources.message_store.store, "ping", lambda: gevent.sleep(30))
+    monkeypatch.setattr(resources.message_store.layer(SqlMessageStore), "ping", lambda: gevent.sleep(30))
 
     started = time.monotonic()
     response = client.get("/readyz")

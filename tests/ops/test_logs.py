@@ -8,6 +8,7 @@ import gevent
 import pytest
 
 from app.messages.base import StoreUnavailable
+from app.messages.sql import SqlMessageStore
 
 MINTED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -61,7 +62,7 @@ def test_every_line_of_a_request_carries_its_id_even_with_requests_interleaved(c
         gevent.sleep(0.05)  # both requests are inside the store at once, in one process
         raise StoreUnavailable("replica timed out")
 
-    monkeypatch.setattr(resources.message_store.store, "list_messages", slow_then_unavailable)
+    monkeypatch.setattr(resources.message_store.layer(SqlMessageStore), "list_messages", slow_then_unavailable)
 
     def fetch(request_id):
         return client.get(f"/api/v10/channels/{channel_id}/messages",
@@ -88,7 +89,7 @@ def test_tokens_and_message_content_never_reach_the_logs(client, make, resources
     client.post(messages, data=f'{{"content": "{content}", broken', headers={**owner.headers,
                                                                           "Content-Type": "application/json"})
     client.get(messages, headers={"Authorization": f"Bot {owner.token}x"})
-    monkeypatch.setattr(resources.message_store.store, "get_message",
+    monkeypatch.setattr(resources.message_store.layer(SqlMessageStore), "get_message",
                         lambda *_: (_ for _ in ()).throw(RuntimeError("driver failure")))
     failed = client.get(f"{messages}/{created.get_json()['id']}", headers=owner.headers)
 

@@ -7,7 +7,8 @@ from sqlalchemy import text
 
 from app.extensions import create_db_engine
 from app.messages.base import MessageStore, StoreUnavailable
-from app.observability.instrumentation import InstrumentedMessageStore
+from app.messages.instrumented import InstrumentedMessageStore
+from app.messages.sql import SqlMessageStore
 from app.observability.metrics import COALESCED_READS, RATE_LIMITED
 from tests.ops.conftest import sample
 
@@ -51,7 +52,7 @@ def test_store_calls_through_the_api_are_counted_by_backend_operation_and_outcom
 
 def test_the_instrumented_store_is_a_transparent_message_store(resources, make):
     store = resources.message_store
-    backend_store = store.store
+    backend_store = store.layer(SqlMessageStore)
     owner = make.actor()
     _guild_id, channel_id = make.guild(owner)
 
@@ -60,7 +61,7 @@ def test_the_instrumented_store_is_a_transparent_message_store(resources, make):
     assert store.list_messages.__doc__ == MessageStore.list_messages.__doc__
     assert store.list_messages(channel_id, limit=5) == backend_store.list_messages(channel_id, limit=5) == []
     assert store.get_message(channel_id, 1) is None
-    assert store.engine is backend_store.engine  # outside the interface: forwarded
+    assert store.layer(InstrumentedMessageStore) is store
 
 
 @pytest.mark.parametrize(("raised", "outcome"), [(StoreUnavailable("down"), "unavailable"),
@@ -71,7 +72,7 @@ def test_failed_store_calls_are_counted_by_outcome_and_still_raise(resources, mo
     def fail(*_args, **_kwargs):
         raise raised
 
-    monkeypatch.setattr(store.store, "count_pins", fail)
+    monkeypatch.setattr(store.layer(SqlMessageStore), "count_pins", fail)
     labels = {"backend": store.backend, "operation": "count_pins", "outcome": outcome}
     before = sample("chatstore_message_store_calls_total", **labels)
 

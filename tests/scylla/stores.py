@@ -61,7 +61,7 @@ def _migrated(settings: Settings) -> Settings:
 
 @functools.cache
 def _cleaner(settings: Settings) -> ScyllaMessageStore:
-    return ScyllaMessageStore.from_settings(settings)
+    return ScyllaMessageStore(settings)
 
 
 def empty_scylla_tables(settings: Settings) -> None:
@@ -74,7 +74,7 @@ def empty_scylla_tables(settings: Settings) -> None:
 @contextlib.contextmanager
 def fresh_store(settings: Settings):
     """A store on empty tables (truncated first, so a real cluster needs no new keyspace per test)."""
-    store = ScyllaMessageStore.from_settings(settings)
+    store = ScyllaMessageStore(settings)
     try:
         for table in TABLES:
             store.session.execute(f"TRUNCATE {settings.scylla_keyspace}.{table}", timeout=60)
@@ -108,7 +108,7 @@ class ScyllaStoreFactory:
     @contextlib.contextmanager
     def unreachable(self):
         """Configured like the others, but every contact point refuses connections (port 1 on loopback)."""
-        store = ScyllaMessageStore.from_settings(self.settings.replace(
+        store = ScyllaMessageStore(self.settings.replace(
             scylla_hosts=("127.0.0.1",), scylla_port=1, scylla_connect_timeout=1.0))
         try:
             yield store

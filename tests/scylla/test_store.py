@@ -72,7 +72,7 @@ class _DeleteDuringEdit(ScyllaMessageStore):
 
 
 def test_an_edit_losing_to_a_delete_returns_none_and_leaves_nothing(store, ids):
-    racing = _DeleteDuringEdit.from_settings(store.settings)
+    racing = _DeleteDuringEdit(store.settings)
     try:
         message = Message(id=ids.next_id(), channel_id=CHANNEL, author_id=5, content="before")
         racing.create_message(message)
@@ -161,7 +161,7 @@ def test_the_store_refuses_a_connection_class_that_would_block_the_hub():
 
 
 def test_the_driver_session_is_created_on_first_use_and_closed(store):
-    fresh = ScyllaMessageStore.from_settings(store.settings)
+    fresh = ScyllaMessageStore(store.settings)
     assert fresh._cluster is None
     fresh.ping()
     assert fresh._cluster.connection_class is CooperativeConnection

@@ -9,8 +9,9 @@ import pytest
 from gevent.pool import Group
 
 from app.extensions import create_db_engine
-from app.messages.base import Message, MessageStore, StoreUnavailable
+from app.messages.base import Message, MessageStore, StoreDecorator, StoreUnavailable
 from app.messages.coalescing import CoalescingMessageStore
+from app.messages.sql import SqlMessageStore
 from tests.support.databases import empty_tables, migrated_database
 
 CHANNEL = 1_000_001
@@ -24,29 +25,24 @@ CALL_DELAY = 0.05
 SLOW_READS = ("list_messages", "reaction_counts")
 
 
-class SlowCountingStore:
+class SlowCountingStore(StoreDecorator):
     """Delegates to a real store, counting calls by method; the coalesced reads take CALL_DELAY longer.
 
     ``failing`` maps method names to the error they raise instead of answering.
     """
 
     def __init__(self, store: MessageStore):
-        self.store = store
-        self.backend = store.backend
+        super().__init__(store)
         self.calls: collections.Counter[str] = collections.Counter()
         self.failing: dict[str, Exception] = {}
 
-    def __getattr__(self, name):
-        method = getattr(self.store, name)
-
-        def counted(*args, **kwargs):
-            self.calls[name] += 1
-            if name in SLOW_READS:
-                gevent.sleep(CALL_DELAY)
-            if name in self.failing:
-                raise self.failing[name]
-            return method(*args, **kwargs)
-        return counted
+    def call(self, operation, method, *args, **kwargs):
+        self.calls[operation] += 1
+        if operation in SLOW_READS:
+            gevent.sleep(CALL_DELAY)
+        if operation in self.failing:
+            raise self.failing[operation]
+        return method(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +55,6 @@ def engine(tmp_path_factory):
 
 @pytest.fixture
 def backend(engine):
-    from app.messages.sql import SqlMessageStore
-
     yield SlowCountingStore(SqlMessageStore(engine))
     empty_tables(engine)
 
@@ -82,14 +76,14 @@ def concurrently(count: int, call):
 
 
 def test_concurrent_identical_reads_share_one_call(store, backend):
-    store.inner.store.create_message(message(1 << 40))
+    store.layer(SqlMessageStore).create_message(message(1 << 40))
     readers = concurrently(READERS, lambda: store.list_messages(CHANNEL, limit=50))
     assert backend.calls["list_messages"] == 1
     assert all(reader.successful() and [m.id for m in reader.value] == [1 << 40] for reader in readers)
 
 
 def test_each_reader_gets_its_own_list(store):
-    store.inner.store.create_message(message(1 << 40))
+    store.layer(SqlMessageStore).create_message(message(1 << 40))
     first, second = (reader.value for reader in concurrently(2, lambda: store.list_messages(CHANNEL)))
     first.clear()
     assert [m.id for m in second] == [1 << 40]
@@ -138,7 +132,7 @@ def test_a_write_to_another_channel_does_not_split_a_flight(store, backend):
     lambda store: store.delete_channel(CHANNEL),
 ])
 def test_every_write_method_splits_flights(store, backend, write):
-    store.inner.store.create_message(message(1 << 40))
+    store.layer(SqlMessageStore).create_message(message(1 << 40))
     early = gevent.spawn(store.list_messages, CHANNEL)
     gevent.sleep(0)
     write(store)
@@ -200,7 +194,7 @@ def test_no_reader_misses_a_write_acknowledged_before_it_asked(store):
 
 
 def test_reaction_counts_without_reactions_are_shared_by_every_viewer(store, backend):
-    store.inner.store.create_message(message(1 << 40))
+    store.layer(SqlMessageStore).create_message(message(1 << 40))
     group = Group()
     for viewer in (VIEWER, OTHER_VIEWER) * 5:
         group.spawn(store.reaction_counts, CHANNEL, [1 << 40], viewer)
@@ -209,8 +203,8 @@ def test_reaction_counts_without_reactions_are_shared_by_every_viewer(store, bac
 
 
 def test_reaction_counts_keep_each_viewers_me(store, backend):
-    store.inner.store.create_message(message(1 << 40))
-    store.inner.store.add_reaction(CHANNEL, 1 << 40, "👍", VIEWER)
+    store.layer(SqlMessageStore).create_message(message(1 << 40))
+    store.layer(SqlMessageStore).add_reaction(CHANNEL, 1 << 40, "👍", VIEWER)
     group = Group()
     mine = [group.spawn(store.reaction_counts, CHANNEL, [1 << 40], VIEWER) for _ in range(5)]
     theirs = [group.spawn(store.reaction_counts, CHANNEL, [1 << 40], OTHER_VIEWER) for _ in range(5)]
