@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from app.domain import MessageType
 from app.ids import bucket_of
 
 
@@ -40,7 +41,7 @@ class Message:
     channel_id: int
     author_id: int
     content: str = ""
-    type: int = 0
+    type: int = MessageType.DEFAULT
     flags: int = 0
     tts: bool = False
     mention_everyone: bool = False

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
+from app.domain import ChannelType, MessageType
 from app.errors import (
     BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
     InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
@@ -28,9 +29,13 @@ from app.services.access import AccessService, ChannelAccess, ChannelRef
 from models import Channel, Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({0, 5})
-TYPE_DEFAULT, TYPE_REPLY = 0, 19
-DELETABLE_TYPES = frozenset({0, 6, 7, 8, 9, 10, 11, 12, 18, 19, 20, 22, 23, 24})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT})
+TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
+DELETABLE_TYPES = frozenset({
+    MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
+    MessageType.GUILD_BOOST_TIER_1, MessageType.GUILD_BOOST_TIER_2, MessageType.GUILD_BOOST_TIER_3,
+    MessageType.CHANNEL_FOLLOW_ADD, MessageType.THREAD_CREATED, MessageType.REPLY, MessageType.CHAT_INPUT_COMMAND,
+    MessageType.GUILD_INVITE_REMINDER, MessageType.CONTEXT_MENU_COMMAND, MessageType.AUTO_MODERATION_ACTION})
 REPLYABLE_TYPES = frozenset({TYPE_DEFAULT, TYPE_REPLY})
 SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
 SETTABLE_FLAGS_ON_CREATE = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
