@@ -41,7 +41,8 @@ class Message:
     channel_id: int
     author_id: int
     content: str = ""
-    type: int = MessageType.DEFAULT
+    #: A plain int, as every store reads it back (a default that repr()s as an enum would differ from a read).
+    type: int = MessageType.DEFAULT.value
     flags: int = 0
     tts: bool = False
     mention_everyone: bool = False
