@@ -66,8 +66,8 @@ class ChannelService:
             position = (self.session.scalar(
                 select(func.max(Channel.position)).where(Channel.guild_id == guild_id)) or 0) + 1
         channel = Channel(
-            id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or ChannelType.GUILD_TEXT, name=fields["name"],
-            topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
+            id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or ChannelType.GUILD_TEXT,
+            name=fields["name"], topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
             nsfw=bool(fields.get("nsfw")), rate_limit_per_user=fields.get("rate_limit_per_user") or 0,
         )
         channel.overwrites = [
