@@ -1,5 +1,5 @@
 """Alembic environment. Imports config, the metadata models and the message backends' table modules (which
-import nothing else of the app), so autogenerate sees every table of ``models.Base.metadata``.
+import only SQLAlchemy and models.base), so autogenerate sees every table of ``models.Base.metadata``.
 
 The database comes from ``config.attributes["connection"]`` when a caller (tests, ``flask db``) hands one over,
 else from ``DATABASE_URL``. On PostgreSQL every migration runs with a lock timeout and a statement timeout so a
