@@ -37,8 +37,8 @@ NullablePermissions = Annotated[int | None, BeforeValidator(lambda v: None if v 
 
 
 def _one_of(members) -> Any:
-    """A Literal of the members' plain integers, so errors and the OpenAPI document show ``0``, as Discord
-    does, not ``<ChannelType.GUILD_TEXT: 0>``."""
+    """A Literal of the members' plain integers, so validation errors and the OpenAPI document show ``0 or 1``
+    as before, not enum reprs such as ``<ChannelType.GUILD_TEXT: 0>``."""
     return Literal[tuple(sorted(int(member) for member in members))]
 
 
