@@ -1,10 +1,91 @@
-"""Domain values shared by the services, the read cache and the serializers: plain data, no I/O."""
+"""The domain's plain values that more than one layer reads: the names of Discord's numbers (channel and message
+types), and the snapshots of users, channels, permissions and tokens that requests share.
+
+Pure and stdlib-only, so every layer (stores, services, schemas, the read cache, the CLI) may import it. The values are
+Discord's (API v10, "Channel Types" and "Message Types" in Discord's developer documentation); they are stored
+and sent on the wire as they are, so a member compares and serializes as its plain integer. The permission bits
+and overwrite types live with the permission algorithm, in ``app.auth.permissions``.
+"""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from models import User
+
+class ChannelType(enum.IntEnum):
+    GUILD_TEXT = 0
+    DM = 1
+    GUILD_VOICE = 2
+    GROUP_DM = 3
+    GUILD_CATEGORY = 4
+    GUILD_ANNOUNCEMENT = 5
+    ANNOUNCEMENT_THREAD = 10
+    PUBLIC_THREAD = 11
+    PRIVATE_THREAD = 12
+    GUILD_STAGE_VOICE = 13
+    GUILD_DIRECTORY = 14
+    GUILD_FORUM = 15
+    GUILD_MEDIA = 16
+
+
+class MessageType(enum.IntEnum):
+    DEFAULT = 0
+    RECIPIENT_ADD = 1
+    RECIPIENT_REMOVE = 2
+    CALL = 3
+    CHANNEL_NAME_CHANGE = 4
+    CHANNEL_ICON_CHANGE = 5
+    CHANNEL_PINNED_MESSAGE = 6
+    USER_JOIN = 7
+    GUILD_BOOST = 8
+    GUILD_BOOST_TIER_1 = 9
+    GUILD_BOOST_TIER_2 = 10
+    GUILD_BOOST_TIER_3 = 11
+    CHANNEL_FOLLOW_ADD = 12
+    GUILD_DISCOVERY_DISQUALIFIED = 14
+    GUILD_DISCOVERY_REQUALIFIED = 15
+    GUILD_DISCOVERY_GRACE_PERIOD_INITIAL_WARNING = 16
+    GUILD_DISCOVERY_GRACE_PERIOD_FINAL_WARNING = 17
+    THREAD_CREATED = 18
+    REPLY = 19
+    CHAT_INPUT_COMMAND = 20
+    THREAD_STARTER_MESSAGE = 21
+    GUILD_INVITE_REMINDER = 22
+    CONTEXT_MENU_COMMAND = 23
+    AUTO_MODERATION_ACTION = 24
+    ROLE_SUBSCRIPTION_PURCHASE = 25
+    INTERACTION_PREMIUM_UPSELL = 26
+    STAGE_START = 27
+    STAGE_END = 28
+    STAGE_SPEAKER = 29
+    STAGE_RAISE_HAND = 30
+    STAGE_TOPIC = 31
+    GUILD_APPLICATION_PREMIUM_SUBSCRIPTION = 32
+    GUILD_INCIDENT_ALERT_MODE_ENABLED = 36
+    GUILD_INCIDENT_ALERT_MODE_DISABLED = 37
+    GUILD_INCIDENT_REPORT_RAID = 38
+    GUILD_INCIDENT_REPORT_FALSE_ALARM = 39
+    PURCHASE_NOTIFICATION = 44
+    POLL_RESULT = 46
+
+
+class MessageReferenceType(enum.IntEnum):
+    """What a ``message_reference`` points at: a message replied to, or one forwarded."""
+
+    DEFAULT = 0
+    FORWARD = 1
+
+
+#: Channels whose object carries a topic, a slow mode and a last message id.
+TOPIC_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.GUILD_FORUM,
+                                 ChannelType.GUILD_MEDIA})
+#: Channels whose object carries a bitrate and a user limit.
+VOICE_CHANNEL_TYPES = frozenset({ChannelType.GUILD_VOICE, ChannelType.GUILD_STAGE_VOICE})
+#: What a guild channel may be created as; DMs, threads and directories come into being otherwise.
+GUILD_CREATABLE_CHANNEL_TYPES = frozenset({
+    ChannelType.GUILD_TEXT, ChannelType.GUILD_VOICE, ChannelType.GUILD_CATEGORY, ChannelType.GUILD_ANNOUNCEMENT,
+    ChannelType.GUILD_STAGE_VOICE, ChannelType.GUILD_FORUM, ChannelType.GUILD_MEDIA})
 
 
 @dataclass(frozen=True)
@@ -18,7 +99,8 @@ class UserSnapshot:
     bot: bool
 
     @classmethod
-    def of(cls, user: User) -> UserSnapshot:
+    def of(cls, user) -> UserSnapshot:
+        """The snapshot of a ``models.User`` row."""
         return cls(id=user.id, username=user.username, global_name=user.global_name, avatar=user.avatar,
                    bot=user.bot)
 
@@ -33,6 +115,7 @@ class ChannelRef:
 
     @classmethod
     def of(cls, channel) -> ChannelRef:
+        """The reference of a ``models.Channel`` row."""
         return cls(id=channel.id, guild_id=channel.guild_id, type=channel.type)
 
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.events import EventBus
@@ -21,8 +18,8 @@ from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
 from app.read_cache import ReadCache
+from app.sqlite import create_sqlite_engine
 from config import Settings
-from models.base import READ_ONLY_OPTION
 
 
 def _make_green_psycopg2() -> None:
@@ -35,61 +32,10 @@ def _make_green_psycopg2() -> None:
         patch_psycopg()
 
 
-#: How long SQLite itself may wait for a lock (sleeping in C, with the hub stopped) before saying "locked".
-SQLITE_BUSY_WAIT_MS = 1
-#: How long a transaction waits for the write lock in all, cooperatively, as the 5 s busy timeout did before.
-SQLITE_LOCK_TIMEOUT_SECONDS = 5.0
-SQLITE_RETRY_FIRST_PAUSE_SECONDS = 0.0005
-SQLITE_RETRY_MAX_PAUSE_SECONDS = 0.01
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    # A busy SQLite database makes the driver sleep inside C, which would block the gevent hub. So each
-    # process keeps one connection (greenlets queue for it cooperatively in the pool), and every transaction
-    # that may write begins IMMEDIATE, so a read-then-write transaction never fails on a lock upgrade. One
-    # marked read-only begins DEFERRED: in WAL mode it takes no lock and never waits for the other workers.
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       f"busy_timeout={SQLITE_BUSY_WAIT_MS}"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection):
-        if connection.get_execution_options().get(READ_ONLY_OPTION):
-            connection.exec_driver_sql("BEGIN")
-            return
-        # Another process (the other gunicorn worker) holding the write lock makes BEGIN IMMEDIATE wait. SQLite
-        # waits by sleeping inside C, which would stop every greenlet of this worker, so it is only allowed a
-        # millisecond per attempt and the rest of the wait happens here, where gevent can run the others.
-        deadline = time.monotonic() + SQLITE_LOCK_TIMEOUT_SECONDS
-        pause = SQLITE_RETRY_FIRST_PAUSE_SECONDS
-        while True:
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except OperationalError as error:
-                if "locked" not in str(error.orig) or time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, SQLITE_RETRY_MAX_PAUSE_SECONDS)
-
-
 def create_db_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
-        database = settings.database_url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            settings.database_url, poolclass=pool_class(settings), pool_size=1, max_overflow=0,
-            pool_timeout=settings.db_pool_timeout, hide_parameters=True,
-            connect_args={"check_same_thread": False, "timeout": 5},
-        )
-        _configure_sqlite(engine)
-        return engine
+        return create_sqlite_engine(settings.database_url, poolclass=pool_class(settings),
+                                    pool_timeout=settings.db_pool_timeout, hide_parameters=True)
     _make_green_psycopg2()
     return create_engine(
         settings.database_url,

@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.ids import bucket_of, snowflake_from_ms
 from app.messages.base import Message, MessageStore
+from app.messages.sql_tables import ChannelBucket, StoredMessage
 from bench.fixtures import sample_line
-from models import ChannelBucket, StoredMessage
 
 USERS = 8
 FRESH_CHANNELS = 64

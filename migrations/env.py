@@ -1,4 +1,5 @@
-"""Alembic environment. Imports config and models only, never the app.
+"""Alembic environment. Imports config, the metadata models and the message backends' table modules (which
+import only SQLAlchemy and models.base), so autogenerate sees every table of ``models.Base.metadata``.
 
 The database comes from ``config.attributes["connection"]`` when a caller (tests, ``flask db``) hands one over,
 else from ``DATABASE_URL``. On PostgreSQL every migration runs with a lock timeout and a statement timeout so a
@@ -11,9 +12,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, text
 
+import app.messages.dual_tables  # noqa: F401  (registers the dual-write log on the metadata)
+import app.messages.sql_tables  # noqa: F401  (registers the SQL message store's tables on the metadata)
 import models
-from models.base import UTCDateTime
 from config import load_settings
+from models.base import UTCDateTime
 
 alembic_config = context.config
 if alembic_config.config_file_name is not None and alembic_config.attributes.get("configure_logging", True):

@@ -1,7 +1,9 @@
-"""SQLAlchemy models: the relational metadata and the tables of the SQL message backend."""
+"""SQLAlchemy models of the relational metadata.
+
+The message backends' tables (app.messages.sql_tables, app.messages.dual_tables) share ``Base.metadata`` but
+belong to their backends.
+"""
 from models.base import Base
-from models.migration import DualWriteEntry
-from models.messages import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from models.metadata import (
     Channel, Guild, IdSlotLease, Member, MemberRole, MetadataVersion, PermissionOverwrite, Role, Token, User,
 )
@@ -9,5 +11,4 @@ from models.metadata import (
 __all__ = [
     "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion", "PermissionOverwrite",
     "Role", "Token", "User",
-    "ChannelBucket", "MessageNonce", "PinnedMessage", "Reaction", "StoredMessage", "DualWriteEntry",
 ]

@@ -42,7 +42,7 @@ class UTCDateTime(TypeDecorator):
 Snowflake = BigInteger
 
 #: Execution option of a transaction that only reads. On SQLite it begins DEFERRED, so it takes no lock and runs
-#: beside another process's write (WAL); every other transaction begins IMMEDIATE (app.extensions). A write in
+#: beside another process's write (WAL); every other transaction begins IMMEDIATE (app.sqlite). A write in
 #: a transaction so marked could fail on the lock upgrade, so only mark what never writes.
 READ_ONLY_OPTION = "chatstore_read_only"
 READ_ONLY = {READ_ONLY_OPTION: True}

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from app.auth.permissions import parse_permissions
+from app.auth.permissions import OverwriteType, parse_permissions
+from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, ChannelType, MessageReferenceType
 from app.ids import MAX_SNOWFLAKE
 
 
@@ -35,6 +36,17 @@ Permissions = Annotated[int, BeforeValidator(_permissions)]
 NullablePermissions = Annotated[int | None, BeforeValidator(lambda v: None if v is None else _permissions(v))]
 
 
+def _one_of(members) -> Any:
+    """A Literal of the members' plain integers, so validation errors and the OpenAPI document show ``0 or 1``
+    as before, not enum reprs such as ``<ChannelType.GUILD_TEXT: 0>``."""
+    return Literal[tuple(sorted(int(member) for member in members))]
+
+
+OverwriteTypeValue = _one_of(OverwriteType)
+CreatableChannelType = _one_of(GUILD_CREATABLE_CHANNEL_TYPES)
+MessageReferenceTypeValue = _one_of(MessageReferenceType)
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
@@ -45,7 +57,7 @@ class GuildCreate(Schema):
 
 class OverwriteIn(Schema):
     id: Snowflake
-    type: Literal[0, 1]
+    type: OverwriteTypeValue
     allow: NullablePermissions = 0
     deny: NullablePermissions = 0
 
@@ -70,11 +82,11 @@ class ChannelCreate(ChannelEdit):
     """The fields of an edit, with a name required and the channel's type (which an edit cannot change)."""
 
     name: ChannelName
-    type: Literal[0, 2, 4, 5, 13, 15, 16] | None = 0
+    type: CreatableChannelType | None = ChannelType.GUILD_TEXT
 
 
 class OverwriteEdit(Schema):
-    type: Literal[0, 1]
+    type: OverwriteTypeValue
     allow: NullablePermissions = 0
     deny: NullablePermissions = 0
 
@@ -105,7 +117,7 @@ class AllowedMentions(Schema):
 
 
 class MessageReferenceIn(Schema):
-    type: Literal[0, 1] | None = 0
+    type: MessageReferenceTypeValue | None = MessageReferenceType.DEFAULT
     message_id: Snowflake | None = None
     channel_id: Snowflake | None = None
     guild_id: Snowflake | None = None

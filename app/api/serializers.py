@@ -7,7 +7,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from app.domain import UserSnapshot
+from app.domain import TOPIC_CHANNEL_TYPES, VOICE_CHANNEL_TYPES, UserSnapshot
 from app.services.wire import message_json, timestamp, user_json
 from models import Channel, Guild, Role
 
@@ -48,11 +48,11 @@ def channel_json(channel: Channel) -> dict[str, Any]:
         ],
         "parent_id": str(channel.parent_id) if channel.parent_id else None, "nsfw": channel.nsfw, "flags": 0,
     }
-    if channel.type in (0, 5, 15, 16):
+    if channel.type in TOPIC_CHANNEL_TYPES:
         body.update(topic=channel.topic, rate_limit_per_user=channel.rate_limit_per_user,
                     last_message_id=str(channel.last_message_id) if channel.last_message_id else None,
                     default_auto_archive_duration=1440)
-    if channel.type in (2, 13):
+    if channel.type in VOICE_CHANNEL_TYPES:
         body.update(bitrate=64000, user_limit=0, rtc_region=None, rate_limit_per_user=channel.rate_limit_per_user,
                     last_message_id=str(channel.last_message_id) if channel.last_message_id else None)
     return body

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from app.domain import MessageType
 from app.ids import bucket_of
 
 
@@ -51,7 +52,8 @@ class Message:
     channel_id: int
     author_id: int
     content: str = ""
-    type: int = 0
+    #: A plain int, as every store reads it back (a default that repr()s as an enum would differ from a read).
+    type: int = MessageType.DEFAULT.value
     flags: int = 0
     tts: bool = False
     mention_everyone: bool = False

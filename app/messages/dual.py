@@ -32,8 +32,8 @@ from typing import NamedTuple, TypeVar
 from sqlalchemy import Engine, case, false, func, select, update
 
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, ReactionCount, StoreUnavailable
+from app.messages.dual_tables import DualWriteEntry
 from app.messages.sql import _UPSERT_INSERTS, UNAVAILABLE_ERRORS
-from models import DualWriteEntry
 
 log = logging.getLogger(__name__)
 entries = DualWriteEntry.__table__

@@ -12,9 +12,11 @@ remnant: reads never return it and delete it when they meet it, and an edit that
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import logging
 import threading
+import typing
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
@@ -43,12 +45,18 @@ BUCKET_PREFETCH = 3
 #: A read goes to a second replica when the first has not answered after this share of the request timeout.
 SPECULATIVE_DELAY_SHARE = 0.1
 
-_MESSAGE_COLUMNS = (
-    "message_id", "channel_id", "author_id", "content", "type", "flags", "tts", "mention_everyone", "mentions",
-    "mention_roles", "embeds_json", "nonce", "pinned", "edited_at", "reference_message_id",
-    "reference_channel_id", "reference_guild_id")
-_EDITABLE_COLUMNS = tuple(sorted(EDITABLE_FIELDS))
 _DEFAULTS = Message(id=0, channel_id=0, author_id=0)
+_FIELDS = tuple(field.name for field in dataclasses.fields(Message))
+#: The message columns in the order of Message's fields, so a row builds a Message positionally.
+_MESSAGE_COLUMNS = tuple("message_id" if name == "id" else name for name in _FIELDS)
+#: What a create writes besides the key; column and field names are the same.
+_VALUE_COLUMNS = tuple(name for name in _FIELDS if name not in {"id", "channel_id"})
+_INSERT_COLUMNS = ("channel_id", "bucket", "message_id", *_VALUE_COLUMNS)
+_EDITABLE_COLUMNS = tuple(sorted(EDITABLE_FIELDS))
+_FIELD_DEFAULTS = tuple(getattr(_DEFAULTS, name) for name in _FIELDS)
+#: Columns that hold a datetime as microseconds since the epoch.
+_TIME_FIELDS = frozenset(name for name, hint in typing.get_type_hints(Message).items()
+                         if datetime in (hint, *typing.get_args(hint)))
 
 
 class RetryOnceElsewhere(RetryPolicy):
@@ -143,6 +151,15 @@ def from_microseconds(value: int | None) -> datetime | None:
     return None if value is None else _EPOCH + value * _MICROSECOND
 
 
+def _loaded(value, field: str):
+    """A column's non-null value as its field holds it; the inverse of :func:`_stored`."""
+    if isinstance(value, list):
+        return tuple(value)
+    if field in _TIME_FIELDS:
+        return from_microseconds(value)
+    return value
+
+
 def _stored(value):
     """A field's value as its column takes it."""
     if isinstance(value, tuple):
@@ -219,10 +236,8 @@ class ScyllaMessageStore(MessageStore):
 
     # -- messages -------------------------------------------------------------------------------------------
 
-    _INSERT_MESSAGE = ("INSERT INTO {ks}.messages (channel_id, bucket, message_id, author_id, content, type, flags, "
-                       "tts, mention_everyone, mentions, mention_roles, embeds_json, nonce, pinned, edited_at, "
-                       "reference_message_id, reference_channel_id, reference_guild_id) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    _INSERT_MESSAGE = (f"INSERT INTO {{ks}}.messages ({', '.join(_INSERT_COLUMNS)}) "
+                       f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})")
     _INSERT_BUCKET = "INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
     _SELECT_MESSAGE = (f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM {{ks}}.messages "
                        "WHERE channel_id = ? AND bucket = ? AND message_id = ?")
@@ -232,7 +247,7 @@ class ScyllaMessageStore(MessageStore):
 
     def create_message(self, message: Message) -> None:
         # Unset values are not written at all, where a None would write a tombstone.
-        values = [self._column_value(message, column) for column in _MESSAGE_COLUMNS[2:]]
+        values = [self._column_value(message, column) for column in _VALUE_COLUMNS]
         batch = BatchStatement(batch_type=BatchType.LOGGED)
         batch.is_idempotent = True
         batch.add(self._prepared(self._INSERT_MESSAGE), [message.channel_id, message.bucket, message.id, *values])
@@ -267,13 +282,9 @@ class ScyllaMessageStore(MessageStore):
         if row.author_id is None:
             self._remove_remnant(row.channel_id, row.message_id)
             return None
-        return Message(
-            id=row.message_id, channel_id=row.channel_id, author_id=row.author_id, content=row.content or "",
-            type=row.type or 0, flags=row.flags or 0, tts=bool(row.tts), mention_everyone=bool(row.mention_everyone),
-            mentions=tuple(row.mentions or ()), mention_roles=tuple(row.mention_roles or ()),
-            embeds_json=row.embeds_json, nonce=row.nonce, pinned=bool(row.pinned), edited_at=from_microseconds(row.edited_at),
-            reference_message_id=row.reference_message_id, reference_channel_id=row.reference_channel_id,
-            reference_guild_id=row.reference_guild_id)
+        # A cell never written (see create_message) reads as null: it holds the field's default.
+        return Message(*(default if value is None else _loaded(value, name)
+                         for name, value, default in zip(_FIELDS, row, _FIELD_DEFAULTS)))
 
     def _remove_remnant(self, channel_id: int, message_id: int) -> None:
         """Delete what an edit racing a delete left behind; in the background, as a reader must not wait."""

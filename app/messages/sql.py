@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.ids import bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
-from models import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
+from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from models.base import READ_ONLY
 
 log = logging.getLogger(__name__)

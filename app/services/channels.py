@@ -7,17 +7,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.auth.permissions import Permission
+from app.auth.permissions import OverwriteType, Permission
+from app.domain import ChannelType
 from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
 from app.services.rows import add_unless_present
 from models import Channel, Member, PermissionOverwrite, Role
-
-TEXT_CHANNEL_TYPES = frozenset({0, 5})
-#: Types a guild channel may be created as: text, voice, category, announcement, stage, forum, media.
-CREATABLE_TYPES = frozenset({0, 2, 4, 5, 13, 15, 16})
-OVERWRITE_ROLE, OVERWRITE_MEMBER = 0, 1
 
 
 class ChannelService:
@@ -46,7 +42,7 @@ class ChannelService:
             self._check_target(guild_id, overwrite, ("permission_overwrites", str(index), "id"))
 
     def _check_target(self, guild_id: int, overwrite: dict, path: tuple[str, ...]) -> None:
-        if overwrite["type"] == OVERWRITE_ROLE:
+        if overwrite["type"] == OverwriteType.ROLE:
             role = self.session.get(Role, overwrite["id"])
             if role is None or role.guild_id != guild_id:
                 raise InvalidForm.field(path, "UNKNOWN_ROLE", "Unknown role")
@@ -55,7 +51,7 @@ class ChannelService:
 
     def _check_parent(self, guild_id: int, parent_id: int) -> None:
         parent = self.session.get(Channel, parent_id)
-        if parent is None or parent.guild_id != guild_id or parent.type != 4:
+        if parent is None or parent.guild_id != guild_id or parent.type != ChannelType.GUILD_CATEGORY:
             raise InvalidForm.field("parent_id", "CHANNEL_PARENT_INVALID", "Category does not exist")
 
     def create_channel(self, user, guild_id: int, fields: dict[str, Any]) -> Channel:
@@ -70,8 +66,8 @@ class ChannelService:
             position = (self.session.scalar(
                 select(func.max(Channel.position)).where(Channel.guild_id == guild_id)) or 0) + 1
         channel = Channel(
-            id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or 0, name=fields["name"],
-            topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
+            id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or ChannelType.GUILD_TEXT,
+            name=fields["name"], topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
             nsfw=bool(fields.get("nsfw")), rate_limit_per_user=fields.get("rate_limit_per_user") or 0,
         )
         channel.overwrites = [

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
+from app.domain import ChannelType
 from app.errors import (
     InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
 )
@@ -41,7 +42,8 @@ class GuildService:
         self.session.add(Role(id=guild.id, guild_id=guild.id, name="@everyone",
                               permissions=int(Permission.DEFAULT_EVERYONE), position=0))
         self.session.add(Member(guild_id=guild.id, user_id=owner.id, joined_at=datetime.now(timezone.utc)))
-        self.session.add(Channel(id=self.ids.next_id(), guild_id=guild.id, type=0, name="general", position=0))
+        self.session.add(Channel(id=self.ids.next_id(), guild_id=guild.id, type=ChannelType.GUILD_TEXT, name="general",
+                                 position=0))
         self.session.commit()
         return guild
 

@@ -16,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
+from app.domain import (
+    ChannelPermissions, ChannelRef, ChannelType, MessageReferenceType, MessageType, UserSnapshot,
+)
 from app.errors import (
     BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
     InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
 )
-from app.domain import ChannelPermissions, ChannelRef, UserSnapshot
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
@@ -30,9 +32,13 @@ from app.services.channel_writes import ChannelWrites
 from models import Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({0, 5})
-TYPE_DEFAULT, TYPE_REPLY = 0, 19
-DELETABLE_TYPES = frozenset({0, 6, 7, 8, 9, 10, 11, 12, 18, 19, 20, 22, 23, 24})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT})
+TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
+DELETABLE_TYPES = frozenset({
+    MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
+    MessageType.GUILD_BOOST_TIER_1, MessageType.GUILD_BOOST_TIER_2, MessageType.GUILD_BOOST_TIER_3,
+    MessageType.CHANNEL_FOLLOW_ADD, MessageType.THREAD_CREATED, MessageType.REPLY, MessageType.CHAT_INPUT_COMMAND,
+    MessageType.GUILD_INVITE_REMINDER, MessageType.CONTEXT_MENU_COMMAND, MessageType.AUTO_MODERATION_ACTION})
 REPLYABLE_TYPES = frozenset({TYPE_DEFAULT, TYPE_REPLY})
 SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
 SETTABLE_FLAGS_ON_CREATE = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
@@ -255,7 +261,7 @@ class MessageService:
 
     def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
         """The message a reply refers to, or None when it may be sent as a plain message."""
-        if reference.get("type") == 1:
+        if reference.get("type") == MessageReferenceType.FORWARD:
             raise InvalidForm.field("message_reference", "MESSAGE_REFERENCE_TYPE_UNSUPPORTED",
                                     "Forwarding messages is not supported")
         if reference.get("message_id") is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from app.domain import MessageReferenceType, MessageType
 from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
 from app.messages.base import Message
 from app.domain import UserSnapshot
@@ -65,7 +66,7 @@ def message_json(message: Message, bundle: MessageBundle, *, nested: bool = Fals
         } for r in reactions]
     if message.reference_message_id is not None:
         body["message_reference"] = {
-            "type": 0, "message_id": str(message.reference_message_id),
+            "type": MessageReferenceType.DEFAULT, "message_id": str(message.reference_message_id),
             "channel_id": str(message.reference_channel_id or message.channel_id),
         }
         if message.reference_guild_id is not None:
@@ -166,7 +167,7 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
 
     message = Message(
         id=message_id, channel_id=channel_id, author_id=author_id, content=content,
-        type=_typed(body, "type", int, 0), flags=_typed(body, "flags", int, 0),
+        type=_typed(body, "type", int, MessageType.DEFAULT), flags=_typed(body, "flags", int, 0),
         tts=_typed(body, "tts", bool, False), mention_everyone=_typed(body, "mention_everyone", bool, False),
         mentions=tuple(parse_snowflake(_required(user, "id"), "mentions[].id") for user in mentions),
         mention_roles=tuple(parse_snowflake(r, "mention_roles[]") for r in _typed(body, "mention_roles", list, [])),

@@ -8,6 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
+import app.messages.dual_tables  # noqa: F401  (the backends' tables join models.Base.metadata on import)
+import app.messages.sql_tables  # noqa: F401
 import models
 from app.cli.db import alembic_config
 from tests.support.databases import postgres_database, sqlite_database

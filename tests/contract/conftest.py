@@ -19,8 +19,8 @@ from sqlalchemy import event
 
 from app.extensions import create_db_engine
 from app.messages.base import MessageStore
+from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from config import Settings
-from models import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from tests.scylla.stores import real_cluster_backend, test_node_backend
 from tests.support.databases import migrated_database
 

@@ -7,8 +7,9 @@ import time
 import gevent
 import pytest
 
-from app.extensions import SQLITE_LOCK_TIMEOUT_SECONDS, create_db_engine
+from app.extensions import create_db_engine
 from app.messages.base import Message, StoreUnavailable
+from app.sqlite import LOCK_TIMEOUT_SECONDS
 from tests.support.databases import migrated_database
 
 CHANNEL, AUTHOR = 1_000_001, 2_000_001
@@ -65,11 +66,11 @@ def test_waiting_for_the_write_lock_lets_other_greenlets_run(store, other_proces
 
 
 def test_a_lock_held_past_the_timeout_is_unavailable(store, other_process_lock, monkeypatch):
-    monkeypatch.setattr("app.extensions.SQLITE_LOCK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr("app.sqlite.LOCK_TIMEOUT_SECONDS", 0.2)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable):
         store.create_message(Message(id=2 << 40, channel_id=CHANNEL, author_id=AUTHOR, content="never stored"))
-    assert time.monotonic() - started < SQLITE_LOCK_TIMEOUT_SECONDS
+    assert time.monotonic() - started < LOCK_TIMEOUT_SECONDS
 
 
 def test_reads_do_not_wait_for_another_process_writing(store, other_process_lock):

@@ -1,4 +1,5 @@
-"""Bookkeeping for moving messages between stores while the service runs (app.messages.dual)."""
+"""The dual backend's write log table (app.messages.dual): bookkeeping for moving messages between stores while
+the service runs. On ``models.base.Base.metadata``, so Alembic sees it (migrations/env.py imports this module)."""
 from __future__ import annotations
 
 from datetime import datetime

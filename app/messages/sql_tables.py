@@ -1,5 +1,8 @@
 """Tables of the SQL message backend (app.messages.sql), in Discord's layout.
 
+The backend owns them, as each backend owns its storage; they share ``models.base.Base.metadata`` with the
+relational models so Alembic sees one schema (migrations/env.py imports this module).
+
 Messages are keyed ``(channel_id, bucket, message_id)`` with ``bucket = app.ids.bucket_of(message_id)``, so one
 channel's 10-day window is one contiguous range of the primary key, as it is one partition in ScyllaDB.
 """
