@@ -115,7 +115,7 @@ class InvalidForm(AppError):
     status, code, message = 400, 50035, "Invalid Form Body"
 
     @classmethod
-    def field(cls, path: str | tuple[str, ...], code: str, message: str) -> "InvalidForm":
+    def field(cls, path: str | tuple[str, ...], code: str, message: str) -> InvalidForm:
         """An error on one field; ``path`` is dotted or a tuple of keys (array indices as strings)."""
         keys = path.split(".") if isinstance(path, str) else path
         leaf: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.events import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages.base import MessageStore
-from app.read_cache import ChannelVersions, ReadCache
 from app.observability.instrumentation import instrument_store, pool_class
+from app.read_cache import ChannelVersions, ReadCache
 from config import Settings
 from models.base import READ_ONLY_OPTION
 

@@ -68,7 +68,7 @@ class Settings:
     # How many pages of messages each worker keeps (0: none).
     read_cache_pages: int = 256
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -12,8 +12,8 @@ from alembic import context
 from sqlalchemy import create_engine, text
 
 import models
-from models.base import UTCDateTime
 from config import load_settings
+from models.base import UTCDateTime
 
 alembic_config = context.config
 if alembic_config.config_file_name is not None and alembic_config.attributes.get("configure_logging", True):

@@ -4,7 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, ForeignKey, ForeignKeyConstraint, Integer, LargeBinary, String, Text, UniqueConstraint,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -102,7 +110,7 @@ class Channel(Base):
     #: Grows with every write to the channel's messages (app.services.read_cache).
     messages_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
-    overwrites: Mapped[list["PermissionOverwrite"]] = relationship(
+    overwrites: Mapped[list[PermissionOverwrite]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PermissionOverwrite.target_id",
     )
 

@@ -142,7 +142,8 @@ def _pinned_before() -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidForm.field("before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.')
+        raise InvalidForm.field(
+            "before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.') from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     try:

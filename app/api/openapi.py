@@ -17,8 +17,16 @@ from pydantic import BaseModel
 from app.api import route
 from app.api.json import json_response
 from app.api.schemas import (
-    BulkDelete, ChannelCreate, ChannelEdit, GuildCreate, MemberAdd, MessageCreate, MessageEdit, OverwriteEdit,
-    RoleCreate, RoleEdit,
+    BulkDelete,
+    ChannelCreate,
+    ChannelEdit,
+    GuildCreate,
+    MemberAdd,
+    MessageCreate,
+    MessageEdit,
+    OverwriteEdit,
+    RoleCreate,
+    RoleEdit,
 )
 
 PREFIX = "/api/v10"

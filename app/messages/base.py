@@ -58,7 +58,7 @@ class Message:
     def bucket(self) -> int:
         return bucket_of(self.id)
 
-    def replace(self, **changes) -> "Message":
+    def replace(self, **changes) -> Message:
         return dataclasses.replace(self, **changes)
 
 
@@ -274,5 +274,5 @@ class MessageStore(ABC):
     def ping(self) -> None:
         """Return quickly if the store answers; raise StoreUnavailable otherwise."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: stores without connections keep the no-op)
         """Release connections. The store is not used afterwards."""

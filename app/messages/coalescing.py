@@ -23,6 +23,7 @@ from gevent.event import AsyncResult
 from app.messages.base import Message, MessageStore, ReactionCount
 from app.messages.wrapping import wrap_interface
 
+
 class CoalescingMessageStore(MessageStore):
     """A MessageStore that coalesces ``list_messages`` and ``reaction_counts`` and delegates the rest.
 

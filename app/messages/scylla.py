@@ -18,11 +18,16 @@ import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from cassandra import (ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable)
+from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionBusy, ConnectionException
-from cassandra.policies import (ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy,
-                                ExponentialReconnectionPolicy, RetryPolicy, TokenAwarePolicy)
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    RetryPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 
@@ -165,7 +170,7 @@ class ScyllaMessageStore(MessageStore):
         self._statements: dict[str, object] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ScyllaMessageStore":
+    def from_settings(cls, settings: Settings) -> ScyllaMessageStore:
         return cls(settings)
 
     # -- driver plumbing ------------------------------------------------------------------------------------
@@ -275,7 +280,8 @@ class ScyllaMessageStore(MessageStore):
             id=row.message_id, channel_id=row.channel_id, author_id=row.author_id, content=row.content or "",
             type=row.type or 0, flags=row.flags or 0, tts=bool(row.tts), mention_everyone=bool(row.mention_everyone),
             mentions=tuple(row.mentions or ()), mention_roles=tuple(row.mention_roles or ()),
-            embeds_json=row.embeds_json, nonce=row.nonce, pinned=bool(row.pinned), edited_at=from_microseconds(row.edited_at),
+            embeds_json=row.embeds_json, nonce=row.nonce, pinned=bool(row.pinned),
+            edited_at=from_microseconds(row.edited_at),
             reference_message_id=row.reference_message_id, reference_channel_id=row.reference_channel_id,
             reference_guild_id=row.reference_guild_id)
 

@@ -11,7 +11,11 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
 from app.errors import (
-    InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
+    InvalidForm,
+    MissingPermissions,
+    UnknownMember,
+    UnknownRole,
+    UnknownUser,
 )
 from app.read_cache import UserSnapshot
 from app.services.access import AccessService, GuildAccess
@@ -53,7 +57,8 @@ class GuildService:
         return self.session.scalar(select(func.count()).select_from(Member).where(Member.guild_id == guild_id))
 
     def roles(self, guild_id: int) -> list[Role]:
-        return list(self.session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
+        roles = select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)
+        return list(self.session.scalars(roles))
 
     # -- roles ----------------------------------------------------------------------------------------------
 

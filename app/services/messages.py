@@ -17,8 +17,16 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.errors import (
-    BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
-    InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
+    BulkDeleteCount,
+    BulkDeleteTooOld,
+    CannotEditOthersMessage,
+    CannotReplyWithoutHistory,
+    EmptyMessage,
+    InvalidForm,
+    MissingAccess,
+    NonTextChannel,
+    SystemMessageAction,
+    UnknownMessage,
 )
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time

@@ -18,9 +18,8 @@ Compatibility: a new table, a new column with a default, and triggers. The previ
 bumps the versions; workers of this release may serve a stale page for a channel that a previous-release
 worker writes to, so do not run both releases against one database at once.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'
