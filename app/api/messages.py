@@ -1,4 +1,4 @@
-"""Messages, reactions and pins (api-contract sections 5.7-5.14)."""
+"""Messages, reactions and pins: Discord's routes of https://discord.com/developers/docs/resources/message."""
 from __future__ import annotations
 
 from datetime import datetime, timezone

@@ -287,7 +287,7 @@ class MessageService:
 
     def _mentions(self, access: ChannelAccess, content: str, allowed: dict | None,
                   replied: Message | None) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
-        """Who the content pings, after ``allowed_mentions`` and permissions (api-contract 4.6)."""
+        """Who the content pings, after ``allowed_mentions`` and the author's permissions, as Discord decides."""
         if allowed is None:
             parse, allowed_users, allowed_roles, replied_user = {"users", "roles", "everyone"}, None, None, True
         else:
