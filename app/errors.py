@@ -30,12 +30,6 @@ class Unauthorized(AppError):
     status, code, message = 401, 0, "401: Unauthorized"
 
 
-class NotFound(AppError):
-    status, code, message = 404, 0, "404: Not Found"
-
-
-class MethodNotAllowed(AppError):
-    status, code, message = 405, 0, "405: Method Not Allowed"
 
 
 class UnknownChannel(AppError):
@@ -81,16 +75,10 @@ class MaxReactions(AppError):
     status, code, message = 400, 30010, "Maximum number of reactions reached (20)"
 
 
-class RequestTooLarge(AppError):
-    status, code, message = 413, 40005, "Request entity too large"
-
 
 class MissingAccess(AppError):
     status, code, message = 403, 50001, "Missing Access"
 
-
-class CannotSendDM(AppError):
-    status, code, message = 403, 50003, "Cannot execute action on a DM channel"
 
 
 class CannotEditOthersMessage(AppError):
@@ -113,16 +101,10 @@ class BulkDeleteCount(AppError):
     status, code, message = 400, 50016, "You must provide at least 2 and fewer than 100 messages to delete."
 
 
-class PinWrongChannel(AppError):
-    status, code, message = 400, 50019, "A message can only be pinned to the channel it was sent in"
-
 
 class SystemMessageAction(AppError):
     status, code, message = 400, 50021, "Cannot execute action on a system message"
 
-
-class InvalidChannelType(AppError):
-    status, code, message = 400, 50024, "Cannot execute action on this channel type"
 
 
 class BulkDeleteTooOld(AppError):
@@ -133,7 +115,7 @@ class InvalidForm(AppError):
     status, code, message = 400, 50035, "Invalid Form Body"
 
     @classmethod
-    def field(cls, path: str | tuple[str, ...], code: str, message: str) -> "InvalidForm":
+    def field(cls, path: str | tuple[str, ...], code: str, message: str) -> InvalidForm:
         """An error on one field; ``path`` is dotted or a tuple of keys (array indices as strings)."""
         keys = path.split(".") if isinstance(path, str) else path
         leaf: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}

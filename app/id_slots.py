@@ -17,13 +17,12 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-
 from pathlib import Path
 
 from sqlalchemy import create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
 from app.ids import SLOT_COUNT, SnowflakeGenerator
 from models import IdSlotLease

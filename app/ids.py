@@ -2,7 +2,7 @@
 
 Layout (most significant first): 42 bits of milliseconds since the Discord epoch, 5 bits worker id,
 5 bits process id, 12 bits increment. The worker/process pair is one 10-bit *slot* leased per process
-(see ``app.services.id_slots``) so that ids are unique across every process sharing a database.
+(see ``app.id_slots``) so that ids are unique across every process sharing a database.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Rate limits the way Discord applies them and discord.py expects them (api-contract section 7).
+"""Rate limits the way Discord applies them and discord.py expects them.
+
+Discord's rules: https://discord.com/developers/docs/topics/rate-limits.
 
 Every request of a user counts against the user's global bucket (``rate_limit_global_per_second``) and against
 one route bucket, keyed by the bucket, the route's major parameter (``channel_id`` or ``guild_id``) and the

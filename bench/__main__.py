@@ -25,7 +25,11 @@ from pathlib import Path
 from bench import report
 from bench.paths import RESULTS_DIR
 from bench.probes import (
-    hold_idle_connections, resident_megabytes, statements_per_page, store_calls, wait_until_idle,
+    hold_idle_connections,
+    resident_megabytes,
+    statements_per_page,
+    store_calls,
+    wait_until_idle,
 )
 from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
 from bench.seed import SeededService, seed
@@ -99,7 +103,8 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
 
 def _brief(figures: dict) -> str:
     calls = figures.get("store_calls_per_request")
-    return (f"{figures['requests_per_second']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+    return (f"{figures['requests_per_second']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, "
+            f"p99 {figures['p99_ms']:.1f} ms, "
             f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
 
 

@@ -10,9 +10,9 @@ a channel (the common read) and the channel itself (a cheap request, where the f
 most). Runs alternate, with the order swapped every round (with, without; without, with; ...), so that drift
 on a shared machine hits both alike; the ratio of the medians is printed per route. Beside requests per second,
 the workers' CPU time per request (from /proc, so other processes' load does not inflate it) gives the cost
-on a busy machine, where throughput mostly measures the neighbours. One worker by default: with several, SQLite's single writer lock makes
-the workers' writes (the token's last use, messages) queue for each other, and that noise would swamp the
-instrumentation's cost.
+on a busy machine, where throughput mostly measures the neighbours. One worker by default: with several,
+SQLite's single writer lock makes the workers' writes (the token's last use, messages) queue for each other,
+and that noise would swamp the instrumentation's cost.
 """
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def main(argv=None) -> None:
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, SQLite, {args.workers} worker(s), "
           f"{args.connections} connections, {args.rounds} x {args.seconds:g} s per figure, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (medians, req/s)")
-    print(f"{'route':>20} {'with':>9} {'without':>9} {'ratio':>7}   {'CPU ms/req with':>16} {'without':>8} {'ratio':>7}")
+    print(f"{'route':>20} {'with':>9} {'without':>9} {'ratio':>7}   "
+          f"{'CPU ms/req with':>16} {'without':>8} {'ratio':>7}")
     for route in ROUTES:
         rate_with, cpu_with = (statistics.median(column) for column in zip(*figures[("with", route)]))
         rate_without, cpu_without = (statistics.median(column) for column in zip(*figures[("without", route)]))

@@ -33,7 +33,7 @@ class StoreCallCount:
     def per_request(self, calls: float) -> float:
         return calls / self.requests if self.requests else 0.0
 
-    def __sub__(self, earlier: "StoreCallCount") -> "StoreCallCount":
+    def __sub__(self, earlier: StoreCallCount) -> StoreCallCount:
         return StoreCallCount(self.requests - earlier.requests, self.asked - earlier.asked,
                               self.coalesced - earlier.coalesced)
 

@@ -120,7 +120,7 @@ def markdown(run: dict, chart_name: str) -> str:
         if "skipped" in outcome:
             lines.append(f"| {backend}: skipped ({outcome['skipped']}) |||||||||")
             continue
-        for name, figures in outcome["scenarios"].items():
+        for figures in outcome["scenarios"].values():
             framework, serialization = _baselines_at(baselines, figures["connections"])
             lines.append(_row(f"{backend}: {figures['title']}", figures, framework, serialization))
     lines += ["", "Per backend: SQL statements for one page (sparse channel; 50 before a cursor 3 years back), "

@@ -1,7 +1,7 @@
 """Run a WSGI app under the service's gunicorn settings (config/gunicorn.py) for a benchmark, stop it by PID.
 
-Like tests/support/server.py (whose port picking, readiness wait and stopping it reuses), but it can serve another app than
-the service's (the baselines), waits on a path that app answers, and reports the workers' PIDs.
+Like tests/support/server.py (whose port picking, readiness wait and stopping it reuses), but it can serve another
+app than the service's (the baselines), waits on a path that app answers, and reports the workers' PIDs.
 """
 from __future__ import annotations
 

@@ -49,8 +49,9 @@ class Settings:
     max_pins_per_channel: int = 250
     application_name: str = "chatstore"
     log_level: str = "INFO"
-    # Rate limits, Discord's way (api-contract section 7). Route limits are "COUNT/SECONDS" per user and per
-    # major parameter (channel or guild); "" for the storage means in-process memory, one count per worker.
+    # Rate limits the way Discord applies them (https://discord.com/developers/docs/topics/rate-limits).
+    # Route limits are "COUNT/SECONDS" per user and per major parameter (channel or guild); "" for the storage
+    # means in-process memory, one count per worker.
     rate_limit_enabled: bool = True
     rate_limit_storage_url: str = ""
     rate_limit_global_per_second: int = 50
@@ -68,7 +69,7 @@ class Settings:
     # How many pages of messages each worker keeps (0: none).
     read_cache_pages: int = 256
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
 
     @property
@@ -191,6 +192,60 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
     "COALESCE_READS": ("coalesce_reads", _boolean),
     "READ_CACHE_PAGES": ("read_cache_pages", _non_negative_int),
+}
+
+
+#: Environment variable -> what it means, one line each, for docs/configuration.md (``make docs`` renders the
+#: table from this, ``_ENVIRONMENT`` and the defaults of ``Settings``). Kept beside ``_ENVIRONMENT`` rather than as
+#: field metadata because an operator sets variables, not fields (REDIS_URL and RATE_LIMIT_STORAGE_URL share one).
+DESCRIPTIONS: dict[str, str] = {
+    "DATABASE_URL": "Metadata database (and messages with `MESSAGE_STORE=sql`): `sqlite:///PATH` or "
+                    "`postgresql://USER:PASS@HOST:PORT/DB`, always driven by psycopg2, made cooperative under gevent",
+    "MESSAGE_STORE": "Where messages live: `sql` (the database above), `scylla`, or `dual` (while moving between "
+                     "the two)",
+    "BIND": "`HOST:PORT` gunicorn listens on",
+    "WEB_WORKERS": "gunicorn worker processes",
+    "WORKER_CONNECTIONS": "Concurrent connections (greenlets) per worker, idle keep-alive ones included",
+    "DB_POOL_SIZE": "PostgreSQL connections per worker (as many again may overflow); SQLite always uses one per "
+                    "process",
+    "DB_POOL_TIMEOUT": "Seconds a request waits for a pooled connection before answering 503 with `Retry-After`",
+    "DB_STATEMENT_TIMEOUT_MS": "PostgreSQL `statement_timeout` of every connection",
+    "SCYLLA_HOSTS": "Comma-separated contact points; required with `MESSAGE_STORE=scylla` or `dual`",
+    "SCYLLA_PORT": "CQL port",
+    "SCYLLA_KEYSPACE": "Keyspace of the message tables",
+    "SCYLLA_LOCAL_DC": "Datacenter this service runs in; requests stay in it",
+    "SCYLLA_CONSISTENCY": "Consistency level of reads and writes",
+    "SCYLLA_REPLICATION_FACTOR": "Used when `flask scylla migrate` creates the keyspace",
+    "SCYLLA_REQUEST_TIMEOUT": "Seconds per Scylla request before the store answers unavailable (503)",
+    "SCYLLA_CONNECT_TIMEOUT": "Seconds to connect to a Scylla node",
+    "DUAL_PRIMARY": "With `MESSAGE_STORE=dual`: the store reads come from and writes go to first (`sql` or "
+                    "`scylla`)",
+    "DUAL_SECONDARY": "With `MESSAGE_STORE=dual`: the store every write is copied to; must differ from "
+                      "`DUAL_PRIMARY`",
+    "NONCE_TTL_SECONDS": "How long a message `nonce` with `enforce_nonce` deduplicates retries",
+    "MAX_PINS_PER_CHANNEL": "Pins allowed per channel (Discord's current limit)",
+    "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`; logs are JSON lines on stderr, and `WARNING` drops the "
+                 "access lines",
+    "RATE_LIMIT_ENABLED": "Discord-style rate limits with `X-RateLimit-*` headers and 429s; `false` turns limits "
+                          "and their headers off",
+    "REDIS_URL": "`redis://host:6379/0`: rate-limit counts shared by every worker and host. Unset: each worker "
+                 "counts in its own memory, so with N workers a client may get up to N times a limit",
+    "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`memory://`, `redis://` or `rediss://`); wins when both "
+                              "are set",
+    "RATE_LIMIT_GLOBAL_PER_SECOND": "Requests per second per user across all routes (per address without a token)",
+    "RATE_LIMIT_MESSAGE_CREATE": "`COUNT/SECONDS` per user and channel for sending messages",
+    "RATE_LIMIT_MESSAGE_DELETE": "The same, for deleting one message",
+    "RATE_LIMIT_REACTIONS": "The same, for every reaction route (one shared bucket)",
+    "RATE_LIMIT_DEFAULT": "The same, for every other route (a bucket of its own each)",
+    "METRICS_ENABLED": "Prometheus metrics of requests, the database pool and the message store; `false` removes "
+                       "`/metrics` and the instrumentation",
+    "HUB_BLOCKING_THRESHOLD_MS": "Log a warning when a worker's gevent hub is blocked longer than this; `0` turns "
+                                 "the watch off",
+    "READINESS_TIMEOUT": "Seconds `/readyz` gives each backing store",
+    "GRACEFUL_TIMEOUT": "Seconds a stopping worker gets to finish its requests",
+    "COALESCE_READS": "Identical history reads in a worker share their work: concurrent ones one store call, later "
+                      "ones a page kept until the channel changes",
+    "READ_CACHE_PAGES": "Pages of messages each worker keeps in memory (with `COALESCE_READS`); `0` keeps none",
 }
 
 

@@ -5,7 +5,16 @@ belong to their backends.
 """
 from models.base import Base
 from models.metadata import (
-    Channel, Guild, IdSlotLease, Member, MemberRole, MetadataVersion, PermissionOverwrite, Role, Token, User,
+    Channel,
+    Guild,
+    IdSlotLease,
+    Member,
+    MemberRole,
+    MetadataVersion,
+    PermissionOverwrite,
+    Role,
+    Token,
+    User,
 )
 
 __all__ = [

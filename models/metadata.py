@@ -4,7 +4,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, ForeignKey, ForeignKeyConstraint, Integer, LargeBinary, String, Text, UniqueConstraint,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -99,10 +107,10 @@ class Channel(Base):
     nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     rate_limit_per_user: Mapped[int] = mapped_column(Integer, default=0)
     last_message_id: Mapped[int | None] = mapped_column(Snowflake)
-    #: Grows with every write to the channel's messages (app.services.read_cache).
+    #: Grows with every write to the channel's messages (app/read_cache.py).
     messages_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
-    overwrites: Mapped[list["PermissionOverwrite"]] = relationship(
+    overwrites: Mapped[list[PermissionOverwrite]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PermissionOverwrite.target_id",
     )
 
@@ -119,7 +127,7 @@ class PermissionOverwrite(Base):
 
 class MetadataVersion(Base):
     """One row: a number that database triggers bump on every write to the metadata that workers keep in
-    memory (see migrations/versions/20261201_0005_metadata_version.py and app.services.read_cache)."""
+    memory (see migrations/versions/20261201_0005_metadata_version.py and app/read_cache.py)."""
 
     __tablename__ = "metadata_version"
 
@@ -128,7 +136,7 @@ class MetadataVersion(Base):
 
 
 class IdSlotLease(Base):
-    """Which process holds which snowflake worker/process slot, until when (see app.services.id_slots)."""
+    """Which process holds which snowflake worker/process slot, until when (see app/id_slots.py)."""
 
     __tablename__ = "id_slot_leases"
     __table_args__ = (UniqueConstraint("holder"),)

@@ -194,7 +194,8 @@ _ERROR_CODES = {
     "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
     # orjson reads integers beyond 64 bits as floats, which pydantic then finds too large.
     "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
-    "greater_than_equal": ("NUMBER_TYPE_MIN", lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
+    "greater_than_equal": ("NUMBER_TYPE_MIN",
+                           lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
     "less_than_equal": ("NUMBER_TYPE_MAX", lambda e: f"int value should be less than or equal to {e['ctx']['le']}."),
     "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
     "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),

@@ -1,4 +1,4 @@
-"""Messages, reactions and pins (api-contract sections 5.7-5.14)."""
+"""Messages, reactions and pins: Discord's routes of https://discord.com/developers/docs/resources/message."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -143,7 +143,8 @@ def _pinned_before() -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidForm.field("before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.')
+        raise InvalidForm.field(
+            "before", "DATE_TYPE_PARSE", f'Could not parse "{raw[:64]}". Should be ISO8601.') from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     try:

@@ -17,8 +17,16 @@ from pydantic import BaseModel
 from app.api import route
 from app.api.json import json_response
 from app.api.schemas import (
-    BulkDelete, ChannelCreate, ChannelEdit, GuildCreate, MemberAdd, MessageCreate, MessageEdit, OverwriteEdit,
-    RoleCreate, RoleEdit,
+    BulkDelete,
+    ChannelCreate,
+    ChannelEdit,
+    GuildCreate,
+    MemberAdd,
+    MessageCreate,
+    MessageEdit,
+    OverwriteEdit,
+    RoleCreate,
+    RoleEdit,
 )
 
 PREFIX = "/api/v10"
@@ -141,7 +149,8 @@ OPERATIONS: dict[str, Operation] = {
     "get_openapi": Operation("This document", _ok(None, 200), public=True),
 }
 
-#: Errors any operation may answer, in Discord's form; 429 comes from the rate limits (api-contract section 7).
+#: Errors any operation may answer, in Discord's form; 429 comes from the rate limits (Discord's, with
+#: ``X-RateLimit-*`` headers).
 ERROR_RESPONSES = {
     "400": "Invalid form body (50035), invalid JSON (50109), or a rule of the request broken",
     "401": "No valid token (401: Unauthorized)",
@@ -237,7 +246,9 @@ def build_document(app: Flask) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "chatstore", "version": "10",
-                 "description": "Discord HTTP API v10 compatible message service (the subset in api-contract.md)."},
+                 "description": "Chat-message service speaking a subset of Discord's HTTP API v10 "
+                                "(https://discord.com/developers/docs): users, guilds, roles, members, channels, "
+                                "permission overwrites, messages, reactions and pins."},
         "servers": [{"url": PREFIX}],
         "security": [{"BotToken": []}],
         "paths": paths,

@@ -1,4 +1,5 @@
-"""Domain objects to Discord's wire objects (api-contract.md section 4). IDs and permissions are strings.
+"""Domain objects to Discord's wire objects (users, guilds, roles, members, channels). IDs and permissions are
+strings.
 
 Message objects are built in app.services.wire, which `flask messages export` shares.
 """

@@ -3,7 +3,7 @@
 Pure functions over integers: callers load the guild owner, the roles and the channel overwrites and pass
 them in, so the rules can be tested exhaustively without a database. The algorithm follows the
 "Permission Overwrites", "Implicit Permissions" and "Permissions For Timed Out Members" sections of
-Discord's ``developers/topics/permissions.mdx`` (api-contract section 8).
+Discord's permissions page (https://discord.com/developers/docs/topics/permissions).
 """
 from __future__ import annotations
 

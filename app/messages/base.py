@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from app.domain import MessageType
 from app.ids import bucket_of
 
-
 StoreT = TypeVar("StoreT", bound="MessageStore")
 
 #: The interface methods that change what a channel's reads return. Everything else only reads (or, like
@@ -71,7 +70,7 @@ class Message:
     def bucket(self) -> int:
         return bucket_of(self.id)
 
-    def replace(self, **changes) -> "Message":
+    def replace(self, **changes) -> Message:
         return dataclasses.replace(self, **changes)
 
 
@@ -287,7 +286,7 @@ class MessageStore(ABC):
     def ping(self) -> None:
         """Return quickly if the store answers; raise StoreUnavailable otherwise."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: stores without connections keep the no-op)
         """Release connections. The store is not used afterwards."""
 
     # -- the stack ------------------------------------------------------------------------------------------

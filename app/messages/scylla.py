@@ -20,11 +20,16 @@ import typing
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from cassandra import (ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable)
+from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.connection import ConnectionBusy, ConnectionException
-from cassandra.policies import (ConstantSpeculativeExecutionPolicy, DCAwareRoundRobinPolicy,
-                                ExponentialReconnectionPolicy, RetryPolicy, TokenAwarePolicy)
+from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    RetryPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 

@@ -8,7 +8,10 @@ from flask import Flask, Response, g, request
 
 from app.observability.logs import REQUEST_ID, request_id_from
 from app.observability.metrics import (
-    HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_PROGRESS, sample_resident_memory,
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    HTTP_REQUESTS_IN_PROGRESS,
+    sample_resident_memory,
 )
 
 REQUEST_ID_HEADER = "X-Request-ID"

@@ -6,7 +6,8 @@ doing the blocking. That thread must not touch logging or the metrics: their loc
 patched, and taking one from a foreign OS thread makes gevent start a hub (and another monitor) there or
 deadlock against the worker's greenlets, which hung workers. So the thread only queues the report; the
 worker logs and counts it when the request that was running ends, or, with no request running, when the
-thread wakes the worker's loop through an ``async_`` watcher (gevent's thread-safe wake-up). A hub blocked for good is not logged here; gunicorn's worker timeout reports that one.
+thread wakes the worker's loop through an ``async_`` watcher (gevent's thread-safe wake-up). A hub blocked for
+good is not logged here; gunicorn's worker timeout reports that one.
 The line carries no request id (the monitor cannot read the blocked greenlet's context); the stack names the view.
 """
 from __future__ import annotations

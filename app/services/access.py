@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
-from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
 from app.domain import ChannelRef, UserSnapshot
+from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
 from models import Channel, Guild, Member, MemberRole, Role, User
 
 

@@ -10,11 +10,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
-from app.domain import ChannelType
+from app.domain import ChannelType, UserSnapshot
 from app.errors import (
-    InvalidForm, MissingPermissions, UnknownMember, UnknownRole, UnknownUser,
+    InvalidForm,
+    MissingPermissions,
+    UnknownMember,
+    UnknownRole,
+    UnknownUser,
 )
-from app.domain import UserSnapshot
 from app.services.access import AccessService, GuildAccess
 from app.services.rows import add_unless_present
 from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
@@ -55,7 +58,8 @@ class GuildService:
         return self.session.scalar(select(func.count()).select_from(Member).where(Member.guild_id == guild_id))
 
     def roles(self, guild_id: int) -> list[Role]:
-        return list(self.session.scalars(select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)))
+        roles = select(Role).where(Role.guild_id == guild_id).order_by(Role.position, Role.id)
+        return list(self.session.scalars(roles))
 
     # -- roles ----------------------------------------------------------------------------------------------
 

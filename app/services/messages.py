@@ -17,11 +17,24 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.domain import (
-    ChannelPermissions, ChannelRef, ChannelType, MessageReferenceType, MessageType, UserSnapshot,
+    ChannelPermissions,
+    ChannelRef,
+    ChannelType,
+    MessageReferenceType,
+    MessageType,
+    UserSnapshot,
 )
 from app.errors import (
-    BulkDeleteCount, BulkDeleteTooOld, CannotEditOthersMessage, CannotReplyWithoutHistory, EmptyMessage,
-    InvalidForm, MissingAccess, NonTextChannel, SystemMessageAction, UnknownMessage,
+    BulkDeleteCount,
+    BulkDeleteTooOld,
+    CannotEditOthersMessage,
+    CannotReplyWithoutHistory,
+    EmptyMessage,
+    InvalidForm,
+    MissingAccess,
+    NonTextChannel,
+    SystemMessageAction,
+    UnknownMessage,
 )
 from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time
@@ -284,7 +297,7 @@ class MessageService:
 
     def _mentions(self, access: ChannelAccess, content: str, allowed: dict | None,
                   replied: Message | None) -> tuple[tuple[int, ...], tuple[int, ...], bool]:
-        """Who the content pings, after ``allowed_mentions`` and permissions (api-contract 4.6)."""
+        """Who the content pings, after ``allowed_mentions`` and the author's permissions, as Discord decides."""
         if allowed is None:
             parse, allowed_users, allowed_roles, replied_user = {"users", "roles", "everyone"}, None, None, True
         else:

@@ -1,4 +1,4 @@
-"""Messages in Discord's wire form (api-contract.md section 4.2), both ways.
+"""Messages in Discord's wire form (https://discord.com/developers/docs/resources/message#message-object), both ways.
 
 The API serves :func:`message_json`; ``flask messages export`` writes the same objects and ``flask messages
 import`` reads them back with :func:`message_from_json`. It lives in app.services, not app.api, because the
@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
-from app.domain import MessageReferenceType, MessageType
+from app.domain import MessageReferenceType, MessageType, UserSnapshot
 from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
 from app.messages.base import Message
-from app.domain import UserSnapshot
 from app.services.messages import MessageBundle
 from app.services.reactions import emoji_from_key
 from models import User
@@ -47,7 +46,7 @@ def _author_json(user_id: int, users: dict[int, User]) -> dict[str, Any]:
 
 
 def message_json(message: Message, bundle: MessageBundle, *, nested: bool = False) -> dict[str, Any]:
-    """A message object with every key discord.py reads (api-contract 4.2)."""
+    """A message object in Discord's form, with every key discord.py reads."""
     body: dict[str, Any] = {
         "id": str(message.id), "type": message.type, "content": message.content,
         "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),

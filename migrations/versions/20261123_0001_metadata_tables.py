@@ -1,14 +1,13 @@
 """metadata tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23
 
 Compatibility: the first revision; nothing ran before it.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -106,7 +105,8 @@ def upgrade() -> None:
     sa.Column('guild_id', sa.BigInteger(), nullable=False),
     sa.Column('user_id', sa.BigInteger(), nullable=False),
     sa.Column('role_id', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['guild_id', 'user_id'], ['members.guild_id', 'members.user_id'], name='fk_member_roles_member', ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['guild_id', 'user_id'], ['members.guild_id', 'members.user_id'],
+                            name='fk_member_roles_member', ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['role_id'], ['roles.id'], name=op.f('fk_member_roles_role_id_roles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('guild_id', 'user_id', 'role_id', name=op.f('pk_member_roles'))
     )
@@ -119,7 +119,8 @@ def upgrade() -> None:
     sa.Column('type', sa.Integer(), nullable=False),
     sa.Column('allow', sa.BigInteger(), nullable=False),
     sa.Column('deny', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['channel_id'], ['channels.id'], name=op.f('fk_permission_overwrites_channel_id_channels'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['channel_id'], ['channels.id'],
+                            name=op.f('fk_permission_overwrites_channel_id_channels'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('channel_id', 'target_id', name=op.f('pk_permission_overwrites'))
     )
 

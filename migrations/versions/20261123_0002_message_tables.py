@@ -11,9 +11,8 @@ per-channel bucket index, reactions, pins and nonces. ``mentions`` and ``mention
 Compatibility: only new tables; the previous release never reads them, so it keeps working while this revision
 is applied and after. Downgrading drops every stored message.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'

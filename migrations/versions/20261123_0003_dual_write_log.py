@@ -7,9 +7,8 @@ Create Date: 2026-11-23
 Compatibility: adds a table only the dual-write store and the migration commands read; the previous release
 ignores it, so this revision can be applied while that release runs.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

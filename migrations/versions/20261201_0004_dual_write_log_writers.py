@@ -12,9 +12,8 @@ Compatibility: adds columns with server defaults, which fill the previous releas
 can be applied while that release runs. An entry the previous release settles meanwhile keeps an old
 ``synced_version``; the next write of that message leaves it pending and a replay copies it once more.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'

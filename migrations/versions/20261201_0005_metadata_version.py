@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-01
 
-Each worker keeps tokens, users and channel permissions in memory (app.services.read_cache) and checks them
+Each worker keeps tokens, users and channel permissions in memory (app/read_cache.py) and checks them
 against ``metadata_version`` on every request. Triggers bump that version on any write to the tables they come
 from, whoever writes (the service, ``flask`` commands, a psql session), except the columns that change with
 traffic and that the cache does not keep: ``tokens.last_used_at``, ``channels.last_message_id`` and
@@ -18,9 +18,8 @@ Compatibility: a new table, a new column with a default, and triggers. The previ
 bumps the versions; workers of this release may serve a stale page for a channel that a previous-release
 worker writes to, so do not run both releases against one database at once.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

@@ -88,7 +88,8 @@ def test_db_upgrade_then_demo_bootstrap_is_idempotent(backend, tmp_path):
         succeeded(flask(url, "db", "upgrade"))
         engine = create_engine(url)
         try:
-            assert {"users", "tokens", "guilds", "channels", "alembic_version"} <= set(inspect(engine).get_table_names())
+            tables = set(inspect(engine).get_table_names())
+            assert {"users", "tokens", "guilds", "channels", "alembic_version"} <= tables
         finally:
             engine.dispose()
 

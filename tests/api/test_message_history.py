@@ -1,7 +1,7 @@
 """GET /channels/{id}/messages (every cursor mode, paging across buckets) and GET /channels/{id}/messages/{id}.
 
 discord.py's ``history()`` takes ``data[-1]`` as the next ``before`` and ``data[0]`` as the next ``after`` and stops
-at the first page shorter than its limit, so every mode must answer newest first (api-contract 5.7).
+at the first page shorter than its limit, so every mode must answer newest first, as Discord does.
 """
 import time
 from datetime import datetime, timedelta, timezone

@@ -1,4 +1,4 @@
-"""Pins (api-contract 5.14): the paginated routes, /channels/{c}/messages/pins, and the legacy /channels/{c}/pins."""
+"""Pins: the paginated routes, /channels/{c}/messages/pins, and the legacy /channels/{c}/pins."""
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone

@@ -1,6 +1,6 @@
 """Reactions: PUT/DELETE .../reactions/{emoji}/@me, DELETE .../{user_id}, GET .../reactions/{emoji}, clearing.
 
-Emoji reach the URL the way discord.py sends them: ``urllib.parse.quote(emoji, safe='')`` (api-contract 5.13).
+Emoji reach the URL the way discord.py sends them: ``urllib.parse.quote(emoji, safe='')``.
 """
 from dataclasses import dataclass
 from datetime import datetime, timezone

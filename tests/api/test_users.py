@@ -1,8 +1,7 @@
 """GET /users/@me (the login probe), GET /oauth2/applications/@me, GET /users/{id}, and token handling."""
 import pytest
 
-from app.auth.tokens import revoke_token
-from app.auth.tokens import _decode_id
+from app.auth.tokens import _decode_id, revoke_token
 
 
 def test_current_user_is_the_token_owner(client, make):

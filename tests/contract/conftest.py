@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ContextManager, Protocol
+from typing import Protocol
 
 import pytest
 from sqlalchemy import event
@@ -31,10 +32,10 @@ MESSAGE_TABLES = [model.__table__ for model in (StoredMessage, ChannelBucket, Re
 
 
 class StoreFactory(Protocol):
-    def fresh(self) -> ContextManager[MessageStore]:
+    def fresh(self) -> AbstractContextManager[MessageStore]:
         """A store on empty tables, torn down afterwards."""
 
-    def unreachable(self) -> ContextManager[MessageStore]:
+    def unreachable(self) -> AbstractContextManager[MessageStore]:
         """A store configured like the real one whose database does not answer."""
 
 
@@ -81,7 +82,7 @@ def sql_backend(backend: str, unreachable_url: Callable[[Path], str], tmp_path_f
             factory.close()
 
 
-OPENERS: dict[str, Callable[..., ContextManager[StoreFactory]]] = {
+OPENERS: dict[str, Callable[..., AbstractContextManager[StoreFactory]]] = {
     # SQLite cannot open a directory as a database file: every statement fails like a lost disk would.
     "sqlite": lambda tmp: sql_backend("sqlite", lambda directory: f"sqlite:///{directory}", tmp),
     # Port 1 on loopback refuses connections at once.
@@ -122,7 +123,7 @@ class StatementCounter:
         self.count += 1
 
     @contextlib.contextmanager
-    def counting(self) -> Iterator["StatementCounter"]:
+    def counting(self) -> Iterator[StatementCounter]:
         self.count = 0
         event.listen(self.engine, "before_cursor_execute", self._on_execute)
         try:

@@ -6,7 +6,8 @@ import dataclasses
 import time
 
 import pytest
-from sqlalchemy import exc as sa_exc, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 
 from app.extensions import create_db_engine
 from app.messages.base import StoreUnavailable

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+
 from app.extensions import create_db_engine
 from app.ids import SnowflakeGenerator, bucket_of, snowflake_from_ms
 from app.messages.base import Message, StoreUnavailable

@@ -100,7 +100,8 @@ class Traffic:
                 if status == 200:
                     self.expected[message_id] = body["content"]
             if count % 5 == 0:
-                if self._send("DELETE", f"/channels/{self.channel_id}/messages/{message_id}", about=message_id)[0] == 204:
+                status, _ = self._send("DELETE", f"/channels/{self.channel_id}/messages/{message_id}", about=message_id)
+                if status == 204:
                     self.expected[message_id] = None
 
     def history_editor(self, history: list[Message]) -> None:
@@ -113,7 +114,8 @@ class Traffic:
                 if self._send("DELETE", path, about=message.id)[0] == 204:
                     self.expected[message.id] = None
             else:
-                status, body = self._send("PATCH", path, {"content": f"{message.content}, edited live"}, about=message.id)
+                edit = {"content": f"{message.content}, edited live"}
+                status, body = self._send("PATCH", path, edit, about=message.id)
                 if status == 200:
                     self.expected[message.id] = body["content"]
             gevent.sleep(0.01)

@@ -44,7 +44,8 @@ def test_migrate_creates_the_schema_records_it_and_reruns_as_a_no_op(nodes):
 
 def test_migrate_fails_in_one_line_when_no_node_answers(nodes):
     nodes.stop()
-    result = create_app(settings(nodes, scylla_connect_timeout=1.0)).test_cli_runner().invoke(args=["scylla", "migrate"])
+    runner = create_app(settings(nodes, scylla_connect_timeout=1.0)).test_cli_runner()
+    result = runner.invoke(args=["scylla", "migrate"])
     assert result.exit_code == 1
     assert "migration failed" in result.output
 
@@ -60,7 +61,8 @@ def test_migrate_runs_from_a_plain_flask_process_without_gevent(nodes):
 
 
 def test_statements_split_on_semicolons_outside_strings_and_comments():
-    text = "-- a comment; with a semicolon\nCREATE KEYSPACE k WITH replication = {'a;b': 1};\nCREATE TABLE t (a int PRIMARY KEY);\n"
+    text = ("-- a comment; with a semicolon\nCREATE KEYSPACE k WITH replication = {'a;b': 1};\n"
+            "CREATE TABLE t (a int PRIMARY KEY);\n")
     assert split_statements(text) == ["CREATE KEYSPACE k WITH replication = {'a;b': 1}",
                                       "CREATE TABLE t (a int PRIMARY KEY)"]
     with pytest.raises(MigrationError):

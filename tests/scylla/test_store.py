@@ -27,7 +27,8 @@ def ids():
 def raw_rows(table: str) -> dict:
     """Every stored row of ``table`` (live or not) by (partition key, clustering key), straight from the dataset."""
     partitions = shared_test_nodes().dataset.data[(KEYSPACE, table)]
-    return {(key, clustering): row for key, partition in partitions.items() for clustering, row in partition.rows.items()}
+    return {(key, clustering): row
+            for key, partition in partitions.items() for clustering, row in partition.rows.items()}
 
 
 def eventually(predicate, timeout: float = 2.0) -> bool:

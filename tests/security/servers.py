@@ -31,7 +31,7 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Pa
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log.read_text()}")
+                raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log.read_text()}") from None
             time.sleep(0.05)
 
 

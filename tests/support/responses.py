@@ -1,4 +1,4 @@
-"""Assertions on API responses in Discord's wire form (api-contract.md section 0)."""
+"""Assertions on API responses in Discord's wire form (JSON bodies, string ids, Discord's error objects)."""
 from __future__ import annotations
 
 

@@ -92,7 +92,8 @@ def wait_until_answering(server: RunningServer, timeout: float, path: str = READ
                 connection.close()
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not answer on {server.url} within {timeout:.0f}s:\n{server.log()}")
+                raise RuntimeError(
+                    f"gunicorn did not answer on {server.url} within {timeout:.0f}s:\n{server.log()}") from None
             time.sleep(0.1)
 
 

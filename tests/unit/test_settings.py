@@ -23,7 +23,9 @@ def test_empty_environment_gives_the_defaults():
 @pytest.mark.parametrize(
     ("variable", "raw", "attribute", "expected"),
     [
-        pytest.param("DATABASE_URL", "postgresql://db/c", "database_url", "postgresql+psycopg2://db/c", id="database-url-pg"),
+        pytest.param(
+            "DATABASE_URL", "postgresql://db/c", "database_url", "postgresql+psycopg2://db/c", id="database-url-pg",
+        ),
         pytest.param(
             "DATABASE_URL", "postgresql+psycopg2://db/c", "database_url", "postgresql+psycopg2://db/c",
             id="database-url-psycopg2-driver",

@@ -71,7 +71,7 @@ class RemoteCluster:
             raise ControlError(reply["error"])
         return reply["ok"]
 
-    def node(self, index: int) -> "RemoteNode":
+    def node(self, index: int) -> RemoteNode:
         return RemoteNode(self, index)
 
     def clear_faults(self) -> None:
@@ -85,7 +85,7 @@ class RemoteCluster:
         self.process.terminate()
         self.process.wait(timeout=10)
 
-    def __enter__(self) -> "RemoteCluster":
+    def __enter__(self) -> RemoteCluster:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -164,12 +164,12 @@ def unavailable(consistency: int, required: int, alive: int) -> bytes:
 
 
 def write_timeout(consistency: int, received: int, block_for: int, write_type: str) -> bytes:
-    return error(WRITE_TIMEOUT, "Operation timed out - received only %d responses." % received,
+    return error(WRITE_TIMEOUT, f"Operation timed out - received only {received} responses.",
                  struct.pack(">Hii", consistency, received, block_for) + string(write_type))
 
 
 def read_timeout(consistency: int, received: int, block_for: int, data_present: bool) -> bytes:
-    return error(READ_TIMEOUT, "Operation timed out - received only %d responses." % received,
+    return error(READ_TIMEOUT, f"Operation timed out - received only {received} responses.",
                  struct.pack(">HiiB", consistency, received, block_for, data_present))
 
 

@@ -22,8 +22,17 @@ from gevent.server import StreamServer
 
 from . import protocol
 from .cql import CqlSyntaxError, CreateKeyspace, CreateTable, Select, Truncate, Use, parse
-from .storage import (AlreadyExists, Dataset, InvalidRequest, Prepared, Rows, SchemaChange, SetKeyspace,
-                      partition_key_bytes, token_of)
+from .storage import (
+    AlreadyExists,
+    Dataset,
+    InvalidRequest,
+    Prepared,
+    Rows,
+    SchemaChange,
+    SetKeyspace,
+    partition_key_bytes,
+    token_of,
+)
 from .types import InvalidType
 
 log = logging.getLogger(__name__)
@@ -57,7 +66,7 @@ class StatementError(Exception):
 
 
 class Node:
-    def __init__(self, cluster: "CqlTestCluster", address: str, tokens: list[int]):
+    def __init__(self, cluster: CqlTestCluster, address: str, tokens: list[int]):
         self.cluster, self.address, self.tokens = cluster, address, tokens
         self.host_id = uuid.uuid5(uuid.NAMESPACE_DNS, address)
         self.faults: list[Fault] = []
@@ -463,7 +472,7 @@ class CqlTestCluster:
     def contact_points(self) -> list[str]:
         return [node.address for node in self.nodes]
 
-    def start(self) -> "CqlTestCluster":
+    def start(self) -> CqlTestCluster:
         chosen = self.port
         for _ in range(5):
             self.port = chosen or _free_port_on_all([n.address for n in self.nodes])
@@ -482,7 +491,7 @@ class CqlTestCluster:
         for node in self.nodes:
             node.stop()
 
-    def __enter__(self) -> "CqlTestCluster":
+    def __enter__(self) -> CqlTestCluster:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -135,7 +135,8 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
 
     def is_live(self, now: float) -> bool:
-        return (self.marker is not None and self.marker.is_live(now)) or any(c.is_live(now) for c in self.cells.values())
+        return ((self.marker is not None and self.marker.is_live(now))
+                or any(c.is_live(now) for c in self.cells.values()))
 
 
 class Partition:
@@ -360,7 +361,8 @@ class Dataset:
 
     def keyspace(self, name: str | None) -> Keyspace:
         if name is None:
-            raise InvalidRequest("No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
+            raise InvalidRequest(
+                "No keyspace has been specified. USE a keyspace, or explicitly specify keyspace.tablename")
         try:
             return self.keyspaces[name]
         except KeyError:
@@ -445,7 +447,8 @@ class Dataset:
         restricted_key = [n for n in key_names if n in by_column]
         if isinstance(statement, Select) and not where:
             if statement.order_column is not None:
-                raise InvalidRequest("ORDER BY is only supported when the partition key is restricted by an EQ or an IN.")
+                raise InvalidRequest(
+                    "ORDER BY is only supported when the partition key is restricted by an EQ or an IN.")
             return
         if restricted_key != key_names or any(r.operator != "=" or len(by_column[n]) > 1
                                               for n in key_names for r in by_column[n]):
@@ -469,11 +472,13 @@ class Dataset:
                     raise InvalidRequest(f"More than one restriction was found for the bound of {column.name}")
                 ranged = True
             elif len(relations) > 1:
-                raise InvalidRequest(f"{column.name} cannot be restricted by more than one relation if it includes an Equal")
+                raise InvalidRequest(
+                    f"{column.name} cannot be restricted by more than one relation if it includes an Equal")
         others = [n for n in by_column if schema.columns[n].kind == "regular"]
         if others:
             raise InvalidRequest(f"Cannot restrict column {others[0]}: this node does not implement ALLOW FILTERING")
-        if isinstance(statement, Update) and len([c for c in schema.clustering if c.name in by_column]) != len(schema.clustering):
+        restricted_clustering = [c for c in schema.clustering if c.name in by_column]
+        if isinstance(statement, Update) and len(restricted_clustering) != len(schema.clustering):
             raise InvalidRequest("Missing mandatory PRIMARY KEY part in UPDATE")
         if isinstance(statement, Select) and statement.order_column is not None:
             if not schema.clustering or statement.order_column != schema.clustering[0].name:
@@ -600,7 +605,8 @@ class Dataset:
             keys = [found[1]] if found[1] in partitions else []
         else:
             keys = sorted(partitions, key=lambda k: self._scan_position(schema, k))
-        restricted = [schema.columns[r.column] for r in statement.where if schema.columns[r.column].kind == "clustering"]
+        restricted = [schema.columns[r.column] for r in statement.where
+                      if schema.columns[r.column].kind == "clustering"]
         values_of = _key(restricted, [self._value(r.term, schema.columns[r.column].type, values)
                                       for r in statement.where if schema.columns[r.column].kind == "clustering"])
         bounds = [(column.position, r.operator, value) for column, r, value in zip(

@@ -22,7 +22,7 @@ class InvalidType(ValueError):
 @dataclass(frozen=True)
 class CqlType:
     name: str
-    params: tuple["CqlType", ...] = ()
+    params: tuple[CqlType, ...] = ()
     frozen: bool = False
 
     def __str__(self) -> str:

@@ -8,12 +8,14 @@ import pytest
 from app.auth.permissions import (
     Overwrite,
     OverwriteType,
-    Permission as P,
     base_permissions,
     channel_permissions,
     compute_permissions,
     parse_permissions,
     serialize_permissions,
+)
+from app.auth.permissions import (
+    Permission as P,
 )
 
 GUILD = 1000
