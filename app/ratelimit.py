@@ -30,6 +30,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from app.ids import InvalidSnowflake, parse_snowflake
 from app.observability.metrics import RATE_LIMITED
 from config import Settings
 
@@ -172,11 +173,14 @@ class RateLimiter:
 
 def _major_parameter(view_args: dict) -> str | None:
     """The channel or guild id of the path ("" for routes without one); None when it is no snowflake, since
-    such a request is refused with 400 anyway and must not create a counter per garbage value."""
+    such a request is refused with 400 anyway and must not create a counter per garbage value. Written the one
+    way, so that leading zeros do not make another counter for the same channel."""
     for name in MAJOR_PARAMETERS:
         if name in view_args:
-            value = str(view_args[name])
-            return value if value.isascii() and value.isdigit() and len(value) <= 20 else None
+            try:
+                return str(parse_snowflake(view_args[name]))
+            except InvalidSnowflake:
+                return None
     return ""
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from app import ratelimit
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
-from app.ids import MAX_SNOWFLAKE
+from app.ids import InvalidSnowflake, parse_snowflake
 
 api = Blueprint("api", __name__)
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -41,8 +41,10 @@ def cached_view():
     channel has that channel's messages version read with the metadata version, in one query."""
     if "cached_view" not in g:
         channel = (request.view_args or {}).get("channel_id")
-        valid = channel is not None and channel.isascii() and channel.isdigit() and int(channel) <= MAX_SNOWFLAKE
-        channel_id = int(channel) if valid else None
+        try:
+            channel_id = None if channel is None else parse_snowflake(channel)
+        except InvalidSnowflake:
+            channel_id = None  # the route answers 400 for it
         g.cached_view = resources().read_cache.view(db(), channel_id)
     return g.cached_view
 
@@ -72,7 +74,7 @@ def route(rule: str, methods: list[str], *, public: bool = False):
         def parsed(**kwargs: Any):
             for name, value in kwargs.items():
                 if name.endswith("_id") and value != "@me":
-                    kwargs[name] = parse_snowflake(value, name)
+                    kwargs[name] = snowflake_field(name, value)
             return view(**kwargs)
 
         if public:
@@ -82,17 +84,17 @@ def route(rule: str, methods: list[str], *, public: bool = False):
     return decorator
 
 
-def parse_snowflake(value: Any, name: str) -> int:
-    text = str(value)
-    if text.isascii() and text.isdigit() and len(text) <= 20 and int(text) <= MAX_SNOWFLAKE:
-        return int(text)
-    shown = text if len(text) <= 64 else text[:64] + "..."
-    raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{shown}" is not snowflake.')
+def snowflake_field(name: str, value: Any) -> int:
+    """A path or query value as a snowflake; Discord's 400 50035 NUMBER_TYPE_COERCE naming the field if not."""
+    try:
+        return parse_snowflake(value)
+    except InvalidSnowflake:
+        raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{_shown(value)}" is not snowflake.') from None
 
 
 def query_snowflake(name: str) -> int | None:
     value = request.args.get(name)
-    return None if value is None else parse_snowflake(value, name)
+    return None if value is None else snowflake_field(name, value)
 
 
 def query_int(name: str, default: int, minimum: int, maximum: int) -> int:
@@ -189,15 +191,16 @@ _ERROR_CODES = {
     "too_long": ("BASE_TYPE_MAX_LENGTH", lambda e: f"Must be {e['ctx']['max_length']} or fewer in length."),
     "too_short": ("BASE_TYPE_MIN_LENGTH", lambda e: f"Must be {e['ctx']['min_length']} or more in length."),
     "literal_error": ("BASE_TYPE_CHOICES", lambda e: f"Value must be one of {e['ctx']['expected']}."),
-    "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
-    "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
-    "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "snowflake": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not snowflake.'),
+    "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
+    "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
+    "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
     # orjson reads integers beyond 64 bits as floats, which pydantic then finds too large.
-    "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
     "greater_than_equal": ("NUMBER_TYPE_MIN", lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
     "less_than_equal": ("NUMBER_TYPE_MAX", lambda e: f"int value should be less than or equal to {e['ctx']['le']}."),
-    "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
-    "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
+    "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not a boolean.'),
+    "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not a boolean.'),
     "string_type": ("BASE_TYPE_STRING", lambda e: "Could not interpret value as string."),
     "list_type": ("BASE_TYPE_ARRAY", lambda e: "Must be an array."),
     "model_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
@@ -205,8 +208,8 @@ _ERROR_CODES = {
 }
 
 
-def _shown(error: dict) -> str:
-    text = str(error.get("input"))
+def _shown(value: Any) -> str:
+    text = str(value)
     return text if len(text) <= 64 else text[:64] + "..."
 
 
@@ -214,9 +217,7 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
     """pydantic's errors in Discord's nested form: ``{"field": {"0": {"_errors": [...]}}}``."""
     tree: dict[str, Any] = {}
     for error in exc.errors(include_url=False):
-        if error["type"] == "value_error" and "is not snowflake" in error["msg"]:
-            code, message = "NUMBER_TYPE_COERCE", f'Value "{_shown(error)}" is not snowflake.'
-        elif error["type"] in _ERROR_CODES:
+        if error["type"] in _ERROR_CODES:
             code, render = _ERROR_CODES[error["type"]]
             message = render(error)
         else:
