@@ -1,13 +1,15 @@
 """The HTTP API: one blueprint served under /api/v10 and /api/v9.
 
-Handlers parse the request, call a service with the authenticated user, and serialize. Helpers here do the
-parsing the Discord way: path and query ids as snowflakes (400 50035 NUMBER_TYPE_COERCE otherwise), bodies as
-JSON, form or multipart ``payload_json``, validation errors as Discord's nested ``errors`` object.
+Handlers parse the request, call a service with the authenticated user, and serialize. Each is declared with
+``route(...)``, which also states what the auth hook, the rate limits and the OpenAPI document need to know of
+it (app.api.routes). Helpers here do the parsing the Discord way: path and query ids as snowflakes (400 50035
+NUMBER_TYPE_COERCE otherwise), bodies as JSON, form or multipart ``payload_json``, validation errors as
+Discord's nested ``errors`` object.
 """
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -15,14 +17,15 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from app import ratelimit
+from app.api.routes import ROUTES, Query, RouteSpec
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
 from app.ids import InvalidSnowflake, parse_snowflake
 
 api = Blueprint("api", __name__)
+#: Where the blueprint is mounted, by the name of each registration.
+VERSION_PREFIXES = {"api": "/api/v10", "api_v9": "/api/v9"}
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
-#: Routes reachable without a token, by endpoint name.
-PUBLIC_ENDPOINTS: set[str] = set()
 
 
 def resources():
@@ -53,22 +56,43 @@ def current_user():
     return g.user
 
 
+def current_route() -> RouteSpec | None:
+    """The spec of the route the request matched; None when it matched none (404, 405)."""
+    rule = request.url_rule
+    if rule is None or request.blueprint not in VERSION_PREFIXES:
+        return None
+    return ROUTES.of_rule(rule.rule.removeprefix(VERSION_PREFIXES[request.blueprint]), rule.methods)
+
+
 @api.before_request
 def _authenticate() -> None:
-    if request.endpoint and request.endpoint.split(".")[-1] in PUBLIC_ENDPOINTS:
+    matched = current_route()
+    if matched is not None and matched.public:
         return
     session = db()
     g.user = authenticate(session, request.headers.get("Authorization"), cached_view())
     session.commit()
 
 
-# After _authenticate (a blueprint's hooks run in the order registered), so that limits count per user.
-api.before_request(ratelimit.enforce_rate_limits)
+@api.before_request
+def _enforce_rate_limits():
+    # After _authenticate (a blueprint's hooks run in the order registered), so that limits count per user.
+    return ratelimit.enforce_rate_limits(current_route())
+
+
 api.after_request(ratelimit.add_rate_limit_headers)
 
 
-def route(rule: str, methods: list[str], *, public: bool = False):
-    """Register a view; path arguments named ``*_id`` arrive parsed as snowflakes."""
+def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str | None], rate_limit: str,
+          public: bool, body: type[BaseModel] | None = None, query: tuple[Query, ...] = (),
+          list_of: bool = False):
+    """Register a view for one method, with what the rest of the app needs to know of it (app.api.routes):
+    its OpenAPI ``summary``, success ``responses`` (helpers ``ok`` and ``NO_CONTENT``), request ``body``
+    schema, ``query`` parameters and whether the success body is a list (``list_of``); its ``rate_limit``
+    bucket (a name of app.ratelimit.SHARED_BUCKETS, or OWN_BUCKET); whether it is ``public`` (no token).
+
+    Path arguments named ``*_id`` arrive parsed as snowflakes.
+    """
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def parsed(**kwargs: Any):
@@ -77,9 +101,10 @@ def route(rule: str, methods: list[str], *, public: bool = False):
                     kwargs[name] = snowflake_field(name, value)
             return view(**kwargs)
 
-        if public:
-            PUBLIC_ENDPOINTS.add(view.__name__)
-        api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=methods)
+        ROUTES.add(RouteSpec(rule=rule, method=method, endpoint=view.__name__, summary=summary,
+                             responses=responses, rate_limit=rate_limit, public=public, body=body, query=query,
+                             list_of=list_of))
+        api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=[method])
         return parsed
     return decorator
 
@@ -239,8 +264,8 @@ def register(app) -> None:
     from app.api.errors import register_error_handlers
 
     ratelimit.init_app(app, app.config["SETTINGS"])
-    app.register_blueprint(api, url_prefix="/api/v10")
-    app.register_blueprint(api, url_prefix="/api/v9", name="api_v9")
+    for name, prefix in VERSION_PREFIXES.items():
+        app.register_blueprint(api, url_prefix=prefix, name=name)
     register_error_handlers(app)
 
     @app.teardown_appcontext
