@@ -1,4 +1,4 @@
-"""Snowflake ids with Discord's layout, and the 10-day bucket arithmetic built on them.
+"""Snowflake ids with Discord's layout, their one parser, and the 10-day bucket arithmetic built on them.
 
 Layout (most significant first): 42 bits of milliseconds since the Discord epoch, 5 bits worker id,
 5 bits process id, 12 bits increment. The worker/process pair is one 10-bit *slot* leased per process
@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 DISCORD_EPOCH_MS = 1420070400000
 BUCKET_SIZE_MS = 10 * 24 * 60 * 60 * 1000
@@ -16,6 +17,31 @@ MAX_SNOWFLAKE = 2**63 - 1
 SLOT_COUNT = 1 << 10
 _INCREMENT_BITS = 12
 _MAX_INCREMENT = (1 << _INCREMENT_BITS) - 1
+#: Enough for any 64-bit value, leading zeros allowed; longer text is refused before ``int`` reads it, since
+#: Python refuses (and spends time on) digit strings of thousands of characters.
+_MAX_DIGITS = 20
+
+
+class InvalidSnowflake(ValueError):
+    """A value that is no snowflake; ``value`` is what was given, for the caller's message."""
+
+    def __init__(self, value: Any):
+        super().__init__("not a snowflake")
+        self.value = value
+
+
+def parse_snowflake(value: Any) -> int:
+    """A snowflake from its decimal string (Discord's form) or an integer (as discord.py sends some):
+    ASCII digits only, in [0, MAX_SNOWFLAKE]. Anything else, booleans included, raises InvalidSnowflake."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS:
+        number = int(value)
+    else:
+        raise InvalidSnowflake(value)
+    if not 0 <= number <= MAX_SNOWFLAKE:
+        raise InvalidSnowflake(value)
+    return number
 
 
 def snowflake_ms(snowflake: int) -> int:

@@ -4,8 +4,9 @@ Discord's rules: https://discord.com/developers/docs/topics/rate-limits.
 
 Every request of a user counts against the user's global bucket (``rate_limit_global_per_second``) and against
 one route bucket, keyed by the bucket, the route's major parameter (``channel_id`` or ``guild_id``) and the
-user. Sending, deleting and reacting have buckets of their own limits; every other route has a bucket of its own
-with ``rate_limit_default``. Requests without a user (the public OpenAPI document) count against a global bucket
+user. Each route names its bucket where it is declared (``rate_limit`` of ``app.api.route``): sending, deleting
+and reacting share buckets of their own limits; every other route has a bucket of its own with
+``rate_limit_default``. Requests without a user (the public OpenAPI document) count against a global bucket
 of the client's address.
 
 Responses of a limited route carry ``X-RateLimit-Limit``, ``-Remaining``, ``-Reset``, ``-Reset-After`` and
@@ -26,26 +27,30 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from app.ids import InvalidSnowflake, parse_snowflake
 from app.observability.metrics import RATE_LIMITED
 from config import Settings
 
+if TYPE_CHECKING:
+    from app.api.routes import RouteSpec
+
 log = logging.getLogger(__name__)
 
-#: Route buckets with limits of their own, by endpoint name, and the setting that holds each limit.
-SHARED_BUCKETS: dict[str, tuple[str, str]] = {
-    "create_message": ("messages.create", "rate_limit_message_create"),
-    "delete_message": ("messages.delete", "rate_limit_message_delete"),
-    **{endpoint: ("reactions", "rate_limit_reactions") for endpoint in (
-        "add_reaction", "remove_own_reaction", "remove_user_reaction", "list_reaction_users",
-        "clear_reactions", "clear_emoji_reactions",
-    )},
+#: Buckets that several routes share, by name, and the setting that holds each one's limit.
+SHARED_BUCKETS: dict[str, str] = {
+    "messages.create": "rate_limit_message_create",
+    "messages.delete": "rate_limit_message_delete",
+    "reactions": "rate_limit_reactions",
 }
+#: The ``rate_limit`` of a route with a bucket of its own, named after its endpoint, of ``rate_limit_default``.
+OWN_BUCKET = "own"
 MAJOR_PARAMETERS = ("channel_id", "guild_id")
 #: How long requests pass unlimited after the storage failed, so a dead Redis costs one timeout, not one each.
 STORAGE_RETRY_INTERVAL = 5.0
@@ -108,7 +113,7 @@ class RateLimiter:
         self.global_limit = RateLimitItemPerSecond(settings.rate_limit_global_per_second, 1)
         self.default_limit = parse_rate(settings.rate_limit_default)
         self.shared_limits = {bucket: parse_rate(getattr(settings, attribute))
-                              for bucket, attribute in SHARED_BUCKETS.values()}
+                              for bucket, attribute in SHARED_BUCKETS.items()}
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._storage: Storage | None = None
@@ -131,13 +136,13 @@ class RateLimiter:
             return _MillisecondRedisStorage(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         return storage_from_string(url)
 
-    def route_bucket(self, endpoint: str) -> tuple[str, RateLimitItem]:
-        if endpoint in SHARED_BUCKETS:
-            bucket = SHARED_BUCKETS[endpoint][0]
-            return bucket, self.shared_limits[bucket]
-        return endpoint, self.default_limit
+    def route_bucket(self, route: RouteSpec) -> tuple[str, RateLimitItem]:
+        """The name and limit of the bucket a route declared."""
+        if route.rate_limit == OWN_BUCKET:
+            return route.endpoint, self.default_limit
+        return route.rate_limit, self.shared_limits[route.rate_limit]
 
-    def check(self, endpoint: str, view_args: dict, identity: str,
+    def check(self, route: RouteSpec, view_args: dict, identity: str,
               authenticated: bool) -> tuple[BucketState | None, Refusal | None]:
         """Count one request; return the route bucket's state (for headers) and a Refusal when over a limit.
 
@@ -147,13 +152,13 @@ class RateLimiter:
             return None, None
         limiter = self._limiter()
         try:
-            return self._check(limiter, endpoint, view_args, identity, authenticated)
+            return self._check(limiter, route, view_args, identity, authenticated)
         except self._storage.base_exceptions as exc:
             self._skip_until = time.monotonic() + STORAGE_RETRY_INTERVAL
             log.warning("rate limit storage failed, not limiting for %.0fs: %s", STORAGE_RETRY_INTERVAL, exc)
             return None, None
 
-    def _check(self, limiter: FixedWindowRateLimiter, endpoint: str, view_args: dict, identity: str,
+    def _check(self, limiter: FixedWindowRateLimiter, route: RouteSpec, view_args: dict, identity: str,
                authenticated: bool) -> tuple[BucketState | None, Refusal | None]:
         if not limiter.hit(self.global_limit, "global", identity):
             reset = limiter.get_window_stats(self.global_limit, "global", identity).reset_time
@@ -163,7 +168,7 @@ class RateLimiter:
         major = _major_parameter(view_args)
         if major is None:
             return None, None
-        bucket, item = self.route_bucket(endpoint)
+        bucket, item = self.route_bucket(route)
         allowed = limiter.hit(item, bucket, major, identity)
         stats = limiter.get_window_stats(item, bucket, major, identity)
         state = BucketState(name=bucket, limit=item.amount, remaining=stats.remaining, reset=stats.reset_time)
@@ -174,11 +179,14 @@ class RateLimiter:
 
 def _major_parameter(view_args: dict) -> str | None:
     """The channel or guild id of the path ("" for routes without one); None when it is no snowflake, since
-    such a request is refused with 400 anyway and must not create a counter per garbage value."""
+    such a request is refused with 400 anyway and must not create a counter per garbage value. Written the one
+    way, so that leading zeros do not make another counter for the same channel."""
     for name in MAJOR_PARAMETERS:
         if name in view_args:
-            value = str(view_args[name])
-            return value if value.isascii() and value.isdigit() and len(value) <= 20 else None
+            try:
+                return str(parse_snowflake(view_args[name]))
+            except InvalidSnowflake:
+                return None
     return ""
 
 
@@ -186,15 +194,15 @@ def _limiter() -> RateLimiter | None:
     return current_app.extensions.get("ratelimit")
 
 
-def enforce_rate_limits() -> Response | None:
-    """before_request, after authentication: count the request; answer 429 when it is over a limit."""
+def enforce_rate_limits(route: RouteSpec | None) -> Response | None:
+    """before_request, after authentication, with the spec of the route the request matched (None when it
+    matched none): count the request; answer 429 when it is over a limit."""
     limiter = _limiter()
-    if limiter is None or request.endpoint is None:
+    if limiter is None or route is None:
         return None
     user = g.get("user")
     identity = f"user:{user.id}" if user is not None else f"ip:{request.remote_addr}"
-    endpoint = request.endpoint.rsplit(".", 1)[-1]
-    state, refusal = limiter.check(endpoint, request.view_args or {}, identity, authenticated=user is not None)
+    state, refusal = limiter.check(route, request.view_args or {}, identity, authenticated=user is not None)
     g.rate_limit_state = state
     if refusal is None:
         return None

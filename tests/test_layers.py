@@ -19,12 +19,14 @@ CHECKED = ("app", "models", "config", "wsgi.py")
 LAYERS: dict[str, tuple[str, ...]] = {
     "entry points": (
         "wsgi", "config/gunicorn", "app/__init__", "app/extensions", "app/api", "app/cli",
+        # Discord's rate limits, as request hooks: HTTP middleware.
+        "app/ratelimit",
         # health, metrics endpoint, access log, hub watch: wired into the app and the gunicorn workers.
         "app/observability",
     ),
     "services": ("app/services",),
     "components": (
-        "app/messages", "app/events", "app/read_cache", "app/auth", "app/ratelimit",
+        "app/messages", "app/events", "app/read_cache", "app/auth",
         # The database pool that reports its metrics, built with the engine.
         "app/observability/instrumentation",
     ),

@@ -1,13 +1,15 @@
 """The HTTP API: one blueprint served under /api/v10 and /api/v9.
 
-Handlers parse the request, call a service with the authenticated user, and serialize. Helpers here do the
-parsing the Discord way: path and query ids as snowflakes (400 50035 NUMBER_TYPE_COERCE otherwise), bodies as
-JSON, form or multipart ``payload_json``, validation errors as Discord's nested ``errors`` object.
+Handlers parse the request, call a service with the authenticated user, and serialize. Each is declared with
+``route(...)``, which also states what the auth hook, the rate limits and the OpenAPI document need to know of
+it (app.api.routes). Helpers here do the parsing the Discord way: path and query ids as snowflakes (400 50035
+NUMBER_TYPE_COERCE otherwise), bodies as JSON, form or multipart ``payload_json``, validation errors as
+Discord's nested ``errors`` object.
 """
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -15,14 +17,15 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from app import ratelimit
+from app.api.routes import ROUTES, Query, RouteSpec
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
-from app.ids import MAX_SNOWFLAKE
+from app.ids import InvalidSnowflake, parse_snowflake
 
 api = Blueprint("api", __name__)
+#: Where the blueprint is mounted, by the name of each registration.
+VERSION_PREFIXES = {"api": "/api/v10", "api_v9": "/api/v9"}
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
-#: Routes reachable without a token, by endpoint name.
-PUBLIC_ENDPOINTS: set[str] = set()
 
 
 def resources():
@@ -41,8 +44,10 @@ def read_path():
     a channel has that channel's messages version read with the metadata version, in one query."""
     if "read_path" not in g:
         channel = (request.view_args or {}).get("channel_id")
-        valid = channel is not None and channel.isascii() and channel.isdigit() and int(channel) <= MAX_SNOWFLAKE
-        channel_id = int(channel) if valid else None
+        try:
+            channel_id = None if channel is None else parse_snowflake(channel)
+        except InvalidSnowflake:
+            channel_id = None  # the route answers 400 for it
         g.read_path = resources().read_cache.for_request(db(), channel_id)
     return g.read_path
 
@@ -51,48 +56,70 @@ def current_user():
     return g.user
 
 
+def current_route() -> RouteSpec | None:
+    """The spec of the route the request matched; None when it matched none (404, 405)."""
+    rule = request.url_rule
+    if rule is None or request.blueprint not in VERSION_PREFIXES:
+        return None
+    return ROUTES.of_rule(rule.rule.removeprefix(VERSION_PREFIXES[request.blueprint]), rule.methods)
+
+
 @api.before_request
 def _authenticate() -> None:
-    if request.endpoint and request.endpoint.split(".")[-1] in PUBLIC_ENDPOINTS:
+    matched = current_route()
+    if matched is not None and matched.public:
         return
     session = db()
     g.user = authenticate(session, request.headers.get("Authorization"), read_path())
     session.commit()
 
 
-# After _authenticate (a blueprint's hooks run in the order registered), so that limits count per user.
-api.before_request(ratelimit.enforce_rate_limits)
+@api.before_request
+def _enforce_rate_limits():
+    # After _authenticate (a blueprint's hooks run in the order registered), so that limits count per user.
+    return ratelimit.enforce_rate_limits(current_route())
+
+
 api.after_request(ratelimit.add_rate_limit_headers)
 
 
-def route(rule: str, methods: list[str], *, public: bool = False):
-    """Register a view; path arguments named ``*_id`` arrive parsed as snowflakes."""
+def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str | None], rate_limit: str,
+          public: bool, body: type[BaseModel] | None = None, query: tuple[Query, ...] = (),
+          list_of: bool = False):
+    """Register a view for one method, with what the rest of the app needs to know of it (app.api.routes):
+    its OpenAPI ``summary``, success ``responses`` (helpers ``ok`` and ``NO_CONTENT``), request ``body``
+    schema, ``query`` parameters and whether the success body is a list (``list_of``); its ``rate_limit``
+    bucket (a name of app.ratelimit.SHARED_BUCKETS, or OWN_BUCKET); whether it is ``public`` (no token).
+
+    Path arguments named ``*_id`` arrive parsed as snowflakes.
+    """
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def parsed(**kwargs: Any):
             for name, value in kwargs.items():
                 if name.endswith("_id") and value != "@me":
-                    kwargs[name] = parse_snowflake(value, name)
+                    kwargs[name] = snowflake_field(name, value)
             return view(**kwargs)
 
-        if public:
-            PUBLIC_ENDPOINTS.add(view.__name__)
-        api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=methods)
+        ROUTES.add(RouteSpec(rule=rule, method=method, endpoint=view.__name__, summary=summary,
+                             responses=responses, rate_limit=rate_limit, public=public, body=body, query=query,
+                             list_of=list_of))
+        api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=[method])
         return parsed
     return decorator
 
 
-def parse_snowflake(value: Any, name: str) -> int:
-    text = str(value)
-    if text.isascii() and text.isdigit() and len(text) <= 20 and int(text) <= MAX_SNOWFLAKE:
-        return int(text)
-    shown = text if len(text) <= 64 else text[:64] + "..."
-    raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{shown}" is not snowflake.')
+def snowflake_field(name: str, value: Any) -> int:
+    """A path or query value as a snowflake; Discord's 400 50035 NUMBER_TYPE_COERCE naming the field if not."""
+    try:
+        return parse_snowflake(value)
+    except InvalidSnowflake:
+        raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{_shown(value)}" is not snowflake.') from None
 
 
 def query_snowflake(name: str) -> int | None:
     value = request.args.get(name)
-    return None if value is None else parse_snowflake(value, name)
+    return None if value is None else snowflake_field(name, value)
 
 
 def query_int(name: str, default: int, minimum: int, maximum: int) -> int:
@@ -189,16 +216,17 @@ _ERROR_CODES = {
     "too_long": ("BASE_TYPE_MAX_LENGTH", lambda e: f"Must be {e['ctx']['max_length']} or fewer in length."),
     "too_short": ("BASE_TYPE_MIN_LENGTH", lambda e: f"Must be {e['ctx']['min_length']} or more in length."),
     "literal_error": ("BASE_TYPE_CHOICES", lambda e: f"Value must be one of {e['ctx']['expected']}."),
-    "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
-    "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
-    "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "snowflake": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not snowflake.'),
+    "int_parsing": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
+    "int_type": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
+    "int_from_float": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
     # orjson reads integers beyond 64 bits as floats, which pydantic then finds too large.
-    "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not int.'),
+    "int_parsing_size": ("NUMBER_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not int.'),
     "greater_than_equal": ("NUMBER_TYPE_MIN",
                            lambda e: f"int value should be greater than or equal to {e['ctx']['ge']}."),
     "less_than_equal": ("NUMBER_TYPE_MAX", lambda e: f"int value should be less than or equal to {e['ctx']['le']}."),
-    "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
-    "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e)}" is not a boolean.'),
+    "bool_type": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not a boolean.'),
+    "bool_parsing": ("BOOLEAN_TYPE_COERCE", lambda e: f'Value "{_shown(e["input"])}" is not a boolean.'),
     "string_type": ("BASE_TYPE_STRING", lambda e: "Could not interpret value as string."),
     "list_type": ("BASE_TYPE_ARRAY", lambda e: "Must be an array."),
     "model_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
@@ -206,8 +234,8 @@ _ERROR_CODES = {
 }
 
 
-def _shown(error: dict) -> str:
-    text = str(error.get("input"))
+def _shown(value: Any) -> str:
+    text = str(value)
     return text if len(text) <= 64 else text[:64] + "..."
 
 
@@ -215,9 +243,7 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
     """pydantic's errors in Discord's nested form: ``{"field": {"0": {"_errors": [...]}}}``."""
     tree: dict[str, Any] = {}
     for error in exc.errors(include_url=False):
-        if error["type"] == "value_error" and "is not snowflake" in error["msg"]:
-            code, message = "NUMBER_TYPE_COERCE", f'Value "{_shown(error)}" is not snowflake.'
-        elif error["type"] in _ERROR_CODES:
+        if error["type"] in _ERROR_CODES:
             code, render = _ERROR_CODES[error["type"]]
             message = render(error)
         else:
@@ -239,8 +265,8 @@ def register(app) -> None:
     from app.api.errors import register_error_handlers
 
     ratelimit.init_app(app, app.config["SETTINGS"])
-    app.register_blueprint(api, url_prefix="/api/v10")
-    app.register_blueprint(api, url_prefix="/api/v9", name="api_v9")
+    for name, prefix in VERSION_PREFIXES.items():
+        app.register_blueprint(api, url_prefix=prefix, name=name)
     register_error_handlers(app)
 
     @app.teardown_appcontext

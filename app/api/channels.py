@@ -5,6 +5,7 @@ from flask import Response
 
 from app.api import current_user, db, parse_body, resources, route
 from app.api.json import json_response
+from app.api.routes import NO_CONTENT, OWN_BUCKET, ok
 from app.api.schemas import ChannelEdit, OverwriteEdit
 from app.api.serializers import channel_json
 from app.services.channels import ChannelService
@@ -14,12 +15,14 @@ def _channels() -> ChannelService:
     return ChannelService(db(), resources().ids, resources().message_store)
 
 
-@route("/channels/<channel_id>", ["GET"])
+@route("/channels/<channel_id>", "GET", summary="Get a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,
+       public=False)
 def get_channel(channel_id: int):
     return json_response(channel_json(_channels().get_channel(current_user(), channel_id)))
 
 
-@route("/channels/<channel_id>", ["PATCH"])
+@route("/channels/<channel_id>", "PATCH", summary="Edit a channel", responses=ok("Channel"), body=ChannelEdit,
+       rate_limit=OWN_BUCKET, public=False)
 def edit_channel(channel_id: int):
     body = parse_body(ChannelEdit)
     fields = body.model_dump(exclude_unset=True)
@@ -28,19 +31,22 @@ def edit_channel(channel_id: int):
     return json_response(channel_json(_channels().edit_channel(current_user(), channel_id, fields)))
 
 
-@route("/channels/<channel_id>", ["DELETE"])
+@route("/channels/<channel_id>", "DELETE", summary="Delete a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,
+       public=False)
 def delete_channel(channel_id: int):
     return json_response(channel_json(_channels().delete_channel(current_user(), channel_id)))
 
 
-@route("/channels/<channel_id>/permissions/<overwrite_id>", ["PUT"])
+@route("/channels/<channel_id>/permissions/<overwrite_id>", "PUT", summary="Set a permission overwrite",
+       responses=NO_CONTENT, body=OverwriteEdit, rate_limit=OWN_BUCKET, public=False)
 def put_overwrite(channel_id: int, overwrite_id: int):
     body = parse_body(OverwriteEdit)
     _channels().put_overwrite(current_user(), channel_id, overwrite_id, body.type, body.allow or 0, body.deny or 0)
     return Response(status=204)
 
 
-@route("/channels/<channel_id>/permissions/<overwrite_id>", ["DELETE"])
+@route("/channels/<channel_id>/permissions/<overwrite_id>", "DELETE", summary="Delete a permission overwrite",
+       responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def delete_overwrite(channel_id: int, overwrite_id: int):
     _channels().delete_overwrite(current_user(), channel_id, overwrite_id)
     return Response(status=204)

@@ -7,6 +7,7 @@ from flask import Response, request
 
 from app.api import current_user, db, parse_body, query_int, query_snowflake, read_path, resources, route
 from app.api.json import json_response
+from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import message_json, messages_json, timestamp, user_json
 from app.errors import InvalidForm
@@ -43,7 +44,10 @@ def _no_content() -> Response:
     return Response(status=204)
 
 
-@route("/channels/<channel_id>/messages", ["GET"])
+@route("/channels/<channel_id>/messages", "GET", summary='Messages, newest first, in every cursor mode',
+       responses=ok("Message"),
+       query=(limit_query(50, 100), snowflake_query("before"), snowflake_query("after"), snowflake_query("around")),
+       list_of=True, rate_limit=OWN_BUCKET, public=False)
 def list_messages(channel_id: int):
     limit = query_int("limit", 50, 1, 100)
     cursors = {name: query_snowflake(name) for name in ("before", "after", "around")}
@@ -55,13 +59,15 @@ def list_messages(channel_id: int):
     return json_response(messages_json(bundle))
 
 
-@route("/channels/<channel_id>/messages/<message_id>", ["GET"])
+@route("/channels/<channel_id>/messages/<message_id>", "GET", summary="Get a message", responses=ok("Message"),
+       rate_limit=OWN_BUCKET, public=False)
 def get_message(channel_id: int, message_id: int):
     bundle = _messages().get_message(current_user(), channel_id, message_id)
     return json_response(message_json(bundle.messages[0], bundle))
 
 
-@route("/channels/<channel_id>/messages", ["POST"])
+@route("/channels/<channel_id>/messages", "POST", summary="Send a message", responses=ok("Message"), body=MessageCreate,
+       rate_limit="messages.create", public=False)
 def create_message(channel_id: int):
     body = parse_body(MessageCreate)
     fields = body.model_dump(exclude_unset=True)
@@ -72,20 +78,23 @@ def create_message(channel_id: int):
     return json_response(payload)
 
 
-@route("/channels/<channel_id>/messages/<message_id>", ["PATCH"])
+@route("/channels/<channel_id>/messages/<message_id>", "PATCH", summary="Edit a message", responses=ok("Message"),
+       body=MessageEdit, rate_limit=OWN_BUCKET, public=False)
 def edit_message(channel_id: int, message_id: int):
     body = parse_body(MessageEdit)
     bundle = _messages().edit_message(current_user(), channel_id, message_id, body.model_dump(exclude_unset=True))
     return json_response(message_json(bundle.messages[0], bundle))
 
 
-@route("/channels/<channel_id>/messages/<message_id>", ["DELETE"])
+@route("/channels/<channel_id>/messages/<message_id>", "DELETE", summary="Delete a message", responses=NO_CONTENT,
+       rate_limit="messages.delete", public=False)
 def delete_message(channel_id: int, message_id: int):
     _messages().delete_message(current_user(), channel_id, message_id)
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/bulk-delete", ["POST"])
+@route("/channels/<channel_id>/messages/bulk-delete", "POST", summary="Delete 2 to 100 messages", responses=NO_CONTENT,
+       body=BulkDelete, rate_limit=OWN_BUCKET, public=False)
 def bulk_delete_messages(channel_id: int):
     body = parse_body(BulkDelete)
     _messages().bulk_delete(current_user(), channel_id, body.messages)
@@ -94,25 +103,31 @@ def bulk_delete_messages(channel_id: int):
 
 # -- reactions ----------------------------------------------------------------------------------------------
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", ["PUT"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", "PUT", summary="React",
+       responses=NO_CONTENT, rate_limit="reactions", public=False)
 def add_reaction(channel_id: int, message_id: int, emoji: str):
     _reactions().add_reaction(current_user(), channel_id, message_id, emoji)
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", ["DELETE"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", "DELETE",
+       summary="Remove the caller's reaction", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def remove_own_reaction(channel_id: int, message_id: int, emoji: str):
     _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, current_user().id)
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/<user_id>", ["DELETE"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/<user_id>", "DELETE",
+       summary="Remove a user's reaction", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def remove_user_reaction(channel_id: int, message_id: int, emoji: str, user_id: int):
     _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, user_id)
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", ["GET"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", "GET",
+       summary="Users who reacted with an emoji", responses=ok("User"),
+       query=(limit_query(25, 100), snowflake_query("after"), Query("type", {"type": "integer", "enum": [0, 1]})),
+       list_of=True, rate_limit="reactions", public=False)
 def list_reaction_users(channel_id: int, message_id: int, emoji: str):
     limit = query_int("limit", 25, 1, 100)
     after = query_snowflake("after")
@@ -122,13 +137,15 @@ def list_reaction_users(channel_id: int, message_id: int, emoji: str):
     return json_response([user_json(u) for u in users])
 
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions", ["DELETE"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions", "DELETE", summary="Remove every reaction",
+       responses=NO_CONTENT, rate_limit="reactions", public=False)
 def clear_reactions(channel_id: int, message_id: int):
     _reactions().clear_reactions(current_user(), channel_id, message_id)
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", ["DELETE"])
+@route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", "DELETE",
+       summary="Remove every reaction of an emoji", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def clear_emoji_reactions(channel_id: int, message_id: int, emoji: str):
     _reactions().clear_reactions(current_user(), channel_id, message_id, emoji)
     return _no_content()
@@ -154,7 +171,10 @@ def _pinned_before() -> datetime | None:
         return (datetime.min if moment.year == datetime.min.year else datetime.max).replace(tzinfo=timezone.utc)
 
 
-@route("/channels/<channel_id>/messages/pins", ["GET"])
+@route("/channels/<channel_id>/messages/pins", "GET", summary='Pinned messages, newest pin first',
+       responses=ok("PinPage"),
+       query=(limit_query(50, 50), Query("before", TIMESTAMP, "Pins pinned before this time.")), rate_limit=OWN_BUCKET,
+       public=False)
 def list_pins(channel_id: int):
     limit = query_int("limit", 50, 1, 50)
     page = _pins().list_pins(current_user(), channel_id, before=_pinned_before(), limit=limit)
@@ -163,7 +183,8 @@ def list_pins(channel_id: int):
     return json_response({"items": items, "has_more": page.has_more})
 
 
-@route("/channels/<channel_id>/pins", ["GET"])
+@route("/channels/<channel_id>/pins", "GET", summary="Pinned messages (the pre-2025 route)", responses=ok("Message"),
+       list_of=True, rate_limit=OWN_BUCKET, public=False)
 def list_pins_legacy(channel_id: int):
     page = _pins().list_pins(current_user(), channel_id, before=None, limit=LEGACY_PINS_LIMIT)
     return json_response(messages_json(page.bundle))
@@ -174,21 +195,25 @@ def _set_pinned(channel_id: int, message_id: int, pinned: bool) -> Response:
     return _no_content()
 
 
-@route("/channels/<channel_id>/messages/pins/<message_id>", ["PUT"])
+@route("/channels/<channel_id>/messages/pins/<message_id>", "PUT", summary="Pin a message", responses=NO_CONTENT,
+       rate_limit=OWN_BUCKET, public=False)
 def pin_message(channel_id: int, message_id: int):
     return _set_pinned(channel_id, message_id, True)
 
 
-@route("/channels/<channel_id>/messages/pins/<message_id>", ["DELETE"])
+@route("/channels/<channel_id>/messages/pins/<message_id>", "DELETE", summary="Unpin a message", responses=NO_CONTENT,
+       rate_limit=OWN_BUCKET, public=False)
 def unpin_message(channel_id: int, message_id: int):
     return _set_pinned(channel_id, message_id, False)
 
 
-@route("/channels/<channel_id>/pins/<message_id>", ["PUT"])
+@route("/channels/<channel_id>/pins/<message_id>", "PUT", summary="Pin a message (the pre-2025 route)",
+       responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def pin_message_legacy(channel_id: int, message_id: int):
     return _set_pinned(channel_id, message_id, True)
 
 
-@route("/channels/<channel_id>/pins/<message_id>", ["DELETE"])
+@route("/channels/<channel_id>/pins/<message_id>", "DELETE", summary="Unpin a message (the pre-2025 route)",
+       responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def unpin_message_legacy(channel_id: int, message_id: int):
     return _set_pinned(channel_id, message_id, False)

@@ -7,24 +7,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from app.auth.permissions import OverwriteType, parse_permissions
 from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, ChannelType, MessageReferenceType
-from app.ids import MAX_SNOWFLAKE
+from app.ids import InvalidSnowflake, parse_snowflake
 
 
 def _snowflake(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("is not snowflake")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
-        number = int(value)
-    else:
-        raise ValueError("is not snowflake")
-    if not 0 <= number <= MAX_SNOWFLAKE:
-        raise ValueError("is not snowflake")
-    return number
+    try:
+        return parse_snowflake(value)
+    except InvalidSnowflake:
+        # A type of its own, so that app.api.form_errors can answer Discord's NUMBER_TYPE_COERCE for it.
+        raise PydanticCustomError("snowflake", "is not snowflake") from None
 
 
 def _permissions(value: Any) -> int:

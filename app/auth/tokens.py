@@ -6,7 +6,6 @@ database query nor the comparison reveals how much of a guessed secret was right
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import KeptToken, UserSnapshot
 from app.errors import Unauthorized
+from app.ids import parse_snowflake
 from app.read_cache import ReadPath
 from models import Token, User
 from models.base import begin_read_only
@@ -44,10 +44,9 @@ def _encode_id(token_id: int) -> str:
 
 def _decode_id(encoded: str) -> int | None:
     try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
+        return parse_snowflake(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("ascii"))
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or no snowflake (InvalidSnowflake): all ValueErrors
         return None
-    return int(raw) if raw.isdigit() and len(raw) <= 19 else None
 
 
 def issue_token(session: Session, token_id: int, user_id: int) -> IssuedToken:

@@ -5,7 +5,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from app.ids import MAX_SNOWFLAKE
+from app.ids import InvalidSnowflake, parse_snowflake
 
 
 class OneLineCommand(click.Command):
@@ -26,10 +26,10 @@ class SnowflakeType(click.ParamType):
     name = "snowflake"
 
     def convert(self, value, param, ctx) -> int:
-        text = str(value)
-        if text.isdigit() and len(text) <= 20 and int(text) <= MAX_SNOWFLAKE:
-            return int(text)
-        self.fail(f"{value!r} is not a snowflake id", param, ctx)
+        try:
+            return parse_snowflake(value)
+        except InvalidSnowflake:
+            self.fail(f"{value!r} is not a snowflake id", param, ctx)
 
 
 SNOWFLAKE = SnowflakeType()

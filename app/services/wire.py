@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from app.domain import MessageReferenceType, MessageType, UserSnapshot
-from app.ids import MAX_SNOWFLAKE, snowflake_ms, snowflake_time
+from app.ids import InvalidSnowflake, parse_snowflake, snowflake_ms, snowflake_time
 from app.messages.base import Message
 from app.services.messages import MessageBundle
 from app.services.reactions import emoji_from_key
@@ -82,13 +82,17 @@ class WireFormError(ValueError):
     """A message object that cannot be stored as given; the text names the field and the problem."""
 
 
-def parse_snowflake(value: Any, field: str) -> int:
+def _snowflake(value: Any, field: str) -> int:
     """An id as Discord writes it (a string of digits); a JSON integer is accepted too, as the API does."""
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 20 \
-            and 0 < int(text) <= MAX_SNOWFLAKE:
-        return int(text)
-    raise WireFormError(f"{field}: {value!r} is not a snowflake")
+    try:
+        return parse_snowflake(value)
+    except InvalidSnowflake:
+        raise WireFormError(f"{field}: {_shown(value)} is not a snowflake") from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 64 else text[:64] + "..."
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
@@ -128,12 +132,12 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
     """
     if not isinstance(body, dict):
         raise WireFormError("not a JSON object")
-    message_id = parse_snowflake(_required(body, "id"), "id")
-    channel_id = parse_snowflake(_required(body, "channel_id"), "channel_id")
+    message_id = _snowflake(_required(body, "id"), "id")
+    channel_id = _snowflake(_required(body, "channel_id"), "channel_id")
     author = _required(body, "author")
     if not isinstance(author, dict):
         raise WireFormError(f"author: expected an object, got {author!r}")
-    author_id = parse_snowflake(_required(author, "id"), "author.id")
+    author_id = _snowflake(_required(author, "id"), "author.id")
     content = _required(body, "content")
     if not isinstance(content, str):
         raise WireFormError(f"content: expected str, got {content!r}")
@@ -156,10 +160,10 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
     reference = _typed(body, "message_reference", dict, None)
     reference_message_id = reference_channel_id = reference_guild_id = None
     if reference is not None:
-        reference_message_id = parse_snowflake(_required(reference, "message_id"), "message_reference.message_id")
-        reference_channel_id = parse_snowflake(reference.get("channel_id", channel_id), "message_reference.channel_id")
+        reference_message_id = _snowflake(_required(reference, "message_id"), "message_reference.message_id")
+        reference_channel_id = _snowflake(reference.get("channel_id", channel_id), "message_reference.channel_id")
         if reference.get("guild_id") is not None:
-            reference_guild_id = parse_snowflake(reference["guild_id"], "message_reference.guild_id")
+            reference_guild_id = _snowflake(reference["guild_id"], "message_reference.guild_id")
     edited = body.get("edited_timestamp")
     pinned = _typed(body, "pinned", bool, False)
     pinned_at = parse_timestamp(body["pinned_at"], "pinned_at") if pinned and body.get("pinned_at") else None
@@ -168,8 +172,8 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         id=message_id, channel_id=channel_id, author_id=author_id, content=content,
         type=_typed(body, "type", int, MessageType.DEFAULT), flags=_typed(body, "flags", int, 0),
         tts=_typed(body, "tts", bool, False), mention_everyone=_typed(body, "mention_everyone", bool, False),
-        mentions=tuple(parse_snowflake(_required(user, "id"), "mentions[].id") for user in mentions),
-        mention_roles=tuple(parse_snowflake(r, "mention_roles[]") for r in _typed(body, "mention_roles", list, [])),
+        mentions=tuple(_snowflake(_required(user, "id"), "mentions[].id") for user in mentions),
+        mention_roles=tuple(_snowflake(r, "mention_roles[]") for r in _typed(body, "mention_roles", list, [])),
         embeds_json=orjson.dumps(embeds).decode() if embeds else None,
         pinned=pinned,
         edited_at=parse_timestamp(edited, "edited_timestamp") if edited is not None else None,

@@ -10,10 +10,13 @@ import pytest
 from app.ids import (
     BUCKET_SIZE_MS,
     DISCORD_EPOCH_MS,
+    MAX_SNOWFLAKE,
     SLOT_COUNT,
+    InvalidSnowflake,
     SnowflakeGenerator,
     bucket_bounds,
     bucket_of,
+    parse_snowflake,
     snowflake_from_ms,
     snowflake_ms,
     snowflake_time,
@@ -249,3 +252,25 @@ def test_buckets_are_ten_days_from_the_discord_epoch():
     assert bucket_of(SnowflakeGenerator(3, clock=FakeClock(NOW_MS)).next_id()) == (
         (NOW_MS - DISCORD_EPOCH_MS) // BUCKET_SIZE_MS
     )
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("0", 0), ("175928847299117063", 175928847299117063), (str(MAX_SNOWFLAKE), MAX_SNOWFLAKE),
+    ("0" * 19 + "7", 7), (42, 42), (MAX_SNOWFLAKE, MAX_SNOWFLAKE),
+])
+def test_parse_snowflake_reads_digit_strings_and_integers(value, expected):
+    assert parse_snowflake(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "", "abc", "-1", "+1", " 1", "1 ", "1e3", "0x10", "1.0", "\u0661\u0662", "\u00b2", str(MAX_SNOWFLAKE + 1),
+    "0" * 21, "9" * 5000, -1, MAX_SNOWFLAKE + 1, pytest.param(10**5000, id="5001-digit-int"), True, False, 1.0,
+    None, b"1", ["1"],
+])
+def test_parse_snowflake_refuses_anything_else_with_a_value_error(value):
+    with pytest.raises(InvalidSnowflake) as raised:
+        parse_snowflake(value)
+    assert isinstance(raised.value, ValueError) and raised.value.value is value
