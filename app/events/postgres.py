@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 def dedicated_connection(engine: Engine, *channels: str):
     """A psycopg2 connection of the engine's database, out of its pool, in autocommit, listening on ``channels``."""
     pooled = engine.raw_connection()
-    pooled.detach()
     connection = pooled.driver_connection
+    pooled.detach()
     connection.autocommit = True
     with connection.cursor() as cursor:
         for channel in channels:
