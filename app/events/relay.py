@@ -155,9 +155,9 @@ class LeaseLeadership(Leadership):
         wall = datetime.now(timezone.utc)
         expires = wall + timedelta(seconds=self.seconds)
         with self.engine.begin() as connection:
-            connection.execute(sqlite.insert(event_relay_lease).values(id=1, holder="", expires_at=wall)
-                               .on_conflict_do_nothing())
             taken = connection.execute(
+                sqlite.insert(event_relay_lease).values(id=1, holder=self.holder, expires_at=expires)
+                .on_conflict_do_nothing()).rowcount == 1 or connection.execute(
                 update(event_relay_lease)
                 .where(event_relay_lease.c.id == 1,
                        (event_relay_lease.c.holder == self.holder) | (event_relay_lease.c.expires_at < wall))
