@@ -202,7 +202,23 @@ class SqlEventBus(EventBus):
                 for partition in range(self.partitions)])
 
     def read_group(self, group: str, consumer: str, count: int, block_seconds: float = 0) -> list[Event]:
-        return self._blocking(lambda: self._deliver(group, consumer, count), block_seconds)
+        def attempt() -> list[Event]:
+            # Looking costs a read; delivering, a write transaction (on SQLite, the database's write lock), so
+            # an idle consumer polling on SQLite only ever reads.
+            return self._deliver(group, consumer, count) if self._has_undelivered(group) else []
+
+        return self._blocking(attempt, block_seconds)
+
+    def _has_undelivered(self, group: str) -> bool:
+        offsets = event_group_offsets.c
+        with self._transaction(read_only=True) as connection:
+            exists = connection.execute(select(offsets.partition).where(offsets.group_name == group).limit(1)).first()
+            if exists is None:
+                raise ValueError(f"no consumer group {group!r}: call ensure_group first")
+            return connection.execute(
+                select(event_stream.c.position).select_from(event_stream.join(event_group_offsets, and_(
+                    offsets.partition == event_stream.c.partition, offsets.group_name == group)))
+                .where(event_stream.c.position > offsets.delivered_through).limit(1)).first() is not None
 
     def _deliver(self, group: str, consumer: str, count: int) -> list[Event]:
         with self._transaction() as connection:
