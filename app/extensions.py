@@ -12,7 +12,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.events import EventBus
+from app.events import EventBus, build_bus
+from app.events.base import EventBus as DurableEventBus
 from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages import build_store
 from app.messages.base import MessageStore
@@ -67,6 +68,7 @@ class Resources:
         self._store: MessageStore | None = None
         self._ids: LeasedSnowflakes | None = None
         self._read_cache: ReadCache | None = None
+        self._event_bus: DurableEventBus | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -74,6 +76,8 @@ class Resources:
             if self._engine is not None:
                 self._engine.dispose(close=False)
             self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None
+            # The parent's bus connections are left to the parent, like its engine's.
+            self._event_bus = None
             self._pid = os.getpid()
 
     @property
@@ -116,10 +120,23 @@ class Resources:
                     self._ids = LeasedSnowflakes(slots_for(self.settings.database_url))
         return self._ids
 
+    @property
+    def event_bus(self) -> DurableEventBus:
+        """The durable event stream that ``EVENT_BUS`` names (app.events), built on first use in this process."""
+        engine = self.engine
+        if self._event_bus is None:
+            with self._lock:
+                if self._event_bus is None:
+                    self._event_bus = build_bus(self.settings, engine)
+        return self._event_bus
+
     def close(self) -> None:
         """Release everything this process holds (worker exit, CLI exit, test teardown)."""
         if os.getpid() != self._pid:
             return
+        if self._event_bus is not None:
+            self._event_bus.close()
+            self._event_bus = None
         if self._ids is not None:
             self._ids.release()
         if self._store is not None:

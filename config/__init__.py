@@ -5,6 +5,7 @@ any driver before gevent has patched) reads these settings too.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -16,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
 
 MESSAGE_STORES = ("sql", "scylla", "dual")
+EVENT_BUSES = ("sql", "redis")
+EVENT_RELAYS = ("worker", "process", "off")
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
@@ -68,6 +71,15 @@ class Settings:
     coalesce_reads: bool = True
     # How many pages of messages each worker keeps (0: none).
     read_cache_pages: int = 256
+    # The durable event stream (app/events): which bus, how many partitions (a guild's events all land in one),
+    # how long events are kept (the window in which a gateway session can resume; see retention_of), where the
+    # relay from the outbox runs, and the Redis it uses when EVENT_BUS=redis.
+    event_bus: str = "sql"
+    event_partitions: int = 16
+    event_retention: str = "24h"
+    event_relay: str = "worker"
+    event_redis_prefix: str = "chatstore:events"
+    redis_url: str = "redis://127.0.0.1:6379/0"
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -118,6 +130,41 @@ def _rate(raw: str) -> str:
 def _rate_limit_storage(raw: str) -> str:
     if not raw.startswith(("memory://", "redis://", "rediss://", "redis+unix://")):
         raise ValueError("must be a memory://, redis:// or rediss:// URL")
+    return raw
+
+
+_RETENTION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def retention_of(raw: str) -> tuple[int | None, int | None]:
+    """``(max_age_seconds, max_events)`` of an EVENT_RETENTION value; exactly one is set.
+
+    ``"24h"`` (also ``s``, ``m``, ``d``) keeps events by age; a bare number such as ``"1000000"`` keeps that many
+    events per partition.
+    """
+    text = raw.strip().lower()
+    if text.isdigit() and int(text) > 0:
+        return None, int(text)
+    amount, unit = text[:-1], text[-1:]
+    if unit in _RETENTION_UNITS and amount.isdigit() and int(amount) > 0:
+        return int(amount) * _RETENTION_UNITS[unit], None
+    raise ValueError("must be an age such as 24h, 90m, 7d, 3600s, or a positive number of events per partition")
+
+
+def _retention(raw: str) -> str:
+    retention_of(raw)
+    return raw.strip().lower()
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return raw
+
+
+def _key_prefix(raw: str) -> str:
+    if not raw or any(character.isspace() or character in "{}" for character in raw):
+        raise ValueError("must be non-empty, without spaces or braces (braces are the partitions' hash tags)")
     return raw
 
 
@@ -192,6 +239,17 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
     "COALESCE_READS": ("coalesce_reads", _boolean),
     "READ_CACHE_PAGES": ("read_cache_pages", _non_negative_int),
+    "EVENT_BUS": ("event_bus", _choice(*EVENT_BUSES)),
+    "EVENT_PARTITIONS": ("event_partitions", _positive_int),
+    "EVENT_RETENTION": ("event_retention", _retention),
+    "EVENT_RELAY": ("event_relay", _choice(*EVENT_RELAYS)),
+    "EVENT_REDIS_PREFIX": ("event_redis_prefix", _key_prefix),
+}
+
+#: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
+#: rate limits (above, which also accept memory://) and of the event stream. The first table reports bad values.
+_ALSO = {
+    "REDIS_URL": ("redis_url", _redis_url),
 }
 
 
@@ -228,8 +286,10 @@ DESCRIPTIONS: dict[str, str] = {
                  "access lines",
     "RATE_LIMIT_ENABLED": "Discord-style rate limits with `X-RateLimit-*` headers and 429s; `false` turns limits "
                           "and their headers off",
-    "REDIS_URL": "`redis://host:6379/0`: rate-limit counts shared by every worker and host. Unset: each worker "
-                 "counts in its own memory, so with N workers a client may get up to N times a limit",
+    "REDIS_URL": "`redis://host:6379/0`: the Redis of the event stream (`EVENT_BUS=redis`; default "
+                 "`redis://127.0.0.1:6379/0`) and, when set, of the rate limits: counts shared by every worker and "
+                 "host. Unset, each worker counts in its own memory, so with N workers a client may get up to N "
+                 "times a limit",
     "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`memory://`, `redis://` or `rediss://`); wins when both "
                               "are set",
     "RATE_LIMIT_GLOBAL_PER_SECOND": "Requests per second per user across all routes (per address without a token)",
@@ -246,6 +306,14 @@ DESCRIPTIONS: dict[str, str] = {
     "COALESCE_READS": "Identical history reads in a worker share their work: concurrent ones one store call, later "
                       "ones a page kept until the channel changes",
     "READ_CACHE_PAGES": "Pages of messages each worker keeps in memory (with `COALESCE_READS`); `0` keeps none",
+    "EVENT_BUS": "Where the durable event stream lives: `sql` (tables in the database above, no server needed) or "
+                 "`redis` (Redis Streams)",
+    "EVENT_PARTITIONS": "Partitions of the stream; all events of a guild land in one and are ordered there",
+    "EVENT_RETENTION": "How long events are kept: an age (`90m`, `24h`, `7d`, `3600s`) or a bare number of events "
+                       "per partition; the window in which a gateway session can resume",
+    "EVENT_RELAY": "Where the outbox relay runs: `worker` (a greenlet in each gunicorn worker, one active), "
+                   "`process` (`flask events relay`), `off`",
+    "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
 }
 
 
@@ -262,6 +330,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
             values[attribute] = parse(raw.strip())
         except ValueError as exc:
             problems.append(f"{name}={raw!r}: {exc}")
+    for name, (attribute, parse) in _ALSO.items():
+        with contextlib.suppress(ValueError):
+            values[attribute] = parse(environ.get(name, "").strip())
     values.update(overrides)
     settings = Settings(**values)
     if settings.message_store in ("scylla", "dual") and not settings.scylla_hosts:

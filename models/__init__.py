@@ -4,6 +4,14 @@ The message backends' tables (app.messages.sql_tables, app.messages.dual_tables)
 belong to their backends.
 """
 from models.base import Base
+from models.events import (
+    event_group_offsets,
+    event_group_pending,
+    event_outbox,
+    event_partitions,
+    event_relay_lease,
+    event_stream,
+)
 from models.metadata import (
     Channel,
     Guild,
@@ -20,4 +28,6 @@ from models.metadata import (
 __all__ = [
     "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion", "PermissionOverwrite",
     "Role", "Token", "User",
+    "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
+    "event_stream",
 ]

@@ -41,6 +41,7 @@ def resources():
 
 def register(app: Flask) -> None:
     from app.cli.db import db_cli
+    from app.cli.events import events_cli
     from app.cli.guilds import guilds_cli
     from app.cli.messages import messages_cli
     from app.cli.migration import COMMANDS as MIGRATION_COMMANDS
@@ -49,7 +50,7 @@ def register(app: Flask) -> None:
 
     for command in MIGRATION_COMMANDS:
         messages_cli.add_command(command)
-    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli, scylla_cli):
+    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli, scylla_cli, events_cli):
         app.cli.add_command(group)
 
     @app.shell_context_processor

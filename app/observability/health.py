@@ -1,8 +1,9 @@
 """/healthz and /readyz, outside the API (which authenticates everything) so that probes need no token.
 
-/healthz says the worker can answer at all and touches nothing. /readyz asks the database and the message store
-at the same time and gives each the readiness timeout: a worker whose pool is exhausted or whose store is down
-is not ready, and the probe learns it within that time instead of hanging with the requests it protects.
+/healthz says the worker can answer at all and touches nothing. /readyz asks the database, the message store and
+the event bus at the same time and gives each the readiness timeout: a worker whose pool is exhausted or whose
+store or bus is down is not ready, and the probe learns it within that time instead of hanging with the requests
+it protects.
 """
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ def _message_store_answers(resources) -> None:
     resources.message_store.ping()
 
 
-CHECKS = {"database": _database_answers, "message_store": _message_store_answers}
+def _event_bus_answers(resources) -> None:
+    resources.event_bus.ping()
+
+
+CHECKS = {"database": _database_answers, "message_store": _message_store_answers, "event_bus": _event_bus_answers}
 
 
 def _run_check(check, resources, timeout: float) -> str:

@@ -65,6 +65,25 @@ RATE_LIMITED = Counter(
 HUB_BLOCKED = Counter(
     "chatstore_gevent_hub_blocked", "Times gevent's monitor thread found the hub blocked beyond the threshold.",
 )
+EVENTS_PUBLISHED = Counter(
+    "chatstore_events_published", "Events the outbox relay published to the event bus (republished ones count again).",
+)
+EVENT_PUBLISH_FAILURES = Counter(
+    "chatstore_event_publish_failures", "Relay passes whose publish to the event bus failed (the events stay queued).",
+)
+# Only the leading relay measures these; the others report 0, so the maximum over live workers is its value.
+EVENT_OUTBOX_DEPTH = Gauge(
+    "chatstore_event_outbox_depth", "Committed events waiting in the outbox for the relay.",
+    multiprocess_mode="livemax",
+)
+EVENT_RELAY_LAG = Gauge(
+    "chatstore_event_relay_lag_seconds", "Age of the oldest event waiting in the outbox (0 when it is empty).",
+    multiprocess_mode="livemax",
+)
+EVENT_GROUP_LAG = Gauge(
+    "chatstore_event_group_lag", "Events on the bus not yet delivered to a consumer group, by group.",
+    ["group"], multiprocess_mode="livemax",
+)
 RESIDENT_MEMORY = Gauge(
     # liveall keeps one series per live worker (labelled by pid), so a leaking worker stands out; the default
     # process collector cannot work here, since it only describes the process that answers the scrape.

@@ -20,12 +20,13 @@ def test_healthz_answers_without_a_token_or_any_io(client, resources, monkeypatc
     assert response.get_json() == {"status": "ok"}
 
 
-def test_readyz_is_200_when_the_database_and_the_store_answer(client):
+def test_readyz_is_200_when_the_database_the_store_and_the_event_bus_answer(client):
     response = client.get("/readyz")
 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
-    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "message_store": "ok"}}
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "message_store": "ok",
+                                                              "event_bus": "ok"}}
 
 
 def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(client, resources, monkeypatch):
@@ -37,7 +38,8 @@ def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(cl
 
     assert response.status_code == 503
     assert response.headers["Content-Type"] == "application/json"
-    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "message_store": "timeout"}}
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "message_store": "timeout",
+                                                                       "event_bus": "ok"}}
     assert resources.settings.readiness_timeout <= elapsed < resources.settings.readiness_timeout + 0.5
 
 
@@ -52,3 +54,15 @@ def test_readyz_reports_an_unreachable_database(database):
 
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unavailable"
+
+
+def test_readyz_reports_an_unreachable_event_bus(database):
+    # Port 1 on loopback refuses connections at once.
+    unreachable = create_app(database.replace(event_bus="redis", redis_url="redis://127.0.0.1:1/0"))
+    try:
+        response = unreachable.test_client().get("/readyz")
+    finally:
+        unreachable.extensions["chatstore"].close()
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"database": "ok", "message_store": "ok", "event_bus": "unavailable"}

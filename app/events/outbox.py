@@ -1,0 +1,36 @@
+"""The outbox: events written in the writer's own transaction, so an event exists iff its write committed.
+
+The writer calls :func:`append` on the connection of the transaction that writes the message, after locking the
+channel's row; the relay (app.events.relay) later moves the rows, in id order, onto the bus. Because the
+channel's row lock is held until commit, the outbox ids of one channel's events are in commit order.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from app.events.base import Event, event_to_bytes
+from models.events import event_outbox
+
+#: The PostgreSQL channel on which a commit that appended events wakes the relay.
+OUTBOX_CHANNEL = "chatstore_event_outbox"
+
+__all__ = ["OUTBOX_CHANNEL", "append", "event_outbox"]
+
+
+def append(connection: Connection, events: Sequence[Event]) -> None:
+    """Insert ``events``, in order, in the caller's open transaction on ``connection``.
+
+    Nothing is visible to the relay before the caller commits, and nothing remains if it rolls back. On
+    PostgreSQL a ``NOTIFY`` in the same transaction wakes the relay at commit (and is dropped on rollback).
+    """
+    if not events:
+        return
+    now = datetime.now(timezone.utc)
+    connection.execute(event_outbox.insert(), [{"payload": event_to_bytes(event), "created_at": now}
+                                               for event in events])
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))

@@ -1,0 +1,332 @@
+"""The relay: committed outbox rows onto the bus, in outbox id order, by exactly one active relay at a time.
+
+Each pass reads the oldest rows, publishes them, and then deletes them. Delivery is at least once: a relay that
+dies between publishing and deleting leaves the rows, and the next pass publishes the same event ids again. When
+the bus (or the database) is down, passes fail and are retried with an exponential backoff; the rows wait in
+the outbox, so writes keep succeeding and nothing is lost.
+
+One active relay, so that a channel's events reach the bus in outbox order:
+- PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection, held as long as the connection lives; the same
+  connection LISTENs for the writers' NOTIFY, so a commit wakes the relay at once.
+- SQLite: a row lease (``event_relay_lease``) renewed every third of its term. Not ``BEGIN IMMEDIATE`` around a
+  pass: that would hold the database's only write lock (and the process's only connection) while publishing to
+  a bus that may be slow or down, stopping every writer. The lease costs one write every few seconds, and an
+  idle pass is one indexed read (tests/events/test_relay.py counts it), so polling every 20 ms is cheap.
+A relay checks that it still leads right before it publishes; a lease holder stalled for longer than the
+lease's safety margin between that check and its publish could overlap a successor, which is why the margin
+is a third of the term, far above any publish (whose calls time out in seconds).
+
+Where it runs (``EVENT_RELAY``): ``worker`` (default) a greenlet in every gunicorn worker, started by
+:func:`start_relay`, only the leader working; ``process`` ``flask events relay``; ``off`` none (the outbox
+grows until one runs).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import uuid
+import zlib
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, timezone
+
+import gevent
+import gevent.event
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import sqlite
+
+from app.events.base import EventBus, EventBusUnavailable, event_from_bytes
+from app.events.outbox import OUTBOX_CHANNEL
+from app.events.postgres import dedicated_connection, wait_for_notification
+from app.observability.metrics import (
+    EVENT_GROUP_LAG,
+    EVENT_OUTBOX_DEPTH,
+    EVENT_PUBLISH_FAILURES,
+    EVENT_RELAY_LAG,
+    EVENTS_PUBLISHED,
+)
+from models.base import READ_ONLY
+from models.events import event_outbox, event_relay_lease
+
+log = logging.getLogger(__name__)
+
+#: The advisory lock key of "the relay" in a PostgreSQL database (any constant; derived so it reads as a name).
+ADVISORY_LOCK_KEY = zlib.crc32(b"chatstore.events.relay")
+LEASE_SECONDS = 10.0
+#: Rows moved per pass: one publish call and one delete.
+BATCH_SIZE = 500
+SQLITE_POLL_SECONDS = 0.02
+#: A relay woken by NOTIFY still looks this often, in case a notification was lost with a connection.
+POSTGRES_POLL_SECONDS = 1.0
+#: How often a relay that does not lead tries to.
+FOLLOWER_RETRY_SECONDS = LEASE_SECONDS / 3
+FIRST_BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 5.0
+TRIM_INTERVAL_SECONDS = 60.0
+METRICS_INTERVAL_SECONDS = 5.0
+
+#: Database failures a pass survives by retrying later, like the bus being down.
+_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                         sa_exc.DisconnectionError)
+
+
+class Leadership(ABC):
+    """Who, among the relays on one database, is the active one."""
+
+    @abstractmethod
+    def acquire(self) -> bool:
+        """Become or stay the leader; True when this relay leads. Cheap when it already does."""
+
+    @abstractmethod
+    def confirm(self) -> bool:
+        """Whether this relay still leads, safely enough to publish now."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Stop leading (another relay may take over at once)."""
+
+
+class AdvisoryLockLeadership(Leadership):
+    """PostgreSQL: a session advisory lock on a dedicated connection, which also listens for the outbox NOTIFY."""
+
+    def __init__(self, engine: Engine, on_notify):
+        self.engine = engine
+        self.on_notify = on_notify
+        self._connection = None
+        self._listener: gevent.Greenlet | None = None
+
+    def acquire(self) -> bool:
+        if self.confirm():
+            return True
+        self.release()
+        import psycopg2
+
+        try:
+            connection = dedicated_connection(self.engine, OUTBOX_CHANNEL)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+                locked = cursor.fetchone()[0]
+        except (psycopg2.Error, *_DATABASE_UNAVAILABLE) as error:
+            log.warning("event relay cannot take its lock: %s", error)
+            return False
+        if not locked:
+            connection.close()
+            return False
+        self._connection = connection
+        self._listener = gevent.spawn(self._listen, connection)
+        return True
+
+    def _listen(self, connection) -> None:
+        try:
+            while True:
+                if wait_for_notification(connection, POSTGRES_POLL_SECONDS):
+                    self.on_notify()
+        except Exception as error:  # the connection, and with it the lock, is gone: the relay stops leading
+            log.warning("event relay lost its lock connection: %s", error)
+            self._connection = None
+            connection.close()
+            self.on_notify()
+
+    def confirm(self) -> bool:
+        return self._connection is not None and not self._connection.closed
+
+    def release(self) -> None:
+        if self._listener is not None:
+            self._listener.kill()
+            self._listener = None
+        if self._connection is not None:
+            # Closing the session releases its advisory lock.
+            self._connection.close()
+            self._connection = None
+
+
+class LeaseLeadership(Leadership):
+    """SQLite: a lease in a one-row table, taken when it has expired, renewed every third of its term."""
+
+    def __init__(self, engine: Engine, seconds: float = LEASE_SECONDS):
+        self.engine = engine
+        self.seconds = seconds
+        self.holder = uuid.uuid4().hex
+        self._held_until = 0.0
+        self._renew_at = 0.0
+
+    def acquire(self) -> bool:
+        now = time.monotonic()
+        if now < self._renew_at:
+            return True
+        wall = datetime.now(timezone.utc)
+        expires = wall + timedelta(seconds=self.seconds)
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                sqlite.insert(event_relay_lease).values(id=1, holder=self.holder, expires_at=expires)
+                .on_conflict_do_nothing()).rowcount == 1 or connection.execute(
+                update(event_relay_lease)
+                .where(event_relay_lease.c.id == 1,
+                       (event_relay_lease.c.holder == self.holder) | (event_relay_lease.c.expires_at < wall))
+                .values(holder=self.holder, expires_at=expires)).rowcount == 1
+        if taken:
+            self._held_until = now + self.seconds
+            self._renew_at = now + self.seconds / 3
+        else:
+            self._held_until = self._renew_at = 0.0
+        return taken
+
+    def confirm(self) -> bool:
+        # A third of the term to spare: the margin against a stall between this check and the publish.
+        return time.monotonic() < self._held_until - self.seconds / 3
+
+    def release(self) -> None:
+        if self._held_until == 0.0:
+            return
+        self._held_until = self._renew_at = 0.0
+        with self.engine.begin() as connection:
+            connection.execute(update(event_relay_lease)
+                               .where(event_relay_lease.c.id == 1, event_relay_lease.c.holder == self.holder)
+                               .values(expires_at=datetime.now(timezone.utc)))
+
+
+class EventRelay:
+    """Moves the outbox onto ``bus``. :meth:`start` runs it in a greenlet; :meth:`run` in the caller's."""
+
+    def __init__(self, engine: Engine, bus: EventBus, *, batch_size: int = BATCH_SIZE):
+        self.engine = engine
+        self.bus = bus
+        self.batch_size = batch_size
+        self._read_engine = engine.execution_options(**READ_ONLY)
+        is_postgres = engine.dialect.name == "postgresql"
+        self.leadership: Leadership = (AdvisoryLockLeadership(engine, self.wake) if is_postgres
+                                       else LeaseLeadership(engine))
+        self._idle_seconds = POSTGRES_POLL_SECONDS if is_postgres else SQLITE_POLL_SECONDS
+        self._wakeup = gevent.event.Event()
+        self._stopping = gevent.event.Event()
+        self._greenlet: gevent.Greenlet | None = None
+        self._trimmed_at = self._measured_at = float("-inf")
+
+    def wake(self) -> None:
+        """Look at the outbox now (a writer calls it after its commit, through :func:`wake`)."""
+        self._wakeup.set()
+
+    def relay_once(self) -> int:
+        """One pass, if this relay leads: publish up to ``batch_size`` of the oldest rows and delete them.
+
+        Returns how many events were published. Raises :class:`EventBusUnavailable` (the rows stay) or the
+        database's operational error.
+        """
+        with self._read_engine.begin() as connection:
+            rows = connection.execute(select(event_outbox.c.id, event_outbox.c.payload)
+                                      .order_by(event_outbox.c.id).limit(self.batch_size)).all()
+        if not rows or not self.leadership.confirm():
+            return 0
+        try:
+            self.bus.publish([event_from_bytes(payload) for _, payload in rows])
+        except EventBusUnavailable:
+            EVENT_PUBLISH_FAILURES.inc()
+            raise
+        EVENTS_PUBLISHED.inc(len(rows))
+        with self.engine.begin() as connection:
+            connection.execute(delete(event_outbox).where(event_outbox.c.id.in_([row.id for row in rows])))
+        return len(rows)
+
+    def run(self) -> None:
+        """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure."""
+        backoff = FIRST_BACKOFF_SECONDS
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            try:
+                if not self.leadership.acquire():
+                    self._forget_measurements()
+                    self._pause(FOLLOWER_RETRY_SECONDS)
+                    continue
+                moved = self.relay_once()
+                self._housekeeping()
+            except Exception as error:  # noqa: BLE001 (a bug is logged loudly, but the relay keeps relaying)
+                if isinstance(error, (EventBusUnavailable, *_DATABASE_UNAVAILABLE)):
+                    log.warning("event relay pass failed, retrying in %.2f s: %s", backoff, error)
+                else:
+                    log.exception("event relay pass failed unexpectedly, retrying in %.2f s", backoff)
+                self._pause(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
+            backoff = FIRST_BACKOFF_SECONDS
+            if moved < self.batch_size:
+                self._pause(self._idle_seconds)
+        with contextlib.suppress(*_DATABASE_UNAVAILABLE):
+            self.leadership.release()
+        self._forget_measurements()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait until woken, stopped, or ``seconds`` have passed."""
+        gevent.wait([self._wakeup, self._stopping], timeout=seconds, count=1)
+
+    def _housekeeping(self) -> None:
+        """The leader's periodic work: retention, and the outbox and group gauges."""
+        now = time.monotonic()
+        if now - self._trimmed_at >= TRIM_INTERVAL_SECONDS:
+            self._trimmed_at = now
+            dropped = self.bus.trim()
+            if dropped:
+                log.info("event retention dropped %d events", dropped)
+        if now - self._measured_at >= METRICS_INTERVAL_SECONDS:
+            self._measured_at = now
+            self.measure()
+
+    def measure(self) -> None:
+        """Set the outbox depth, relay lag and consumer-group lag gauges."""
+        with self._read_engine.begin() as connection:
+            depth, oldest = connection.execute(select(func.count(), func.min(event_outbox.c.created_at))).one()
+        EVENT_OUTBOX_DEPTH.set(depth)
+        EVENT_RELAY_LAG.set(0.0 if oldest is None else
+                            max(0.0, (datetime.now(timezone.utc) - oldest).total_seconds()))
+        for group in self.bus.groups():
+            EVENT_GROUP_LAG.labels(group).set(self.bus.group_lag(group))
+
+    def _forget_measurements(self) -> None:
+        """A relay that does not lead reports nothing: the gauges take the maximum over live workers."""
+        EVENT_OUTBOX_DEPTH.set(0)
+        EVENT_RELAY_LAG.set(0)
+        self._measured_at = float("-inf")
+
+    def start(self) -> gevent.Greenlet:
+        self._greenlet = gevent.spawn(self.run)
+        return self._greenlet
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the current pass, releasing the leadership."""
+        self._stopping.set()
+        if self._greenlet is not None:
+            self._greenlet.join(timeout)
+            self._greenlet = None
+
+
+_running: dict[int, EventRelay] = {}
+
+
+def start_relay(resources) -> EventRelay | None:
+    """Start this process's relay greenlet when ``EVENT_RELAY=worker``; idempotent per process (and after fork).
+
+    ``resources`` is the process's :class:`app.extensions.Resources`: its engine and ``event_bus`` are used.
+    Returns the relay, or None when relays run elsewhere (``process``) or not at all (``off``).
+    """
+    if resources.settings.event_relay != "worker":
+        return None
+    relay = _running.get(os.getpid())
+    if relay is None:
+        relay = _running[os.getpid()] = EventRelay(resources.engine, resources.event_bus)
+        relay.start()
+    return relay
+
+
+def stop_relay() -> None:
+    """Stop this process's relay greenlet, if it started one (worker exit, tests)."""
+    relay = _running.pop(os.getpid(), None)
+    if relay is not None:
+        relay.stop()
+
+
+def wake() -> None:
+    """Wake this process's relay, if it runs one: a writer calls it after committing events to the outbox."""
+    relay = _running.get(os.getpid())
+    if relay is not None:
+        relay.wake()
