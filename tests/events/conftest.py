@@ -121,7 +121,7 @@ def redis_backend(_tmp_path_factory) -> Iterator[RedisBusFactory]:
     yield RedisBusFactory()
 
 
-OPENERS: dict[str, Callable[..., AbstractContextManager]] = {
+OPENERS: dict[str, Callable[..., contextlib.AbstractContextManager]] = {
     "sqlite": lambda tmp: sql_backend("sqlite", tmp),
     "postgres": lambda tmp: sql_backend("postgres", tmp),
     "redis": redis_backend,
