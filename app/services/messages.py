@@ -59,8 +59,9 @@ BULK_DELETE_MAX_AGE = timedelta(days=14)
 EMBED_LIMITS = {"title": 256, "description": 4096, "footer.text": 2048, "author.name": 256}
 EMBED_TOTAL_LIMIT = 6000
 
-_USER_MENTION = re.compile(r"<@!?(\d{1,20})>")
-_ROLE_MENTION = re.compile(r"<@&(\d{1,20})>")
+# [0-9], not \d: \d also matches other scripts' digits, which int() would read as an id.
+_USER_MENTION = re.compile(r"<@!?([0-9]{1,20})>")
+_ROLE_MENTION = re.compile(r"<@&([0-9]{1,20})>")
 _EVERYONE_MENTION = re.compile(r"@(everyone|here)")
 
 

@@ -11,13 +11,14 @@ from app.auth.permissions import Permission
 from app.domain import UserSnapshot
 from app.errors import MaxReactions, UnknownEmoji
 from app.events import EventBus, ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
+from app.ids import InvalidSnowflake, parse_snowflake
 from app.services.channel_writes import ChannelWrites
 from app.services.messages import MessageLookup
 from models import User
 
 MAX_DISTINCT_REACTIONS = 20
 # Custom emoji arrive as name:id, or as :name:id / a:name:id when a client strips "<>" from "<:name:id>".
-_CUSTOM_EMOJI = re.compile(r"^(?:a?:)?([A-Za-z0-9_~]{1,32}):(\d{1,20})$")
+_CUSTOM_EMOJI = re.compile(r"^(?:a?:)?([A-Za-z0-9_~]{1,32}):([0-9]{1,20})$")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,11 @@ class Emoji:
 def parse_emoji(raw: str) -> Emoji:
     custom = _CUSTOM_EMOJI.match(raw)
     if custom:
-        name, emoji_id = custom.group(1), int(custom.group(2))
+        try:
+            emoji_id = parse_snowflake(custom.group(2))
+        except InvalidSnowflake:
+            raise UnknownEmoji() from None
+        name = custom.group(1)
         return Emoji(key=f"{name}:{emoji_id}", name=name, id=emoji_id)
     if 0 < len(raw) <= 32 and emoji_data.is_emoji(raw):
         return Emoji(key=raw, name=raw, id=None)
@@ -46,7 +51,7 @@ def parse_emoji(raw: str) -> Emoji:
 
 def emoji_from_key(key: str) -> Emoji:
     name, sep, emoji_id = key.rpartition(":")
-    if sep and emoji_id.isdigit():
+    if sep and emoji_id.isascii() and emoji_id.isdigit():
         return Emoji(key=key, name=name, id=int(emoji_id))
     return Emoji(key=key, name=key, id=None)
 

@@ -262,6 +262,12 @@ def test_mentions_of_ids_past_the_largest_snowflake_mention_nobody(client, room)
     assert sent["mention_roles"] == []
 
 
+def test_digits_of_other_scripts_mention_nobody(client, room):
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(room.owner.id))
+    sent = send(client, room.member, room.channel_id, f"<@{arabic_indic}> <@&{arabic_indic}>")
+    assert mentioned_ids(sent) == [] and sent["mention_roles"] == []
+
+
 def test_role_mentions_need_a_mentionable_role_of_the_guild_or_mention_everyone(client, make, room):
     pingable = mentionable_role(client, room, "pingable")
     private = make.role(room.guild_id, name="private")
