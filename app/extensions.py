@@ -12,8 +12,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.events import EventBus, build_bus
-from app.events.base import EventBus as DurableEventBus
+from app.events import build_bus
+from app.events.base import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages import build_store
 from app.messages.base import MessageStore
@@ -60,7 +60,6 @@ class Resources:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.events = EventBus()
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._engine: Engine | None = None
@@ -68,7 +67,7 @@ class Resources:
         self._store: MessageStore | None = None
         self._ids: LeasedSnowflakes | None = None
         self._read_cache: ReadCache | None = None
-        self._event_bus: DurableEventBus | None = None
+        self._event_bus: EventBus | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -121,7 +120,7 @@ class Resources:
         return self._ids
 
     @property
-    def event_bus(self) -> DurableEventBus:
+    def event_bus(self) -> EventBus:
         """The durable event stream that ``EVENT_BUS`` names (app.events), built on first use in this process."""
         engine = self.engine
         if self._event_bus is None:

@@ -1,11 +1,14 @@
 """Declarative base and the column types every model shares."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, DateTime, MetaData
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Compiled, Engine
+from sqlalchemy.engine import Compiled, Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -52,6 +55,35 @@ def begin_read_only(session: Session) -> None:
     """Begin the session's transaction as read-only (see :data:`READ_ONLY`), unless one is open already."""
     if not session.in_transaction():
         session.connection(execution_options=READ_ONLY)
+
+
+#: The transaction of :func:`shared_transaction` open in this greenlet (contextvars are per greenlet), if any.
+_SHARED: ContextVar[tuple[Engine, Connection] | None] = ContextVar("chatstore_shared_transaction", default=None)
+
+
+@contextmanager
+def shared_transaction(engine: Engine) -> Iterator[Connection]:
+    """Begin a write transaction on ``engine`` that code running inside it, in this greenlet, joins instead of
+    beginning its own (see :func:`joined_connection`): so a message written by the SQL store, the channel's
+    bookkeeping and the events of the write commit together, or not at all."""
+    with engine.begin() as connection:
+        token = _SHARED.set((engine, connection))
+        try:
+            yield connection
+        finally:
+            _SHARED.reset(token)
+
+
+def joined_connection(engine: Engine) -> Connection | None:
+    """The connection of the :func:`shared_transaction` on ``engine`` open in this greenlet, else None."""
+    shared = _SHARED.get()
+    return shared[1] if shared is not None and shared[0] is engine else None
+
+
+def in_shared_transaction() -> bool:
+    """Whether this greenlet runs inside a :func:`shared_transaction`: what it reads there may not be committed
+    yet, so it must not be shared with other greenlets."""
+    return _SHARED.get() is not None
 
 
 class Base(DeclarativeBase):

@@ -11,7 +11,9 @@ from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import message_json, messages_json, timestamp, user_json
 from app.errors import InvalidForm
+from app.events import relay
 from app.services.channel_writes import ChannelWrites
+from app.services.dispatch import Dispatch
 from app.services.messages import MessageLookup, MessageService
 from app.services.pins import PinService
 from app.services.reactions import ReactionService
@@ -24,20 +26,22 @@ def _lookup() -> MessageLookup:
 
 
 def _writes() -> ChannelWrites:
-    return ChannelWrites(resources().engine, resources().message_store)
+    return ChannelWrites(resources().engine, resources().message_store, committed=relay.wake)
 
 
 def _messages() -> MessageService:
     res = resources()
-    return MessageService(_lookup(), res.ids, _writes(), res.events, nonce_ttl_seconds=res.settings.nonce_ttl_seconds)
+    return MessageService(_lookup(), res.ids, _writes(), Dispatch(res.ids),
+                          nonce_ttl_seconds=res.settings.nonce_ttl_seconds)
 
 
 def _reactions() -> ReactionService:
-    return ReactionService(_lookup(), _writes(), resources().events)
+    return ReactionService(_lookup(), _writes(), Dispatch(resources().ids))
 
 
 def _pins() -> PinService:
-    return PinService(_lookup(), _writes(), resources().events, max_pins=resources().settings.max_pins_per_channel)
+    res = resources()
+    return PinService(_lookup(), _writes(), Dispatch(res.ids), max_pins=res.settings.max_pins_per_channel)
 
 
 def _no_content() -> Response:

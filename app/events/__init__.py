@@ -1,8 +1,8 @@
 """Events: what happened after a write, for whoever listens.
 
 ``app.events.base`` is the durable event stream's contract (``Event``, ``EventBus``); ``outbox`` and ``relay``
-carry events from the writer's transaction onto a bus; ``sql`` and ``redis`` are the buses. The names re-exported
-here are the in-process bus the services publish to today (``app.events.inprocess``).
+carry events from the writer's transaction onto a bus; ``sql`` and ``redis`` are the buses. The services build
+the events (app/services/dispatch.py) and hand them to the write that produces them.
 
 :func:`build_bus` builds the bus that ``EVENT_BUS`` names, from the table :data:`BUSES`; a new backend is a
 module and one entry there.
@@ -13,30 +13,17 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
-from app.events.base import EventBus as DurableEventBus
-from app.events.inprocess import (
-    ChannelPinsUpdated,
-    Event,
-    EventBus,
-    MessageCreated,
-    MessageDeleted,
-    MessagesBulkDeleted,
-    MessageUpdated,
-    ReactionAdded,
-    ReactionEmojiCleared,
-    ReactionRemoved,
-    ReactionsCleared,
-)
+from app.events.base import EventBus
 from config import Settings, retention_of
 
 
-def _sql_bus(settings: Settings, engine: Engine) -> DurableEventBus:
+def _sql_bus(settings: Settings, engine: Engine) -> EventBus:
     from app.events.sql import SqlEventBus
 
     return SqlEventBus(engine, settings.event_partitions, **_retention(settings))
 
 
-def _redis_bus(settings: Settings, engine: Engine) -> DurableEventBus:
+def _redis_bus(settings: Settings, engine: Engine) -> EventBus:
     from app.events.redis import RedisEventBus
 
     return RedisEventBus.from_url(settings.redis_url, settings.event_partitions, prefix=settings.event_redis_prefix,
@@ -49,16 +36,12 @@ def _retention(settings: Settings) -> dict[str, int | None]:
 
 
 #: EVENT_BUS name -> factory(settings, engine). The engine is the metadata database's (the outbox's).
-BUSES: dict[str, Callable[[Settings, Engine], DurableEventBus]] = {"sql": _sql_bus, "redis": _redis_bus}
+BUSES: dict[str, Callable[[Settings, Engine], EventBus]] = {"sql": _sql_bus, "redis": _redis_bus}
 
 
-def build_bus(settings: Settings, engine: Engine) -> DurableEventBus:
+def build_bus(settings: Settings, engine: Engine) -> EventBus:
     """The bus ``settings.event_bus`` names. Connects nothing: connections are made on first use."""
     return BUSES[settings.event_bus](settings, engine)
 
 
-__all__ = [
-    "BUSES", "build_bus",
-    "ChannelPinsUpdated", "Event", "EventBus", "MessageCreated", "MessageDeleted", "MessagesBulkDeleted",
-    "MessageUpdated", "ReactionAdded", "ReactionEmojiCleared", "ReactionRemoved", "ReactionsCleared",
-]
+__all__ = ["BUSES", "build_bus"]

@@ -20,10 +20,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.domain import MessageType
 from app.ids import bucket_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 StoreT = TypeVar("StoreT", bound="MessageStore")
 
@@ -289,6 +292,12 @@ class MessageStore(ABC):
     def close(self) -> None:  # noqa: B027 (an optional hook: stores without connections keep the no-op)
         """Release connections. The store is not used afterwards."""
 
+    def joins_transactions_of(self, engine: Engine) -> bool:
+        """Whether the store's writes join a ``models.base.shared_transaction`` open on ``engine``, so that they
+        commit or roll back with whatever else that transaction writes. Only a SQL store on that very engine
+        does; the default is no."""
+        return False
+
     # -- the stack ------------------------------------------------------------------------------------------
 
     def layer(self, kind: type[StoreT]) -> StoreT:
@@ -432,6 +441,9 @@ class StoreDecorator(MessageStore):
 
     def close(self) -> None:
         self.inner.close()
+
+    def joins_transactions_of(self, engine: Engine) -> bool:
+        return self.inner.joins_transactions_of(engine)
 
 
 def _document_decorator_methods() -> None:

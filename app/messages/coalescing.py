@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable, Sequence
 from gevent.event import AsyncResult
 
 from app.messages.base import Message, MessageStore, ReactionCount, StoreDecorator
+from models.base import in_shared_transaction
 
 
 class CoalescingMessageStore(StoreDecorator):
@@ -36,6 +37,10 @@ class CoalescingMessageStore(StoreDecorator):
         self._flights: dict[int, dict[Hashable, AsyncResult]] = {}
 
     def _coalesced(self, channel_id: int, key: Hashable, call: Callable[[], object]):
+        if in_shared_transaction():
+            # A read inside a write transaction may see what is not committed yet: it is nobody else's answer,
+            # and an answer others started before the write is not its own.
+            return call()
         flights = self._flights.get(channel_id)
         flight = flights.get(key) if flights else None
         if flight is not None:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.ids import bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
-from models.base import READ_ONLY
+from models.base import READ_ONLY, joined_connection
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,18 @@ class SqlMessageStore(MessageStore):
         self._creates: dict[tuple[str, ...], object] = {}
         self._add_bucket = self._insert(channel_buckets).on_conflict_do_nothing()
 
+    def joins_transactions_of(self, engine: Engine) -> bool:
+        return engine is self.engine
+
     @contextmanager
     def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
         try:
+            joined = joined_connection(self.engine)
+            if joined is not None:
+                # Inside the caller's shared transaction: its connection, its commit (and, on SQLite, the one
+                # connection of the process, which a transaction of our own would wait for forever).
+                yield joined
+                return
             with (self._read_engine if read_only else self.engine).begin() as connection:
                 yield connection
         except UNAVAILABLE_ERRORS as error:

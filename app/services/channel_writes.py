@@ -1,17 +1,19 @@
-"""The one path by which writes reach a channel's messages, and the channel's bookkeeping that follows them."""
+"""The one path by which writes reach a channel's messages: the write, the channel's bookkeeping, its events."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from app.events import outbox
+from app.events.base import Event
 from app.messages.base import MessageStore, StoreUnavailable
 from models import Channel
-from models.base import READ_ONLY
+from models.base import READ_ONLY, shared_transaction
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -21,67 +23,123 @@ _BUMP_VERSION = (update(Channel).where(Channel.id == bindparam("channel_id"))
 _BUMP_AND_ADVANCE = _BUMP_VERSION.values(last_message_id=case(
     (or_(Channel.last_message_id.is_(None), Channel.last_message_id < bindparam("created")), bindparam("created")),
     else_=Channel.last_message_id))
-_BUMP_AND_REPLACE = _BUMP_VERSION.values(last_message_id=case(
-    (Channel.last_message_id == bindparam("deleted_last"), bindparam("replacement")),
-    else_=Channel.last_message_id))
+_REPLACE_LAST = (update(Channel).where(Channel.id == bindparam("channel_id"),
+                                       Channel.last_message_id == bindparam("deleted_last"))
+                 .values(last_message_id=bindparam("replacement")))
 _LAST_MESSAGE_ID = select(Channel.last_message_id).where(Channel.id == bindparam("channel_id"))
 
 
-class ChannelWrites:
-    """Every write to a channel's messages goes through :meth:`apply`: the store write, then, in one transaction
-    of the metadata database, what the channel records of it:
+def no_events(_result) -> Sequence[Event]:
+    return ()
 
-    - ``messages_version`` grows, whether the write succeeded or not (a failed write may still have landed).
-      It is how every worker's read cache learns that the channel changed (app/read_cache.py).
+
+class ChannelWrites:
+    """Every write to a channel's messages goes through :meth:`apply`. With it, in one transaction of the
+    metadata database, the channel records what the write did and the write's events enter the outbox:
+
+    - ``messages_version`` grows: how every worker's read cache learns that the channel changed
+      (app/read_cache.py).
     - ``last_message_id`` moves up to a message created, or, when the message it names is deleted, back to the
       newest one left.
+    - the events (``app.services.dispatch``) are appended to the outbox (``app.events.outbox``), from which the
+      relay publishes them: an event exists exactly when its write committed.
 
-    A failure of that transaction is reported as the store being unavailable, so that the writer is not told
-    its write succeeded while pages kept elsewhere still show the channel without it.
+    When the store shares the metadata database (the SQL store), the write itself is part of that transaction,
+    so the message, the bookkeeping and the events commit together or not at all, and a failed write leaves no
+    trace. The channel's row is locked first, so one channel's writes (and their events, in outbox order) are
+    serialized in the order they commit.
+
+    Otherwise (ScyllaDB, the dual store) the write comes first and the transaction after it. A write that fails
+    still moves ``messages_version`` (it may have landed, and pages kept of the channel must not outlive it) but
+    records no event: the client was answered with an error and may retry; a write that landed anyway shows in
+    history and reaches a consumer only through a later event of the same message or a reindex. A failure of the
+    transaction is reported as the store being unavailable, so the writer is never told its write succeeded
+    without its events recorded.
     """
 
-    def __init__(self, engine: Engine, store: MessageStore):
+    def __init__(self, engine: Engine, store: MessageStore, *, committed: Callable[[], None] = lambda: None):
         self._engine = engine
         self._store = store
+        self._committed = committed
 
     def apply(self, channel_id: int, write: Callable[[], Result], *, created: int | None = None,
-              deleted: Collection[int] = ()) -> Result:
+              deleted: Collection[int] = (),
+              events: Callable[[Result], Sequence[Event]] = no_events) -> Result:
         """Run ``write`` (a call of the message store for ``channel_id``) and record it. ``created``: the id of a
-        message it creates; ``deleted``: the ids of messages it deletes."""
+        message it creates; ``deleted``: the ids of messages it deletes; ``events``: the events of the write,
+        from what ``write`` returned."""
+        if self._store.joins_transactions_of(self._engine):
+            result = self._in_one_transaction(channel_id, write, created, deleted, events)
+        else:
+            result = self._write_then_record(channel_id, write, created, deleted, events)
+        self._committed()
+        return result
+
+    def _in_one_transaction(self, channel_id, write, created, deleted, events):
+        try:
+            with shared_transaction(self._engine) as connection:
+                self._bump(connection, channel_id, created)
+                result = write()
+                if deleted:
+                    self._move_last_off(connection, channel_id, deleted)
+                outbox.append(connection, events(result))
+        except sa_exc.DBAPIError as error:
+            log.error("could not record a write to channel %s: %s", channel_id, error)
+            raise StoreUnavailable("channel unavailable") from error
+        return result
+
+    def _write_then_record(self, channel_id, write, created, deleted, events):
         try:
             result = write()
         except BaseException:
-            self._record(channel_id, {"channel_id": channel_id}, _BUMP_VERSION)
+            self._record(channel_id, lambda connection: self._bump(connection, channel_id, None))
             raise
-        if created is not None:
-            self._record(channel_id, {"channel_id": channel_id, "created": created}, _BUMP_AND_ADVANCE)
-        elif deleted:
-            self._record(channel_id, *self._last_message_after(channel_id, deleted))
-        else:
-            self._record(channel_id, {"channel_id": channel_id}, _BUMP_VERSION)
+
+        replacement = self._replacement_of_last(channel_id, deleted) if deleted else None
+
+        def record(connection: Connection) -> None:
+            self._bump(connection, channel_id, created)
+            if replacement is not None:
+                connection.execute(_REPLACE_LAST, replacement)
+            outbox.append(connection, events(result))
+
+        self._record(channel_id, record)
         return result
 
-    def _last_message_after(self, channel_id: int, deleted: Collection[int]) -> tuple[dict, object]:
-        """The statement that moves ``last_message_id`` off a deleted message, to the newest one left.
+    @staticmethod
+    def _bump(connection: Connection, channel_id: int, created: int | None) -> None:
+        if created is None:
+            connection.execute(_BUMP_VERSION, {"channel_id": channel_id})
+        else:
+            connection.execute(_BUMP_AND_ADVANCE, {"channel_id": channel_id, "created": created})
 
-        Read before the write transaction (the newest message is a store read, which on SQLite needs the
-        process's one connection); the update only applies if nothing moved ``last_message_id`` meanwhile.
-        """
+    def _move_last_off(self, connection: Connection, channel_id: int, deleted: Collection[int]) -> None:
+        """Inside the shared transaction: point ``last_message_id`` at the newest message left when it named a
+        deleted one (the store reads in the same transaction, so it sees the deletion)."""
+        last = connection.execute(_LAST_MESSAGE_ID, {"channel_id": channel_id}).scalar()
+        if last is not None and last in deleted:
+            newest = self._store.list_messages(channel_id, limit=1)
+            connection.execute(_REPLACE_LAST, {"channel_id": channel_id, "deleted_last": last,
+                                               "replacement": newest[0].id if newest else None})
+
+    def _replacement_of_last(self, channel_id: int, deleted: Collection[int]) -> dict | None:
+        """Outside any transaction (a store read may need the connection one would hold): the parameters of
+        :data:`_REPLACE_LAST` when ``last_message_id`` names a deleted message, else None. The update applies
+        only if nothing moved ``last_message_id`` meanwhile."""
         try:
             with self._engine.connect().execution_options(**READ_ONLY) as connection:
                 last = connection.execute(_LAST_MESSAGE_ID, {"channel_id": channel_id}).scalar()
         except sa_exc.DBAPIError as error:
             raise StoreUnavailable("channel unavailable") from error
         if last is None or last not in deleted:
-            return {"channel_id": channel_id}, _BUMP_VERSION
+            return None
         newest = self._store.list_messages(channel_id, limit=1)
-        return ({"channel_id": channel_id, "deleted_last": last, "replacement": newest[0].id if newest else None},
-                _BUMP_AND_REPLACE)
+        return {"channel_id": channel_id, "deleted_last": last, "replacement": newest[0].id if newest else None}
 
-    def _record(self, channel_id: int, parameters: dict, statement) -> None:
+    def _record(self, channel_id: int, work: Callable[[Connection], None]) -> None:
         try:
             with self._engine.begin() as connection:
-                connection.execute(statement, parameters)
+                work(connection)
         except sa_exc.DBAPIError as error:
             log.error("could not record a write to channel %s: %s", channel_id, error)
             raise StoreUnavailable("channel version unavailable") from error

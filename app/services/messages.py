@@ -36,12 +36,13 @@ from app.errors import (
     SystemMessageAction,
     UnknownMessage,
 )
-from app.events import EventBus, MessageCreated, MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
 from app.read_cache import NO_CACHE, KeptPage, ReadPath
 from app.services.access import AccessService, ChannelAccess
 from app.services.channel_writes import ChannelWrites
+from app.services.dispatch import Dispatch
+from app.services.wire import message_json
 from models import Role, User
 from models.base import begin_read_only
 
@@ -171,14 +172,14 @@ class MessageLookup:
 class MessageService:
     """Reading history, sending, editing and deleting messages."""
 
-    def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, events: EventBus, *,
+    def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, dispatch: Dispatch, *,
                  nonce_ttl_seconds: int = 600):
         self.lookup = lookup
         self.session = lookup.session
         self.store = lookup.store
         self.ids = ids
         self.writes = writes
-        self.events = events
+        self.dispatch = dispatch
         self.nonce_ttl_seconds = nonce_ttl_seconds
 
     # -- reading --------------------------------------------------------------------------------------------
@@ -266,11 +267,17 @@ class MessageService:
             reference_channel_id=channel_id if replied else None,
             reference_guild_id=access.channel.guild_id if replied else None,
         )
-        self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id)
         bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
-        self.events.publish(MessageCreated(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                           data={"message_id": message.id, "author_id": user.id}))
+
+        def created(_):
+            wire = message_json(message, bundle)
+            if nonce is not None:
+                wire["nonce"] = nonce
+            return [self.dispatch.message_created(wire, guild_id=access.channel.guild_id, channel_id=channel_id)]
+
+        self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
+                          events=created)
         return bundle
 
     def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
@@ -403,14 +410,35 @@ class MessageService:
                                                                replied if replied else None)
             changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
                            edited_at=datetime.now(timezone.utc))
-        updated = (self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message_id, changes))
-                   if changes else message)
+        if changes:
+            updated = self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message_id, changes),
+                                        events=self._updated_events(access, message, changes))
+        else:
+            updated = message
         if updated is None:
             raise UnknownMessage()
-        if changes:
-            self.events.publish(MessageUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                               data={"message_id": message_id, "fields": sorted(changes)}))
         return self.lookup.bundle([updated], access, user)
+
+    def _updated_events(self, access: ChannelAccess, message: Message, changes: dict[str, Any]):
+        """The MESSAGE_UPDATE of an edit, from the message the store returns. What its wire form needs is read
+        now, before the write: inside the write's transaction nothing else may be read from the database."""
+        mentioned = set(changes.get("mentions", message.mentions))
+        users = self.lookup.users({message.author_id} | mentioned)
+        referenced: dict[int, Message | None] = {}
+        if message.reference_message_id is not None:
+            referenced = {message.reference_message_id: self.store.get_message(access.channel.id,
+                                                                               message.reference_message_id)}
+        if referenced.get(message.reference_message_id) is not None:
+            users |= self.lookup.users({referenced[message.reference_message_id].author_id} - users.keys())
+
+        def updated(result: Message | None):
+            if result is None:
+                return []
+            bundle = MessageBundle(messages=[result], users=users, referenced=referenced,
+                                   guild_id=access.channel.guild_id)
+            return [self.dispatch.message_updated(message_json(result, bundle), guild_id=access.channel.guild_id,
+                                                  channel_id=access.channel.id)]
+        return updated
 
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
         access = self.lookup.channel_access(user, channel_id)
@@ -419,10 +447,9 @@ class MessageService:
             raise SystemMessageAction()
         if message.author_id != user.id:
             access.require(Permission.MANAGE_MESSAGES)
+        event = self.dispatch.message_deleted(message_id, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
-                          deleted={message_id})
-        self.events.publish(MessageDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                           data={"message_id": message_id}))
+                          deleted={message_id}, events=lambda _: [event])
 
     def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
         access = self.lookup.channel_access(user, channel_id)
@@ -439,6 +466,6 @@ class MessageService:
         existing = sorted(self.store.get_messages(channel_id, message_ids))
         if not existing:
             return
-        self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing))
-        self.events.publish(MessagesBulkDeleted(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                                data={"message_ids": existing}))
+        event = self.dispatch.messages_deleted(existing, guild_id=access.channel.guild_id, channel_id=channel_id)
+        self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
+                          events=lambda _: [event])

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from app.auth.permissions import Permission
 from app.domain import UserSnapshot
 from app.errors import MaxPins, SystemMessageAction
-from app.events import ChannelPinsUpdated, EventBus
 from app.messages.base import Pin
 from app.services.channel_writes import ChannelWrites
+from app.services.dispatch import Dispatch
 from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageLookup
 
 
@@ -21,11 +21,11 @@ class PinPage:
 
 
 class PinService:
-    def __init__(self, lookup: MessageLookup, writes: ChannelWrites, events: EventBus, *, max_pins: int = 250):
+    def __init__(self, lookup: MessageLookup, writes: ChannelWrites, dispatch: Dispatch, *, max_pins: int = 250):
         self.lookup = lookup
         self.store = lookup.store
         self.writes = writes
-        self.events = events
+        self.dispatch = dispatch
         self.max_pins = max_pins
 
     def list_pins(self, user: UserSnapshot, channel_id: int, *, before: datetime | None, limit: int) -> PinPage:
@@ -48,12 +48,18 @@ class PinService:
             raise SystemMessageAction()
         if pinned == message.pinned:
             return
+        guild_id = access.channel.guild_id
         if pinned:
             if self.store.count_pins(channel_id) >= self.max_pins:
                 raise MaxPins(self.max_pins)
             pinned_at = datetime.now(timezone.utc)
-            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message_id, pinned_at))
+            event = self.dispatch.pins_updated(pinned_at, guild_id=guild_id, channel_id=channel_id)
+            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message_id, pinned_at),
+                              events=lambda _: [event])
         else:
-            self.writes.apply(channel_id, lambda: self.store.unpin_message(channel_id, message_id))
-        self.events.publish(ChannelPinsUpdated(channel_id=channel_id, guild_id=access.channel.guild_id,
-                                               data={"message_id": message_id, "pinned": pinned}))
+            # The newest pin left once this one is gone, read before the write (not inside its transaction).
+            left = [p for p in self.store.list_pins(channel_id, before=None, limit=2) if p.message_id != message_id]
+            event = self.dispatch.pins_updated(left[0].pinned_at if left else None, guild_id=guild_id,
+                                               channel_id=channel_id)
+            self.writes.apply(channel_id, lambda: self.store.unpin_message(channel_id, message_id),
+                              events=lambda _: [event])

@@ -7,16 +7,18 @@ CLI may import services but not the HTTP layer, and both must write the very sam
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from app.domain import MessageReferenceType, MessageType, UserSnapshot
 from app.ids import InvalidSnowflake, parse_snowflake, snowflake_ms, snowflake_time
 from app.messages.base import Message
-from app.services.messages import MessageBundle
-from app.services.reactions import emoji_from_key
+from app.services.emoji import emoji_from_key
 from models import User
+
+if TYPE_CHECKING:
+    from app.services.messages import MessageBundle
 
 MAX_CONTENT_LENGTH = 2000
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -1,13 +1,10 @@
 """Fixtures shared by the API tests."""
 import pytest
 
-from app.events import Event, EventBus
+from tests.support.events import Published
 
 
 @pytest.fixture
-def published(resources, monkeypatch):
-    """Events published during the test, on a bus of the test's own so that no subscriber outlives it."""
-    monkeypatch.setattr(resources, "events", EventBus())
-    events = []
-    resources.events.subscribe(Event, events.append)
-    return events
+def published(resources):
+    """Events the test's writes recorded, from the moment the fixture is made (``clear()`` moves that moment)."""
+    return Published(resources.engine)

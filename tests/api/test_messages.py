@@ -5,7 +5,6 @@ from dataclasses import dataclass
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import MessageCreated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor
@@ -131,7 +130,7 @@ def test_enforced_nonce_repeat_returns_the_first_message_and_creates_nothing(cli
     assert repeat["content"] == "first"
     assert repeat["nonce"] == "retry-1"
     assert [m["id"] for m in history(client, room.owner, room.channel_id)] == [first["id"]]
-    assert [type(e) for e in published] == [MessageCreated]
+    assert [event.type for event in published] == ["MESSAGE_CREATE"]
 
 
 def test_nonce_without_enforcement_does_not_deduplicate(client, room):
@@ -406,7 +405,9 @@ def test_voice_and_category_channels_take_no_messages(client, make, room):
         error(post(client, room.owner, channel_id, content="hi"), 400, 50008)
 
 
-def test_message_created_event_names_the_message_and_its_author(client, room, published):
+def test_message_create_event_carries_the_message_as_sent(client, room, published):
     sent = send(client, room.member, room.channel_id)
-    assert published == [MessageCreated(channel_id=room.channel_id, guild_id=room.guild_id,
-                                        data={"message_id": int(sent["id"]), "author_id": room.member.id})]
+    [event] = published
+    assert (event.type, event.channel_id, event.guild_id) == ("MESSAGE_CREATE", room.channel_id, room.guild_id)
+    assert event.data == {**sent, "guild_id": str(room.guild_id)}
+    assert event.data["author"]["id"] == str(room.member.id)

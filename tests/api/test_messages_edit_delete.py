@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import MessageDeleted, MessagesBulkDeleted, MessageUpdated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor
@@ -145,15 +144,14 @@ def test_editing_or_deleting_an_unknown_message_is_10008(client, make, room):
     assert fetch(client, room.owner, other_channel, elsewhere["id"]) == elsewhere
 
 
-def test_message_updated_event_names_the_changed_fields(client, room, published):
+def test_message_update_event_carries_the_edited_message(client, room, published):
     sent = send(client, room.member, room.channel_id, "draft")
     published.clear()
-    edit(client, room.member, room.channel_id, sent["id"], content="done")
+    edited = edit(client, room.member, room.channel_id, sent["id"], content="done")
     [event] = published
-    assert isinstance(event, MessageUpdated)
-    assert (event.channel_id, event.guild_id, event.data["message_id"]) == \
-        (room.channel_id, room.guild_id, int(sent["id"]))
-    assert {"content", "edited_at", "mentions"} <= set(event.data["fields"])
+    assert (event.type, event.channel_id, event.guild_id) == ("MESSAGE_UPDATE", room.channel_id, room.guild_id)
+    assert event.data == {**json_body(edited, 200), "guild_id": str(room.guild_id)}
+    assert event.data["content"] == "done" and event.data["edited_timestamp"] is not None
 
 
 # -- delete ------------------------------------------------------------------------------------------------
@@ -167,8 +165,8 @@ def test_author_deletes_their_message_once(client, room, published):
           404, 10008)
     assert history_ids(client, room.owner, room.channel_id) == [kept["id"]]
     error(delete(client, room.member, room.channel_id, sent["id"]), 404, 10008)
-    assert published == [MessageDeleted(channel_id=room.channel_id, guild_id=room.guild_id,
-                                        data={"message_id": int(sent["id"])})]
+    assert published.dispatches() == [("MESSAGE_DELETE", {"id": sent["id"], "channel_id": str(room.channel_id),
+                                                          "guild_id": str(room.guild_id)})]
 
 
 def test_deleting_someone_elses_message_needs_manage_messages(client, room):
@@ -219,11 +217,10 @@ def test_bulk_delete_takes_ids_as_integers_and_as_strings(client, room, publishe
     no_content(bulk_delete(client, room.moderator, room.channel_id, [int(ids[0]), int(ids[1])]))
     no_content(bulk_delete(client, room.moderator, room.channel_id, [ids[2], ids[3]]))
     assert history_ids(client, room.owner, room.channel_id) == [ids[4]]
-    assert published == [
-        MessagesBulkDeleted(channel_id=room.channel_id, guild_id=room.guild_id,
-                            data={"message_ids": [int(ids[0]), int(ids[1])]}),
-        MessagesBulkDeleted(channel_id=room.channel_id, guild_id=room.guild_id,
-                            data={"message_ids": [int(ids[2]), int(ids[3])]}),
+    where = {"channel_id": str(room.channel_id), "guild_id": str(room.guild_id)}
+    assert published.dispatches() == [
+        ("MESSAGE_DELETE_BULK", {"ids": sorted([ids[0], ids[1]], key=int), **where}),
+        ("MESSAGE_DELETE_BULK", {"ids": sorted([ids[2], ids[3]], key=int), **where}),
     ]
 
 
@@ -275,8 +272,8 @@ def test_bulk_delete_only_touches_and_announces_messages_of_the_channel_in_the_u
     no_content(bulk_delete(client, room.moderator, room.channel_id, [here, there] + recent_unknown_ids(1)))
     assert history_ids(client, room.owner, room.channel_id) == []
     assert history_ids(client, room.owner, other_channel) == [there]
-    assert published == [MessagesBulkDeleted(channel_id=room.channel_id, guild_id=room.guild_id,
-                                             data={"message_ids": [int(here)]})]
+    assert published.dispatches() == [("MESSAGE_DELETE_BULK", {"ids": [here], "channel_id": str(room.channel_id),
+                                                               "guild_id": str(room.guild_id)})]
     # Nothing of the channel among the ids: a success that deletes and announces nothing.
     no_content(bulk_delete(client, room.moderator, room.channel_id, [there] + recent_unknown_ids(1)))
     assert len(published) == 1

@@ -7,7 +7,6 @@ import pytest
 
 from app import create_app
 from app.auth.permissions import Permission
-from app.events import ChannelPinsUpdated
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
 from tests.support.factories import Actor, Factory
@@ -240,11 +239,11 @@ def test_pin_and_unpin_publish_channel_pins_updated_once(client, room, published
     pin(client, room, message_id)
     pin(client, room, message_id)  # already pinned: nothing changes, nothing to announce
     unpin(client, room, message_id)
-    where = {"channel_id": room.channel_id, "guild_id": room.guild_id}
-    assert published == [
-        ChannelPinsUpdated(**where, data={"message_id": int(message_id), "pinned": True}),
-        ChannelPinsUpdated(**where, data={"message_id": int(message_id), "pinned": False}),
-    ]
+    where = {"channel_id": str(room.channel_id), "guild_id": str(room.guild_id)}
+    [pinned, unpinned] = published.dispatches()
+    assert pinned[0] == unpinned[0] == "CHANNEL_PINS_UPDATE"
+    assert pinned[1]["last_pin_timestamp"] is not None and pinned[1].items() >= where.items()
+    assert unpinned[1] == {**where, "last_pin_timestamp": None}, "no pin is left"
 
 
 @pytest.mark.usefixtures("resources")  # the second app shares the database, which ``resources`` empties afterwards

@@ -9,7 +9,6 @@ from urllib.parse import quote
 import pytest
 
 from app.auth.permissions import Permission
-from app.events import ReactionAdded, ReactionEmojiCleared, ReactionRemoved, ReactionsCleared
 from models import User
 from tests.support.factories import Actor
 from tests.support.responses import error, field_error_codes, json_body, no_content
@@ -231,7 +230,7 @@ def test_reactor_list_needs_read_message_history(client, make, room):
 
 def test_every_reaction_change_publishes_its_event_once(client, room, published):
     message_id = int(room.message_id)
-    where = {"channel_id": room.channel_id, "guild_id": room.guild_id}
+    where = {"channel_id": str(room.channel_id), "guild_id": str(room.guild_id), "message_id": str(message_id)}
     react(client, room, room.member, FIRE)
     react(client, room, room.member, FIRE)  # a repeat changes nothing, so it announces nothing
     react(client, room, room.member, ":party:1234567")
@@ -241,12 +240,14 @@ def test_every_reaction_change_publishes_its_event_once(client, room, published)
     client.delete(room.url("party:1234567", str(room.owner.id)), headers=room.moderator.headers)
     client.delete(room.url(THUMBS_UP), headers=room.moderator.headers)
     client.delete(room.url(), headers=room.moderator.headers)
-    assert published == [
-        ReactionAdded(**where, data={"message_id": message_id, "emoji": FIRE, "user_id": room.member.id}),
-        ReactionAdded(**where, data={"message_id": message_id, "emoji": "party:1234567", "user_id": room.member.id}),
-        ReactionRemoved(**where, data={"message_id": message_id, "emoji": FIRE, "user_id": room.member.id}),
-        ReactionRemoved(**where, data={"message_id": message_id, "emoji": "party:1234567",
-                                       "user_id": room.member.id}),
-        ReactionEmojiCleared(**where, data={"message_id": message_id, "emoji": THUMBS_UP}),
-        ReactionsCleared(**where, data={"message_id": message_id}),
+    fire, party = {"id": None, "name": FIRE}, {"id": "1234567", "name": "party", "animated": False}
+    member, author = str(room.member.id), str(room.owner.id)
+    added = {"burst": False, "burst_colors": [], "type": 0, "message_author_id": author}
+    assert published.dispatches() == [
+        ("MESSAGE_REACTION_ADD", {**where, "emoji": fire, "user_id": member, **added}),
+        ("MESSAGE_REACTION_ADD", {**where, "emoji": party, "user_id": member, **added}),
+        ("MESSAGE_REACTION_REMOVE", {**where, "emoji": fire, "user_id": member, "burst": False, "type": 0}),
+        ("MESSAGE_REACTION_REMOVE", {**where, "emoji": party, "user_id": member, "burst": False, "type": 0}),
+        ("MESSAGE_REACTION_REMOVE_EMOJI", {**where, "emoji": {"id": None, "name": THUMBS_UP}}),
+        ("MESSAGE_REACTION_REMOVE_ALL", where),
     ]

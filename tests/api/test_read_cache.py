@@ -12,7 +12,8 @@ from sqlalchemy import create_engine, text, update
 from app import create_app
 from app.auth.permissions import Permission
 from app.auth.tokens import revoke_token
-from app.messages.base import Message, StoreUnavailable
+from app.events.base import Event
+from app.messages.base import Message, StoreDecorator, StoreUnavailable
 from app.messages.sql import SqlMessageStore
 from app.services.channel_writes import ChannelWrites
 from models import Member
@@ -143,19 +144,47 @@ def test_a_write_whose_version_bump_fails_is_reported_unavailable(resources, roo
     assert resources.message_store.get_message(channel_id, message.id) is not None, "the write itself went through"
 
 
-def test_a_failed_write_still_moves_the_channel_version(resources, room):
+class ApartFromTheDatabase(StoreDecorator):
+    """The store as a ScyllaDB store is to ChannelWrites: its writes are not part of the metadata transaction."""
+
+    def joins_transactions_of(self, engine) -> bool:
+        return False
+
+
+def channel_version(resources, channel_id) -> int:
+    with resources.engine.connect() as connection:
+        return connection.execute(text("SELECT messages_version FROM channels WHERE id = :id"),
+                                  {"id": channel_id}).scalar_one()
+
+
+def timed_out():
+    raise StoreUnavailable("timed out; the write may have landed")
+
+
+def test_a_failed_write_to_a_store_apart_still_moves_the_channel_version(resources, room):
     """A write that failed may still have landed, so pages kept of the channel must not outlive it."""
     channel_id = room[3]
-
-    def version() -> int:
-        with resources.engine.connect() as connection:
-            return connection.execute(text("SELECT messages_version FROM channels WHERE id = :id"),
-                                      {"id": channel_id}).scalar_one()
-
-    def timed_out():
-        raise StoreUnavailable("timed out; the write may have landed")
-
-    before = version()
+    before = channel_version(resources, channel_id)
+    writes = ChannelWrites(resources.engine, ApartFromTheDatabase(resources.message_store))
     with pytest.raises(StoreUnavailable, match="may have landed"):
-        ChannelWrites(resources.engine, resources.message_store).apply(channel_id, timed_out)
-    assert version() == before + 1
+        writes.apply(channel_id, timed_out)
+    assert channel_version(resources, channel_id) == before + 1
+
+
+def test_a_failed_write_in_the_shared_transaction_leaves_nothing(resources, room, published):
+    """The SQL store writes in the channel's transaction: a failed write rolls back with its bookkeeping."""
+    channel_id = room[3]
+    before = channel_version(resources, channel_id)
+    message = Message(id=resources.ids.next_id(), channel_id=channel_id, author_id=room[1].id, content="rolled back")
+    event = Event(id=resources.ids.next_id(), type="MESSAGE_CREATE", guild_id=room[2], channel_id=channel_id)
+
+    def lands_then_fails():
+        resources.message_store.create_message(message)
+        timed_out()
+
+    with pytest.raises(StoreUnavailable):
+        ChannelWrites(resources.engine, resources.message_store).apply(
+            channel_id, lands_then_fails, created=message.id, events=lambda _: [event])
+    assert resources.message_store.get_message(channel_id, message.id) is None
+    assert channel_version(resources, channel_id) == before
+    assert len(published) == 0
