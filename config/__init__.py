@@ -17,7 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
 
 MESSAGE_STORES = ("sql", "scylla", "dual")
-EVENT_BUSES = ("sql", "redis")
+EVENT_BUSES = ("sql", "redis", "off")
 EVENT_RELAYS = ("worker", "process", "off")
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
@@ -83,6 +83,10 @@ class Settings:
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def events_enabled(self) -> bool:
+        return self.event_bus != "off"
 
     @property
     def is_sqlite(self) -> bool:
@@ -307,7 +311,7 @@ DESCRIPTIONS: dict[str, str] = {
                       "ones a page kept until the channel changes",
     "READ_CACHE_PAGES": "Pages of messages each worker keeps in memory (with `COALESCE_READS`); `0` keeps none",
     "EVENT_BUS": "Where the durable event stream lives: `sql` (tables in the database above, no server needed) or "
-                 "`redis` (Redis Streams)",
+                 "`redis` (Redis Streams); `off` records no events at all (for measuring their cost)",
     "EVENT_PARTITIONS": "Partitions of the stream; all events of a guild land in one and are ordered there",
     "EVENT_RETENTION": "How long events are kept: an age (`90m`, `24h`, `7d`, `3600s`) or a bare number of events "
                        "per partition; the window in which a gateway session can resume",

@@ -105,13 +105,25 @@ if _settings.hub_blocking_threshold_ms:
 
 
 def post_worker_init(worker):
-    """Start the hub watch in this worker, now that the app is loaded and before it accepts connections."""
+    """Start the hub watch and the event relay in this worker, now that the app is loaded and before it accepts
+    connections."""
     if _settings.hub_blocking_threshold_ms:
         # Only for this hub: with the setting left on, every hub started later (in a native thread of gevent's
         # threadpool, say) would start a monitor thread of its own.
         gevent.config.monitor_thread = True
         gevent.get_hub().start_periodic_monitoring_thread()
         gevent.config.monitor_thread = False
+    resources = _resources_of(worker)
+    if resources is not None:
+        from app.events.relay import start_relay
+
+        # With EVENT_RELAY=worker (the default) every worker runs one and one of them leads; otherwise nothing.
+        start_relay(resources)
+
+
+def _resources_of(worker):
+    application = getattr(worker, "wsgi", None)
+    return getattr(application, "extensions", {}).get("chatstore") if application else None
 
 
 # Metrics from every worker: prometheus_client writes samples to files in this directory, and chooses to do so
@@ -142,10 +154,12 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Give back the worker's snowflake slot and close its pools and driver sessions."""
-    application = getattr(worker, "wsgi", None)
-    resources = getattr(application, "extensions", {}).get("chatstore") if application else None
+    """Hand the event relay over, give back the worker's snowflake slot and close its pools and driver sessions."""
+    resources = _resources_of(worker)
     if resources is not None:
+        from app.events.relay import stop_relay
+
+        stop_relay()
         resources.close()
         server.log.info("worker %s closed its database pool, message store and snowflake slot", worker.pid)
 

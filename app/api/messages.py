@@ -26,7 +26,9 @@ def _lookup() -> MessageLookup:
 
 
 def _writes() -> ChannelWrites:
-    return ChannelWrites(resources().engine, resources().message_store, committed=relay.wake)
+    res = resources()
+    return ChannelWrites(res.engine, res.message_store, committed=relay.wake,
+                         record_events=res.settings.events_enabled)
 
 
 def _messages() -> MessageService:

@@ -14,6 +14,13 @@ from app.events.relay import EventRelay
 
 events_cli = CommandGroup("events", help="Watch the event stream; run the outbox relay.")
 
+
+def _bus():
+    res = resources()
+    if not res.settings.events_enabled:
+        raise click.ClickException("EVENT_BUS=off: this deployment records no events")
+    return res.event_bus
+
 #: Events read per call, and how long a followed read waits before asking again.
 _PAGE = 100
 _FOLLOW_WAIT_SECONDS = 1.0
@@ -28,7 +35,7 @@ _FOLLOW_WAIT_SECONDS = 1.0
               help="Keep waiting for new events (default: print what is retained, then exit).")
 def tail_command(guild_id: int | None, partition: int | None, after: str | None, follow: bool) -> None:
     """Print events as JSON lines, one per event, in each partition's order."""
-    bus = resources().event_bus
+    bus = _bus()
     if guild_id is not None:
         guild_partition = partition_of(guild_id, None, bus.partitions)
         if partition is not None and partition != guild_partition:
@@ -75,7 +82,7 @@ def _read_partition(bus, partition: int, after: str | None, follow: bool, found:
 def relay_command() -> None:
     """Run the outbox relay in the foreground until SIGTERM or SIGINT (for EVENT_RELAY=process)."""
     res = resources()
-    relay = EventRelay(res.engine, res.event_bus)
+    relay = EventRelay(res.engine, _bus())
     handlers = [gevent.signal_handler(number, relay.stop) for number in (signal.SIGTERM, signal.SIGINT)]
     click.echo(f"event relay running ({res.event_bus.backend} bus); SIGTERM or SIGINT stops it", err=True)
     try:

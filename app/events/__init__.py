@@ -40,7 +40,12 @@ BUSES: dict[str, Callable[[Settings, Engine], EventBus]] = {"sql": _sql_bus, "re
 
 
 def build_bus(settings: Settings, engine: Engine) -> EventBus:
-    """The bus ``settings.event_bus`` names. Connects nothing: connections are made on first use."""
+    """The bus ``settings.event_bus`` names. Connects nothing: connections are made on first use.
+
+    With ``EVENT_BUS=off`` there is none: ValueError, for a command asked to read a stream that is not there.
+    """
+    if not settings.events_enabled:
+        raise ValueError("EVENT_BUS=off: this deployment records no events")
     return BUSES[settings.event_bus](settings, engine)
 
 

@@ -309,7 +309,7 @@ def start_relay(resources) -> EventRelay | None:
     ``resources`` is the process's :class:`app.extensions.Resources`: its engine and ``event_bus`` are used.
     Returns the relay, or None when relays run elsewhere (``process``) or not at all (``off``).
     """
-    if resources.settings.event_relay != "worker":
+    if resources.settings.event_relay != "worker" or not resources.settings.events_enabled:
         return None
     relay = _running.get(os.getpid())
     if relay is None:

@@ -57,10 +57,12 @@ class ChannelWrites:
     without its events recorded.
     """
 
-    def __init__(self, engine: Engine, store: MessageStore, *, committed: Callable[[], None] = lambda: None):
+    def __init__(self, engine: Engine, store: MessageStore, *, committed: Callable[[], None] = lambda: None,
+                 record_events: bool = True):
         self._engine = engine
         self._store = store
         self._committed = committed
+        self._record_events = record_events
 
     def apply(self, channel_id: int, write: Callable[[], Result], *, created: int | None = None,
               deleted: Collection[int] = (),
@@ -68,6 +70,8 @@ class ChannelWrites:
         """Run ``write`` (a call of the message store for ``channel_id``) and record it. ``created``: the id of a
         message it creates; ``deleted``: the ids of messages it deletes; ``events``: the events of the write,
         from what ``write`` returned."""
+        if not self._record_events:
+            events = no_events
         if self._store.joins_transactions_of(self._engine):
             result = self._in_one_transaction(channel_id, write, created, deleted, events)
         else:
