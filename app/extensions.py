@@ -19,6 +19,7 @@ from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
 from app.read_cache import ReadCache
+from app.services.dispatch import SessionEvents, session_events
 from app.sqlite import create_sqlite_engine
 from config import Settings
 
@@ -118,6 +119,10 @@ class Resources:
                 if self._ids is None:
                     self._ids = LeasedSnowflakes(slots_for(self.settings.database_url))
         return self._ids
+
+    def session_events(self) -> SessionEvents:
+        """What records the events of metadata writes in a session's transaction (nothing with EVENT_BUS=off)."""
+        return session_events(self.ids, enabled=self.settings.events_enabled)
 
     @property
     def event_bus(self) -> EventBus:

@@ -7,12 +7,13 @@ from app.api import current_user, db, parse_body, resources, route
 from app.api.json import json_response
 from app.api.routes import NO_CONTENT, OWN_BUCKET, ok
 from app.api.schemas import ChannelEdit, OverwriteEdit
-from app.api.serializers import channel_json
 from app.services.channels import ChannelService
+from app.services.wire import channel_json
 
 
 def _channels() -> ChannelService:
-    return ChannelService(db(), resources().ids, resources().message_store)
+    res = resources()
+    return ChannelService(db(), res.ids, res.message_store, events=res.session_events())
 
 
 @route("/channels/<channel_id>", "GET", summary="Get a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,

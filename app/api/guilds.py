@@ -7,13 +7,18 @@ from app.api import current_user, db, parse_body, query_bool, query_int, query_s
 from app.api.json import json_response
 from app.api.routes import NO_CONTENT, OWN_BUCKET, boolean_query, limit_query, ok, snowflake_query
 from app.api.schemas import ChannelCreate, GuildCreate, MemberAdd, RoleCreate, RoleEdit
-from app.api.serializers import channel_json, guild_json, member_json, role_json
 from app.services.channels import ChannelService
+from app.services.dispatch import SessionEvents
 from app.services.guilds import GuildService
+from app.services.wire import channel_json, guild_json, member_json, role_json
+
+
+def _events() -> SessionEvents:
+    return resources().session_events()
 
 
 def _guilds() -> GuildService:
-    return GuildService(db(), resources().ids)
+    return GuildService(db(), resources().ids, events=_events())
 
 
 def _no_content() -> Response:
@@ -41,7 +46,7 @@ def get_guild(guild_id: int):
 @route("/guilds/<guild_id>/channels", "GET", summary="List the guild's channels", responses=ok("Channel"), list_of=True,
        rate_limit=OWN_BUCKET, public=False)
 def list_guild_channels(guild_id: int):
-    channels = ChannelService(db(), resources().ids).guild_channels(current_user(), guild_id)
+    channels = ChannelService(db(), resources().ids, events=_events()).guild_channels(current_user(), guild_id)
     return json_response([channel_json(c) for c in channels])
 
 
@@ -52,7 +57,7 @@ def create_guild_channel(guild_id: int):
     fields = body.model_dump(exclude_unset=True)
     if body.permission_overwrites is not None:
         fields["permission_overwrites"] = [o.as_dict() for o in body.permission_overwrites]
-    channel = ChannelService(db(), resources().ids).create_channel(current_user(), guild_id, fields)
+    channel = ChannelService(db(), resources().ids, events=_events()).create_channel(current_user(), guild_id, fields)
     return json_response(channel_json(channel), 201)
 
 

@@ -9,7 +9,7 @@ from app.api import current_user, db, parse_body, query_int, query_snowflake, re
 from app.api.json import json_response
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
-from app.api.serializers import message_json, messages_json, timestamp, user_json
+from app.api.serializers import messages_json
 from app.errors import InvalidForm
 from app.events import relay
 from app.services.channel_writes import ChannelWrites
@@ -17,6 +17,7 @@ from app.services.dispatch import Dispatch
 from app.services.messages import MessageLookup, MessageService
 from app.services.pins import PinService
 from app.services.reactions import ReactionService
+from app.services.wire import message_json, timestamp, user_json
 
 LEGACY_PINS_LIMIT = 50
 

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 import click
 
 from app.cli import SNOWFLAKE, CommandGroup, resources
-from app.services.guilds import GuildService
+from app.services.guilds import GuildService, MemberView
+from app.services.wire import member_json
 from models import Guild, Member, User
 
 guilds_cli = CommandGroup("guilds", help="Administer guilds.")
@@ -24,7 +25,7 @@ def create_guild_command(name: str, owner_id: int) -> None:
         owner = session.get(User, owner_id)
         if owner is None:
             raise click.ClickException(f"unknown user {owner_id}")
-        click.echo(GuildService(session, res.ids).create_guild(owner, name).id)
+        click.echo(GuildService(session, res.ids, events=res.session_events()).create_guild(owner, name).id)
 
 
 @guilds_cli.command("add-member")
@@ -32,13 +33,17 @@ def create_guild_command(name: str, owner_id: int) -> None:
 @click.argument("user_id", type=SNOWFLAKE)
 def add_member_command(guild_id: int, user_id: int) -> None:
     """Add USER_ID to GUILD_ID (no-op when already a member)."""
-    with resources().session() as session:
+    res = resources()
+    with res.session() as session:
         if session.get(Guild, guild_id) is None:
             raise click.ClickException(f"unknown guild {guild_id}")
         if session.get(User, user_id) is None:
             raise click.ClickException(f"unknown user {user_id}")
         if session.get(Member, (guild_id, user_id)) is None:
-            session.add(Member(guild_id=guild_id, user_id=user_id, joined_at=datetime.now(timezone.utc)))
+            member = Member(guild_id=guild_id, user_id=user_id, joined_at=datetime.now(timezone.utc))
+            session.add(member)
+            res.session_events().record(session, lambda dispatch: [dispatch.guild(
+                "GUILD_MEMBER_ADD", member_json(MemberView(member, [])), guild_id=guild_id)])
             session.commit()
             click.echo(f"added user {user_id} to guild {guild_id}", err=True)
         else:

@@ -19,9 +19,11 @@ import orjson
 from sqlalchemy import select
 
 from app.cli import SNOWFLAKE, CommandGroup, resources
+from app.domain import UserSnapshot
 from app.ids import snowflake_time
 from app.messages.base import Message, StoreUnavailable
 from app.services.channel_writes import ChannelWrites
+from app.services.dispatch import Dispatch
 from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle
 from app.services.wire import WireFormError, message_from_json, message_json, timestamp
 from models import Channel, User
@@ -68,10 +70,13 @@ class MessageImporter:
     def __init__(self, res, now: datetime):
         self.open_session = res.session
         self.store = res.message_store
-        self.writes = ChannelWrites(res.engine, res.message_store)
+        self.writes = ChannelWrites(res.engine, res.message_store, record_events=res.settings.events_enabled)
+        # Imported history is announced as backfill: consumers index it, live sessions need not show it.
+        self.dispatch = Dispatch(res.ids, backfill=True)
         self.now = now
         self._channel_problems: dict[int, str | None] = {}
-        self._known_users: dict[int, bool] = {}
+        self._channel_guilds: dict[int, int | None] = {}
+        self._users: dict[int, UserSnapshot | None] = {}
 
     def check_batch(self, batch: list[tuple[int, bytes]]) -> list[tuple[int, CheckedLine | BadLine]]:
         """Each line's outcome, by line number.
@@ -110,14 +115,21 @@ class MessageImporter:
         """Store the line's message; False when it was already stored as given."""
         message = line.message
         channel_id = message.channel_id
+        guild_id = self._channel_guilds.get(channel_id)
         if line.stored is None:
+            users = {u: user for u in (message.author_id, *message.mentions) if (user := self._user(u)) is not None}
+            wire = message_json(message, MessageBundle(messages=[message], users=users, guild_id=guild_id))
+            event = self.dispatch.message_created(wire, guild_id=guild_id, channel_id=channel_id)
             # The channel's last_message_id moves up to it, never down: history imported behind newer messages
             # leaves it where it is.
-            self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id)
-        if message.pinned:
+            self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
+                              events=lambda _: [event])
+        if message.pinned and (line.stored is None or not line.stored.pinned):
             # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
             pinned_at = line.pinned_at or snowflake_time(message.id)
-            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message.id, pinned_at))
+            event = self.dispatch.pins_updated(pinned_at, guild_id=guild_id, channel_id=channel_id)
+            self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message.id, pinned_at),
+                              events=lambda _: [event])
         return line.stored is None
 
     def _parse(self, line: bytes) -> tuple[Message, datetime | None]:
@@ -152,7 +164,8 @@ class MessageImporter:
     def _channel_problem(self, channel_id: int) -> str | None:
         if channel_id not in self._channel_problems:
             with self.open_session() as session:
-                channel_type = session.scalar(select(Channel.type).where(Channel.id == channel_id))
+                channel_type, self._channel_guilds[channel_id] = session.execute(
+                    select(Channel.type, Channel.guild_id).where(Channel.id == channel_id)).first() or (None, None)
             if channel_type is None:
                 self._channel_problems[channel_id] = f"unknown channel {channel_id}"
             elif channel_type not in TEXT_CHANNEL_TYPES:
@@ -162,10 +175,14 @@ class MessageImporter:
         return self._channel_problems[channel_id]
 
     def _user_exists(self, user_id: int) -> bool:
-        if user_id not in self._known_users:
+        return self._user(user_id) is not None
+
+    def _user(self, user_id: int) -> UserSnapshot | None:
+        if user_id not in self._users:
             with self.open_session() as session:
-                self._known_users[user_id] = session.get(User, user_id) is not None
-        return self._known_users[user_id]
+                user = session.get(User, user_id)
+                self._users[user_id] = UserSnapshot.of(user) if user is not None else None
+        return self._users[user_id]
 
 
 class FilePass:

@@ -75,7 +75,7 @@ def bootstrap_command() -> None:
                        f"(new token: flask tokens create {bot.id})")
             return
         bot = create_user(session, res.ids, DEMO_BOT, bot=True)
-        guild = GuildService(session, res.ids).create_guild(bot, "Demo guild")
+        guild = GuildService(session, res.ids, events=res.session_events()).create_guild(bot, "Demo guild")
         channel = session.scalar(select(Channel).where(Channel.guild_id == guild.id))
         issued = issue_token(session, res.ids.next_id(), bot.id)
         session.commit()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
@@ -12,16 +12,23 @@ from app.domain import ChannelType
 from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
+from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
+from app.services.wire import channel_json
 from models import Channel, Member, PermissionOverwrite, Role
 
 
 class ChannelService:
-    def __init__(self, session: Session, ids, store: MessageStore | None = None):
+    def __init__(self, session: Session, ids, store: MessageStore | None = None, *, events: SessionEvents):
         self.session = session
         self.ids = ids
         self.store = store
+        self.events = events
         self.access = AccessService(session)
+
+    def _announce(self, type_: str, channel: Channel) -> None:
+        self.events.record(self.session, lambda dispatch: [dispatch.channel(
+            type_, channel_json(channel), guild_id=channel.guild_id, channel_id=channel.id)])
 
     def get_channel(self, user, channel_id: int) -> Channel:
         return self.access.channel_access(channel_id, user).channel
@@ -75,6 +82,7 @@ class ChannelService:
             for o in {o["id"]: o for o in overwrites}.values()
         ]
         self.session.add(channel)
+        self._announce("CHANNEL_CREATE", channel)
         self.session.commit()
         return channel
 
@@ -94,6 +102,7 @@ class ChannelService:
         for name in ("name", "topic", "position", "nsfw", "rate_limit_per_user", "parent_id"):
             if name in fields and (fields[name] is not None or name in ("topic", "parent_id")):
                 setattr(channel, name, fields[name])
+        self._announce("CHANNEL_UPDATE", channel)
         self.session.commit()
         return channel
 
@@ -102,7 +111,11 @@ class ChannelService:
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
         # Deleting a category leaves its channels in the guild, outside any category, as Discord does.
-        self.session.execute(update(Channel).where(Channel.parent_id == channel.id).values(parent_id=None))
+        children = list(self.session.scalars(select(Channel).where(Channel.parent_id == channel.id)))
+        for child in children:
+            child.parent_id = None
+            self._announce("CHANNEL_UPDATE", child)
+        self._announce("CHANNEL_DELETE", channel)
         self.session.delete(channel)
         self.session.commit()
         if self.store is not None:
@@ -126,6 +139,8 @@ class ChannelService:
                 # A concurrent PUT created it since the lookup: replace it, as if the two had come in turn.
                 existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
         existing.type, existing.allow, existing.deny = type_, allow, deny
+        self.session.expire(access.channel, ["overwrites"])
+        self._announce("CHANNEL_UPDATE", access.channel)
         self.session.commit()
 
     def delete_overwrite(self, user, channel_id: int, target_id: int) -> None:
@@ -134,4 +149,5 @@ class ChannelService:
         if existing is None:
             raise UnknownOverwrite()
         access.channel.overwrites.remove(existing)
+        self._announce("CHANNEL_UPDATE", access.channel)
         self.session.commit()

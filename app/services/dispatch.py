@@ -6,9 +6,13 @@ messages, the metadata transaction otherwise), so an event is recorded exactly w
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from app.events import outbox
 from app.events.base import Event
 from app.services.emoji import Emoji
 from app.services.wire import timestamp
@@ -84,3 +88,28 @@ class Dispatch:
     def guild(self, type_: str, data: dict[str, Any], *, guild_id: int) -> Event:
         """A guild-wide event (GUILD_CREATE/UPDATE, GUILD_ROLE_*, GUILD_MEMBER_*) with its ``d``."""
         return self.event(type_, data, guild_id=guild_id, channel_id=None)
+
+
+class SessionEvents:
+    """Records events in the transaction of an ORM session, for the metadata writes (channels, guilds, roles,
+    members): the session is flushed first, so that its row changes (and their row locks) come before the events'
+    outbox rows, which then commit or roll back with them. Built without a :class:`Dispatch` it records nothing
+    (``EVENT_BUS=off``)."""
+
+    def __init__(self, dispatch: Dispatch | None):
+        self.dispatch = dispatch
+
+    def record(self, session: Session, build: Callable[[Dispatch], Iterable[Event]]) -> None:
+        """Append the events ``build`` makes to the outbox, in ``session``'s open transaction."""
+        if self.dispatch is None:
+            return
+        session.flush()
+        outbox.append(session.connection(), list(build(self.dispatch)))
+
+
+#: For code whose writes are not announced (tests' factories): records nothing.
+NO_EVENTS = SessionEvents(None)
+
+
+def session_events(ids, *, enabled: bool) -> SessionEvents:
+    return SessionEvents(Dispatch(ids) if enabled else None)

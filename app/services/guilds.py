@@ -1,7 +1,7 @@
 """Guilds, their roles and their members: the rules (who may do what) and the writes."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -19,7 +19,9 @@ from app.errors import (
     UnknownUser,
 )
 from app.services.access import AccessService, GuildAccess
+from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
+from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp, user_json
 from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
 
 
@@ -30,10 +32,19 @@ class MemberView:
 
 
 class GuildService:
-    def __init__(self, session: Session, ids):
+    def __init__(self, session: Session, ids, *, events: SessionEvents):
         self.session = session
         self.ids = ids
+        self.events = events
         self.access = AccessService(session)
+
+    def _announce(self, type_: str, guild_id: int, data: Callable[[], dict[str, Any]]) -> None:
+        self.events.record(self.session, lambda dispatch: [dispatch.guild(type_, data(), guild_id=guild_id)])
+
+    def _announce_member(self, type_: str, guild_id: int, user_id: int) -> None:
+        def member() -> dict[str, Any]:
+            return member_json(self._member_view(self.session.get(Member, (guild_id, user_id))))
+        self._announce(type_, guild_id, member)
 
     # -- guilds ---------------------------------------------------------------------------------------------
 
@@ -47,8 +58,19 @@ class GuildService:
         self.session.add(Member(guild_id=guild.id, user_id=owner.id, joined_at=datetime.now(timezone.utc)))
         self.session.add(Channel(id=self.ids.next_id(), guild_id=guild.id, type=ChannelType.GUILD_TEXT, name="general",
                                  position=0))
+        self._announce("GUILD_CREATE", guild.id, lambda: self._guild_create_data(guild))
         self.session.commit()
         return guild
+
+    def _guild_create_data(self, guild: Guild) -> dict[str, Any]:
+        """GUILD_CREATE's ``d``: the guild with its roles, channels and members, as the gateway sends it."""
+        channels = self.session.scalars(select(Channel).where(Channel.guild_id == guild.id)
+                                        .order_by(Channel.position, Channel.id))
+        members = self.session.scalars(select(Member).where(Member.guild_id == guild.id))
+        return {**guild_json(guild, self.roles(guild.id)), "channels": [channel_json(c) for c in channels],
+                "members": [member_json(self._member_view(m)) for m in members],
+                "member_count": self.member_count(guild.id), "threads": [], "unavailable": False, "large": False,
+                "joined_at": timestamp(datetime.now(timezone.utc))}
 
     def get_guild(self, user: UserSnapshot, guild_id: int) -> tuple[Guild, list[Role]]:
         access = self.access.guild_access(guild_id, user)
@@ -92,6 +114,7 @@ class GuildService:
                     Role.guild_id == guild_id, Role.position >= role.position, Role.id != guild_id)):
                 other.position += 1
         self.session.add(role)
+        self._announce("GUILD_ROLE_CREATE", guild_id, lambda: {"role": role_json(role)})
         self.session.commit()
         return role
 
@@ -114,6 +137,7 @@ class GuildService:
                 if name == "name" and role.id == guild_id:
                     continue  # @everyone keeps its name, as on Discord
                 setattr(role, name, fields[name])
+        self._announce("GUILD_ROLE_UPDATE", guild_id, lambda: {"role": role_json(role)})
         self.session.commit()
         return role
 
@@ -126,6 +150,7 @@ class GuildService:
         self.session.execute(delete(PermissionOverwrite).where(
             PermissionOverwrite.target_id == role.id, PermissionOverwrite.type == OverwriteType.ROLE))
         self.session.delete(role)
+        self._announce("GUILD_ROLE_DELETE", guild_id, lambda: {"role_id": str(role_id)})
         self.session.commit()
 
     # -- members --------------------------------------------------------------------------------------------
@@ -151,6 +176,7 @@ class GuildService:
             # A concurrent PUT added them first: answer as if they had been a member already.
             return self._member_view(self.session.get(Member, (guild_id, user_id))), False
         self.session.add_all(MemberRole(guild_id=guild_id, user_id=user_id, role_id=r) for r in role_ids)
+        self._announce_member("GUILD_MEMBER_ADD", guild_id, user_id)
         self.session.commit()
         return self._member_view(member), True
 
@@ -187,7 +213,9 @@ class GuildService:
             target = self.access.guild_access(guild_id, member.user)
             if not access.outranks(target.top_position):
                 raise MissingPermissions()
+        removed = user_json(member.user)
         self.session.delete(member)
+        self._announce("GUILD_MEMBER_REMOVE", guild_id, lambda: {"user": removed})
         self.session.commit()
 
     def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
@@ -202,6 +230,10 @@ class GuildService:
             add_unless_present(self.session, MemberRole(guild_id=guild_id, user_id=user_id, role_id=role_id))
         elif not present and link is not None:
             self.session.delete(link)
+        else:
+            self.session.commit()
+            return  # nothing changes, so there is no event
+        self._announce_member("GUILD_MEMBER_UPDATE", guild_id, user_id)
         self.session.commit()
 
     def _member_view(self, member: Member) -> MemberView:

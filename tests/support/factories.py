@@ -7,6 +7,7 @@ from itertools import count
 
 from app.auth.permissions import Permission
 from app.auth.tokens import issue_token
+from app.services.dispatch import NO_EVENTS
 from app.services.guilds import GuildService
 from models import Channel, Member, MemberRole, PermissionOverwrite, Role, User
 
@@ -49,7 +50,8 @@ class Factory:
     def guild(self, owner: Actor, name: str = "test guild", everyone: int | None = None):
         """A guild owned by ``owner``; returns (guild_id, general_channel_id)."""
         with self.session() as session:
-            guild = GuildService(session, self.resources.ids).create_guild(session.get(User, owner.id), name)
+            guilds = GuildService(session, self.resources.ids, events=NO_EVENTS)
+            guild = guilds.create_guild(session.get(User, owner.id), name)
             if everyone is not None:
                 session.get(Role, guild.id).permissions = everyone
             channel_id = session.query(Channel.id).filter(Channel.guild_id == guild.id).scalar()
