@@ -116,9 +116,10 @@ def post_worker_init(worker):
     resources = _resources_of(worker)
     if resources is not None:
         from app.events.relay import start_relay
+        from app.services.channel_writes import StoreChecks
 
         # With EVENT_RELAY=worker (the default) every worker runs one and one of them leads; otherwise nothing.
-        start_relay(resources)
+        start_relay(resources, confirm=StoreChecks(resources.message_store))
 
 
 def _resources_of(worker):

@@ -14,11 +14,14 @@ _ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 #: Events of committed writes not yet on the bus. ``id`` order is commit order within a channel, because a
 #: writer holds its channel's row lock when it appends. ``payload`` is ``app.events.base.event_to_bytes``.
+#: ``unconfirmed``, when set, is the check (JSON) that the store must pass before the event is published: the
+#: event of a write whose outcome is unknown (app.events.outbox).
 event_outbox = Table(
     "event_outbox", Base.metadata,
     Column("id", _ROW_ID, primary_key=True, autoincrement=True),
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("unconfirmed", LargeBinary, nullable=True),
 )
 
 #: Who runs the relay, for databases without advisory locks (SQLite): one row, taken over when it expires.

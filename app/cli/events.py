@@ -11,6 +11,7 @@ import orjson
 from app.cli import SNOWFLAKE, CommandGroup, resources
 from app.events.base import EventBusUnavailable, PositionExpired, partition_of
 from app.events.relay import EventRelay
+from app.services.channel_writes import StoreChecks
 
 events_cli = CommandGroup("events", help="Watch the event stream; run the outbox relay.")
 
@@ -82,7 +83,7 @@ def _read_partition(bus, partition: int, after: str | None, follow: bool, found:
 def relay_command() -> None:
     """Run the outbox relay in the foreground until SIGTERM or SIGINT (for EVENT_RELAY=process)."""
     res = resources()
-    relay = EventRelay(res.engine, _bus())
+    relay = EventRelay(res.engine, _bus(), confirm=StoreChecks(res.message_store))
     handlers = [gevent.signal_handler(number, relay.stop) for number in (signal.SIGTERM, signal.SIGINT)]
     click.echo(f"event relay running ({res.event_bus.backend} bus); SIGTERM or SIGINT stops it", err=True)
     try:

@@ -123,13 +123,13 @@ class MessageImporter:
             # The channel's last_message_id moves up to it, never down: history imported behind newer messages
             # leaves it where it is.
             self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
-                              events=lambda _: [event])
+                              events=lambda _: [event], check={"message": [channel_id, message.id], "exists": True})
         if message.pinned and (line.stored is None or not line.stored.pinned):
             # Idempotent (the first pin time stays), and completes an import that stopped before the pin.
             pinned_at = line.pinned_at or snowflake_time(message.id)
             event = self.dispatch.pins_updated(pinned_at, guild_id=guild_id, channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message.id, pinned_at),
-                              events=lambda _: [event])
+                              events=lambda _: [event], check={"pin": [channel_id, message.id], "pinned": True})
         return line.stored is None
 
     def _parse(self, line: bytes) -> tuple[Message, datetime | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -21,16 +22,21 @@ OUTBOX_CHANNEL = "chatstore_event_outbox"
 __all__ = ["OUTBOX_CHANNEL", "append", "event_outbox"]
 
 
-def append(connection: Connection, events: Sequence[Event]) -> None:
+def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict | None = None) -> None:
     """Insert ``events``, in order, in the caller's open transaction on ``connection``.
 
     Nothing is visible to the relay before the caller commits, and nothing remains if it rolls back. On
     PostgreSQL a ``NOTIFY`` in the same transaction wakes the relay at commit (and is dropped on rollback).
+
+    ``unconfirmed`` is for the events of a write whose outcome is unknown (it failed, but may have landed): a
+    JSON-ready check that the relay hands to its ``confirm`` function once the write can no longer be in flight;
+    the events are published if the check holds and dropped if it does not.
     """
     if not events:
         return
     now = datetime.now(timezone.utc)
-    connection.execute(event_outbox.insert(), [{"payload": event_to_bytes(event), "created_at": now}
-                                               for event in events])
+    check = orjson.dumps(unconfirmed) if unconfirmed is not None else None
+    connection.execute(event_outbox.insert(), [{"payload": event_to_bytes(event), "created_at": now,
+                                                "unconfirmed": check} for event in events])
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))

@@ -29,10 +29,12 @@ import time
 import uuid
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import gevent
 import gevent.event
+import orjson
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
@@ -62,6 +64,9 @@ SQLITE_POLL_SECONDS = 0.02
 POSTGRES_POLL_SECONDS = 1.0
 #: How often a relay that does not lead tries to.
 FOLLOWER_RETRY_SECONDS = LEASE_SECONDS / 3
+#: How long after a failed write its events wait before the store is asked whether it landed: longer than any
+#: store request (with its retries and speculative executions) can still be in flight.
+UNCONFIRMED_GRACE_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 5.0
 TRIM_INTERVAL_SECONDS = 60.0
@@ -188,12 +193,23 @@ class LeaseLeadership(Leadership):
 
 
 class EventRelay:
-    """Moves the outbox onto ``bus``. :meth:`start` runs it in a greenlet; :meth:`run` in the caller's."""
+    """Moves the outbox onto ``bus``. :meth:`start` runs it in a greenlet; :meth:`run` in the caller's.
 
-    def __init__(self, engine: Engine, bus: EventBus, *, batch_size: int = BATCH_SIZE):
+    ``confirm`` decides the events of writes whose outcome was unknown (outbox rows with an ``unconfirmed``
+    check): given the check, True publishes them, False drops them, None (the store cannot tell now) keeps them
+    for a later pass. It is asked only once ``unconfirmed_grace_seconds`` have passed since the write, when the
+    write can no longer be in flight. Such rows wait without holding back the rows after them; without
+    ``confirm`` they wait for a relay that has one.
+    """
+
+    def __init__(self, engine: Engine, bus: EventBus, *, batch_size: int = BATCH_SIZE,
+                 confirm: Callable[[dict], bool | None] | None = None,
+                 unconfirmed_grace_seconds: float = UNCONFIRMED_GRACE_SECONDS):
         self.engine = engine
         self.bus = bus
         self.batch_size = batch_size
+        self.confirm = confirm
+        self.unconfirmed_grace_seconds = unconfirmed_grace_seconds
         self._read_engine = engine.execution_options(**READ_ONLY)
         is_postgres = engine.dialect.name == "postgresql"
         self.leadership: Leadership = (AdvisoryLockLeadership(engine, self.wake) if is_postgres
@@ -214,20 +230,41 @@ class EventRelay:
         Returns how many events were published. Raises :class:`EventBusUnavailable` (the rows stay) or the
         database's operational error.
         """
+        settled = datetime.now(timezone.utc) - timedelta(seconds=self.unconfirmed_grace_seconds)
         with self._read_engine.begin() as connection:
-            rows = connection.execute(select(event_outbox.c.id, event_outbox.c.payload)
-                                      .order_by(event_outbox.c.id).limit(self.batch_size)).all()
+            rows = connection.execute(
+                select(event_outbox.c.id, event_outbox.c.payload, event_outbox.c.unconfirmed)
+                .where(event_outbox.c.unconfirmed.is_(None) | (event_outbox.c.created_at <= settled))
+                .order_by(event_outbox.c.id).limit(self.batch_size)).all()
         if not rows or not self.leadership.confirm():
             return 0
-        try:
-            self.bus.publish([event_from_bytes(payload) for _, payload in rows])
-        except EventBusUnavailable:
-            EVENT_PUBLISH_FAILURES.inc()
-            raise
-        EVENTS_PUBLISHED.inc(len(rows))
-        with self.engine.begin() as connection:
-            connection.execute(delete(event_outbox).where(event_outbox.c.id.in_([row.id for row in rows])))
-        return len(rows)
+        publish, done = [], []
+        for row in rows:
+            verdict = True if row.unconfirmed is None else self._decide(orjson.loads(row.unconfirmed))
+            if verdict is not None:
+                done.append(row.id)
+            if verdict:
+                publish.append(event_from_bytes(row.payload))
+        if publish:
+            try:
+                self.bus.publish(publish)
+            except EventBusUnavailable:
+                EVENT_PUBLISH_FAILURES.inc()
+                raise
+            EVENTS_PUBLISHED.inc(len(publish))
+        if done:
+            with self.engine.begin() as connection:
+                connection.execute(delete(event_outbox).where(event_outbox.c.id.in_(done)))
+        return len(publish)
+
+    def _decide(self, check: dict) -> bool | None:
+        """Whether the events of an unknown-outcome write are published (True), dropped (False), or wait (None)."""
+        if self.confirm is None:
+            return None
+        verdict = self.confirm(check)
+        if verdict is False:
+            log.info("dropping the events of a failed write that did not land: %s", check)
+        return verdict
 
     def run(self) -> None:
         """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure."""
@@ -303,7 +340,7 @@ class EventRelay:
 _running: dict[int, EventRelay] = {}
 
 
-def start_relay(resources) -> EventRelay | None:
+def start_relay(resources, confirm: Callable[[dict], bool | None] | None = None) -> EventRelay | None:
     """Start this process's relay greenlet when ``EVENT_RELAY=worker``; idempotent per process (and after fork).
 
     ``resources`` is the process's :class:`app.extensions.Resources`: its engine and ``event_bus`` are used.
@@ -313,7 +350,7 @@ def start_relay(resources) -> EventRelay | None:
         return None
     relay = _running.get(os.getpid())
     if relay is None:
-        relay = _running[os.getpid()] = EventRelay(resources.engine, resources.event_bus)
+        relay = _running[os.getpid()] = EventRelay(resources.engine, resources.event_bus, confirm=confirm)
         relay.start()
     return relay
 

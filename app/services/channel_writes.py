@@ -50,11 +50,11 @@ class ChannelWrites:
     serialized in the order they commit.
 
     Otherwise (ScyllaDB, the dual store) the write comes first and the transaction after it. A write that fails
-    still moves ``messages_version`` (it may have landed, and pages kept of the channel must not outlive it) but
-    records no event: the client was answered with an error and may retry; a write that landed anyway shows in
-    history and reaches a consumer only through a later event of the same message or a reindex. A failure of the
-    transaction is reported as the store being unavailable, so the writer is never told its write succeeded
-    without its events recorded.
+    may still have landed (a timeout): the transaction still moves ``messages_version``, so that pages kept of
+    the channel do not outlive it, and records the write's events as *unconfirmed*, with ``check``, what the
+    store shows if the write landed. The relay publishes them once :class:`StoreChecks` finds that true, after
+    the write can no longer be in flight, and drops them otherwise. A failure of the transaction is reported as
+    the store being unavailable, so the writer is never told its write succeeded without its events recorded.
     """
 
     def __init__(self, engine: Engine, store: MessageStore, *, committed: Callable[[], None] = lambda: None,
@@ -65,17 +65,18 @@ class ChannelWrites:
         self._record_events = record_events
 
     def apply(self, channel_id: int, write: Callable[[], Result], *, created: int | None = None,
-              deleted: Collection[int] = (),
-              events: Callable[[Result], Sequence[Event]] = no_events) -> Result:
+              deleted: Collection[int] = (), events: Callable[[Result], Sequence[Event]] = no_events,
+              check: dict | None = None, expected: Result | None = None) -> Result:
         """Run ``write`` (a call of the message store for ``channel_id``) and record it. ``created``: the id of a
         message it creates; ``deleted``: the ids of messages it deletes; ``events``: the events of the write,
-        from what ``write`` returned."""
+        from what ``write`` returned. ``check`` (see :class:`StoreChecks`) and ``expected`` (what ``write``
+        returns when it lands) describe the write's outcome, for when it fails and may have landed anyway."""
         if not self._record_events:
             events = no_events
         if self._store.joins_transactions_of(self._engine):
             result = self._in_one_transaction(channel_id, write, created, deleted, events)
         else:
-            result = self._write_then_record(channel_id, write, created, deleted, events)
+            result = self._write_then_record(channel_id, write, created, deleted, events, check, expected)
         self._committed()
         return result
 
@@ -92,11 +93,15 @@ class ChannelWrites:
             raise StoreUnavailable("channel unavailable") from error
         return result
 
-    def _write_then_record(self, channel_id, write, created, deleted, events):
+    def _write_then_record(self, channel_id, write, created, deleted, events, check, expected):
         try:
             result = write()
         except BaseException:
-            self._record(channel_id, lambda connection: self._bump(connection, channel_id, None))
+            def record_unknown(connection: Connection) -> None:
+                self._bump(connection, channel_id, None)
+                if check is not None:
+                    outbox.append(connection, events(expected), unconfirmed=check)
+            self._record(channel_id, record_unknown)
             raise
 
         replacement = self._replacement_of_last(channel_id, deleted) if deleted else None
@@ -147,3 +152,52 @@ class ChannelWrites:
         except sa_exc.DBAPIError as error:
             log.error("could not record a write to channel %s: %s", channel_id, error)
             raise StoreUnavailable("channel version unavailable") from error
+
+
+class StoreChecks:
+    """Whether the message store shows what a write whose outcome was unknown would have left (the relay's
+    ``confirm``). A check is a JSON-ready dict, one of:
+
+    - ``{"message": [channel_id, message_id], "exists": bool}``; with ``"content"``, ``"flags"`` and
+      ``"edited_at"`` (ISO 8601 or None) too, the message must also carry them (an edit);
+    - ``{"messages": [channel_id, [message_ids]], "exists": false}`` (a bulk delete);
+    - ``{"reaction": [channel_id, message_id, emoji_key, user_id], "present": bool}``;
+    - ``{"reactions": [channel_id, message_id, emoji_key or None], "present": false}`` (all, or one emoji's);
+    - ``{"pin": [channel_id, message_id], "pinned": bool}``.
+
+    Answers None when the store cannot answer now (the relay asks again later).
+    """
+
+    def __init__(self, store: MessageStore):
+        self._store = store
+
+    def __call__(self, check: dict) -> bool | None:
+        try:
+            return self._holds(check)
+        except StoreUnavailable:
+            return None
+
+    def _holds(self, check: dict) -> bool:
+        store = self._store
+        if "message" in check:
+            channel_id, message_id = check["message"]
+            message = store.get_message(channel_id, message_id)
+            if message is None or not check["exists"]:
+                return (message is not None) == check["exists"]
+            shown = {"content": message.content, "flags": message.flags,
+                     "edited_at": message.edited_at.isoformat() if message.edited_at is not None else None}
+            return all(check[name] == value for name, value in shown.items() if name in check)
+        if "messages" in check:
+            channel_id, message_ids = check["messages"]
+            return not store.get_messages(channel_id, message_ids)
+        if "reaction" in check:
+            channel_id, message_id, emoji, user_id = check["reaction"]
+            reactors = store.reaction_users(channel_id, message_id, emoji, after=user_id - 1, limit=1)
+            return (reactors == [user_id]) == check["present"]
+        if "reactions" in check:
+            channel_id, message_id, emoji = check["reactions"]
+            counts = store.reaction_counts(channel_id, [message_id], 0).get(message_id, [])
+            return not any(emoji is None or count.emoji == emoji for count in counts)
+        channel_id, message_id = check["pin"]
+        message = store.get_message(channel_id, message_id)
+        return message is not None and message.pinned == check["pinned"]

@@ -277,7 +277,7 @@ class MessageService:
             return [self.dispatch.message_created(wire, guild_id=access.channel.guild_id, channel_id=channel_id)]
 
         self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
-                          events=created)
+                          events=created, check={"message": [channel_id, message.id], "exists": True})
         return bundle
 
     def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
@@ -411,8 +411,13 @@ class MessageService:
             changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
                            edited_at=datetime.now(timezone.utc))
         if changes:
-            updated = self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message_id, changes),
-                                        events=self._updated_events(access, message, changes))
+            expected = message.replace(**changes)
+            updated = self.writes.apply(
+                channel_id, lambda: self.store.update_message(channel_id, message_id, changes),
+                events=self._updated_events(access, message, changes), expected=expected,
+                check={"message": [channel_id, message_id], "exists": True, "content": expected.content,
+                       "flags": expected.flags,
+                       "edited_at": expected.edited_at.isoformat() if expected.edited_at is not None else None})
         else:
             updated = message
         if updated is None:
@@ -449,7 +454,8 @@ class MessageService:
             access.require(Permission.MANAGE_MESSAGES)
         event = self.dispatch.message_deleted(message_id, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
-                          deleted={message_id}, events=lambda _: [event])
+                          deleted={message_id}, events=lambda _: [event],
+                          check={"message": [channel_id, message_id], "exists": False})
 
     def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
         access = self.lookup.channel_access(user, channel_id)
@@ -468,4 +474,4 @@ class MessageService:
             return
         event = self.dispatch.messages_deleted(existing, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
-                          events=lambda _: [event])
+                          events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})

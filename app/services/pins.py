@@ -55,11 +55,11 @@ class PinService:
             pinned_at = datetime.now(timezone.utc)
             event = self.dispatch.pins_updated(pinned_at, guild_id=guild_id, channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message_id, pinned_at),
-                              events=lambda _: [event])
+                              events=lambda _: [event], check={"pin": [channel_id, message_id], "pinned": True})
         else:
             # The newest pin left once this one is gone, read before the write (not inside its transaction).
             left = [p for p in self.store.list_pins(channel_id, before=None, limit=2) if p.message_id != message_id]
             event = self.dispatch.pins_updated(left[0].pinned_at if left else None, guild_id=guild_id,
                                                channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.unpin_message(channel_id, message_id),
-                              events=lambda _: [event])
+                              events=lambda _: [event], check={"pin": [channel_id, message_id], "pinned": False})

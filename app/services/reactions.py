@@ -39,7 +39,8 @@ class ReactionService:
         event = self.dispatch.reaction_added(message_id, emoji, user.id, message.author_id,
                                              guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.add_reaction(channel_id, message_id, emoji.key, user.id),
-                          events=lambda _: [event])
+                          events=lambda _: [event],
+                          check={"reaction": [channel_id, message_id, emoji.key, user.id], "present": True})
 
     def remove_reaction(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str,
                         target_user_id: int) -> None:
@@ -55,7 +56,8 @@ class ReactionService:
                                                channel_id=channel_id)
         self.writes.apply(channel_id,
                           lambda: self.store.remove_reaction(channel_id, message_id, emoji.key, target_user_id),
-                          events=lambda _: [event])
+                          events=lambda _: [event],
+                          check={"reaction": [channel_id, message_id, emoji.key, target_user_id], "present": False})
 
     def reaction_users(self, user: UserSnapshot, channel_id: int, message_id: int, raw_emoji: str, *,
                        after: int | None, limit: int, burst: bool = False) -> list[User]:
@@ -81,8 +83,10 @@ class ReactionService:
         if emoji is None:
             event = self.dispatch.reactions_cleared(message_id, guild_id=guild_id, channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.clear_reactions(channel_id, message_id),
-                              events=lambda _: [event])
+                              events=lambda _: [event],
+                              check={"reactions": [channel_id, message_id, None], "present": False})
         else:
             event = self.dispatch.emoji_cleared(message_id, emoji, guild_id=guild_id, channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.remove_emoji(channel_id, message_id, emoji.key),
-                              events=lambda _: [event])
+                              events=lambda _: [event],
+                              check={"reactions": [channel_id, message_id, emoji.key], "present": False})
