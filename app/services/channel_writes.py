@@ -88,7 +88,9 @@ class ChannelWrites:
                 if deleted:
                     self._move_last_off(connection, channel_id, deleted)
                 outbox.append(connection, events(result))
-        except sa_exc.DBAPIError as error:
+        except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
+            # The database could not answer (the SQL store maps its own statements' failures the same way); any
+            # other database error means a bug and stays what it is.
             log.error("could not record a write to channel %s: %s", channel_id, error)
             raise StoreUnavailable("channel unavailable") from error
         return result
