@@ -263,9 +263,10 @@ class Consumer:
                 after = events[-1].position
 
     def stop(self) -> None:
+        """Stop reading (idempotent); re-raise what ended the reads, if anything did."""
         self._stopping.set()
         self._greenlet.join(timeout=5)
-        self._greenlet.get(block=False)  # re-raise what ended it, if anything did
+        self._greenlet.get(block=False)
 
 
 def everything(bus: EventBus) -> list[Event]:
@@ -347,8 +348,16 @@ def check_delivery(deployment: Deployment, consumer: Consumer, writes: list[Writ
     return delivery
 
 
-def consumer_of(deployment: Deployment) -> Consumer:
-    return Consumer(deployment.bus(), partition_of(deployment.guild_id, None, PARTITIONS))
+@contextmanager
+def consuming(deployment: Deployment) -> Iterator[Consumer]:
+    """A consumer of the deployment's guild partition, reading from now until the block ends."""
+    bus = deployment.bus()
+    consumer = Consumer(bus, partition_of(deployment.guild_id, None, PARTITIONS))
+    try:
+        yield consumer
+    finally:
+        consumer.stop()
+        bus.close()
 
 
 # -- the tests ---------------------------------------------------------------------------------------------------
@@ -370,8 +379,7 @@ def broker(request_param: str) -> Iterator[dict[str, str]]:
 @pytest.mark.parametrize(("database", "bus"), [("sqlite", "sql"), ("postgres", "sql"), ("sqlite", "redis")])
 def test_every_acknowledged_write_from_concurrent_clients_arrives_once_and_in_order(tmp_path, database, bus):
     with broker(bus) as events, deployment(tmp_path, database, writers=6, **events) as deployed, \
-            gunicorn_server(deployed.environment) as server:
-        consumer = consumer_of(deployed)
+            gunicorn_server(deployed.environment) as server, consuming(deployed) as consumer:
         writes: list[Write] = []
         gevent.joinall(start_load(server, deployed, writes, per_client=40), raise_error=True)
         await_delivery(deployed, consumer, writes)
@@ -388,15 +396,15 @@ def test_writes_keep_succeeding_through_a_redis_outage_and_every_event_arrives_a
     with throwaway_redis(free_port(), tmp_path / "redis", append_only=True) as redis_server, \
             deployment(tmp_path, "sqlite", writers=4, EVENT_BUS="redis", REDIS_URL=redis_server.url,
                        EVENT_REDIS_PREFIX="outage") as deployed, \
-            gunicorn_server(deployed.environment) as server:
-        consumer = consumer_of(deployed)
+            gunicorn_server(deployed.environment) as server, consuming(deployed) as consumer:
         writes: list[Write] = []
-        load = start_load(server, deployed, writes, per_client=80, seconds=10)
+        started = time.monotonic()
+        load = start_load(server, deployed, writes, per_client=250, seconds=10)
 
         def acknowledged() -> int:
             return sum(w.acknowledged for w in writes)
 
-        wait_for(lambda: acknowledged() >= 30, 10, "writes to flow")
+        wait_for(lambda: time.monotonic() - started >= 2 and acknowledged() >= 30, 10, "writes to flow")
         redis_server.stop()
         down_at, acknowledged_before = time.monotonic(), acknowledged()
         wait_for(lambda: time.monotonic() - down_at >= 4 and acknowledged() - acknowledged_before >= 30, 15,
@@ -408,8 +416,9 @@ def test_writes_keep_succeeding_through_a_redis_outage_and_every_event_arrives_a
         await_delivery(deployed, consumer, writes)
         delivery = check_delivery(deployed, consumer, writes)
 
-    print(f"outage: {acknowledged_during} writes acknowledged while redis was down, {held_in_outbox} events held "
-          f"in the outbox at its restart")
+    acknowledged_after = sum(w.acknowledged for w in writes) - acknowledged_before - acknowledged_during
+    print(f"outage: {acknowledged_before} writes acknowledged before it, {acknowledged_during} while redis was down "
+          f"({held_in_outbox} events held in the outbox at its restart), {acknowledged_after} after")
     assert held_in_outbox > 0, "nothing waited for the broker: the outage was not seen"
     refusals = [(w.status, w.retry_after) for w in writes if not w.acknowledged]
     assert all(status == 503 and retry_after for status, retry_after in refusals), refusals
@@ -436,10 +445,10 @@ def test_events_of_writes_whose_workers_were_killed_before_publishing_arrive_onc
         wait_for(lambda: len(found := children_of(server.process.pid)) == 2 and not found & workers, 20,
                  "two new workers")
         redis_server.resume()
-        consumer = consumer_of(deployed)
-        # The killed leader's SQLite lease runs out (10 s) before a new worker's relay may lead.
-        await_delivery(deployed, consumer, writes, timeout=30)
-        delivery = check_delivery(deployed, consumer, writes)
+        with consuming(deployed) as consumer:
+            # The killed leader's SQLite lease runs out (10 s) before a new worker's relay may lead.
+            await_delivery(deployed, consumer, writes, timeout=30)
+            delivery = check_delivery(deployed, consumer, writes)
 
     print(f"after SIGKILL: {delivery.duplicates} duplicates by id")
     assert delivery.acknowledged == len(writes)
