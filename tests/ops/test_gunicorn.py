@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import gevent
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from app.extensions import Resources
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
-from tests.support.server import RunningServer, gunicorn_server
+from tests.support.server import RunningServer, children_of, gunicorn_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -66,18 +65,6 @@ def memory_pids(text: str) -> set[int]:
     return {int(pid) for pid in re.findall(r'^chatstore_process_resident_memory_bytes\{pid="(\d+)"\}', text, re.M)}
 
 
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited while we looked
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
 def scrape_until(server: RunningServer, accept, what: str) -> str:
     """Scrape until ``accept(text)`` holds (workers boot and exit asynchronously); the accepted text."""
     def accepted():
@@ -85,17 +72,6 @@ def scrape_until(server: RunningServer, accept, what: str) -> str:
         return text if accept(text) else None
 
     return wait_for(accepted, 20, what)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        gevent.sleep(0.1)
 
 
 # The hub watch is tested in process (tests/ops/test_hub.py): a blocking call that releases the GIL is reported

@@ -59,18 +59,27 @@ def delete_prefixed(url: str, prefix: str) -> None:
 
 
 class ThrowawayRedis:
-    """A ``redis-server`` of our own on a free port, without persistence, stopped and started by its PID."""
+    """A ``redis-server`` of our own on a free port, stopped and started by its PID.
 
-    def __init__(self, port: int, directory):
+    Without persistence by default: a restart empties it. ``append_only`` keeps every acknowledged write in an
+    append-only file fsynced on each write, so a SIGTERM and a start on the same directory keep the streams.
+    :meth:`pause` (SIGSTOP) freezes it with its connections open, as a hung broker: calls time out.
+    """
+
+    def __init__(self, port: int, directory, append_only: bool = False):
         self.port = port
         self.directory = directory
+        self.append_only = append_only
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process: subprocess.Popen | None = None
+        self.paused = False
 
     def start(self, timeout: float = 10.0) -> None:
+        persistence = (["--appendonly", "yes", "--appendfsync", "always"] if self.append_only
+                       else ["--appendonly", "no"])
         self.process = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+             "--save", "", *persistence, "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while redis_reachable(self.url) is not None:
@@ -78,20 +87,30 @@ class ThrowawayRedis:
                 raise RuntimeError(f"throwaway redis-server on port {self.port} did not start")
             time.sleep(0.02)
 
+    def pause(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+        self.paused = False
+
     def stop(self) -> None:
         if self.process is None:
             return
+        if self.paused:
+            self.resume()  # a stopped process would act on the SIGTERM only once continued
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=10)
         self.process = None
 
 
 @contextmanager
-def throwaway_redis(port: int, directory):
+def throwaway_redis(port: int, directory, append_only: bool = False):
     if shutil.which("redis-server") is None:
         message = "redis-server is not installed"
         pytest.fail(message) if redis_required() else pytest.skip(message)
-    server = ThrowawayRedis(port, directory)
+    server = ThrowawayRedis(port, directory, append_only)
     server.start()
     try:
         yield server

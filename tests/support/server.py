@@ -2,6 +2,7 @@
 
     with gunicorn_server({"DATABASE_URL": url, "WEB_WORKERS": "2"}) as server:
         urllib.request.urlopen(server.url + "/api/v10/users/@me")   # server.process is the master's Popen
+        workers = children_of(server.process.pid)
 
 The server's stdout and stderr go to ``server.log_path`` (a pipe nobody reads would fill and stall it); the log is
 quoted in the error when the server dies or never answers. On exit the master gets SIGTERM (a graceful stop of
@@ -20,6 +21,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import gevent
+import pytest
 
 from config import PROJECT_ROOT
 
@@ -106,3 +110,28 @@ def stop(process: subprocess.Popen, timeout: float) -> int:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
     return process.wait()
+
+
+def children_of(pid: int) -> set[int]:
+    """The PIDs of the processes whose parent is ``pid`` (a gunicorn master's: its workers)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def wait_for(condition, timeout: float, what: str):
+    """Poll ``condition`` until it returns something true, and return that; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        gevent.sleep(0.1)
