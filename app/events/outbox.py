@@ -21,6 +21,8 @@ OUTBOX_CHANNEL = "chatstore_event_outbox"
 
 __all__ = ["OUTBOX_CHANNEL", "append", "event_outbox"]
 
+_INSERT = event_outbox.insert()
+
 
 def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict | None = None) -> None:
     """Insert ``events``, in order, in the caller's open transaction on ``connection``.
@@ -36,7 +38,8 @@ def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict
         return
     now = datetime.now(timezone.utc)
     check = orjson.dumps(unconfirmed) if unconfirmed is not None else None
-    connection.execute(event_outbox.insert(), [{"payload": event_to_bytes(event), "created_at": now,
-                                                "unconfirmed": check} for event in events])
+    rows = [{"payload": event_to_bytes(event), "created_at": now, "unconfirmed": check} for event in events]
+    # One row (the common case) as a plain execute: SQLAlchemy's executemany path costs about 0.1 ms more.
+    connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
