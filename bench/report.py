@@ -98,7 +98,8 @@ def markdown(run: dict, chart_name: str) -> str:
         "",
         f"{settings['workers']} gunicorn gevent workers, {settings['connections']} connections (hot channel: its "
         f"own count), {settings['duration']:g} s per scenario after {settings['warmup']:g} s of warm-up, "
-        f"{settings['history_size']:,} messages in the long channel. {run['machine']['cpus']} CPUs, load average "
+        f"{settings['history_size']:,} messages in the long channel, EVENT_BUS "
+        f"{settings.get('event_bus') or 'as the settings default it'}. {run['machine']['cpus']} CPUs, load average "
         f"{run['machine']['load_average_at_start'][0]:.1f} at the start; the run took {run['seconds']:.0f} s.",
         "",
         _drift_note(run),
