@@ -30,6 +30,7 @@ from bench.probes import (
     statements_per_page,
     store_calls,
     wait_until_idle,
+    workers_cpu_seconds,
 )
 from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
 from bench.seed import SeededService, seed
@@ -98,8 +99,11 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
     if count_store_calls:
         wait_until_idle(server.host, server.port)
     before = store_calls(server.host, server.port) if count_store_calls else None
+    cpu_before = workers_cpu_seconds(server.process.pid)
     result = run_wrk(url, script, connections=connections, seconds=args.duration, environment=environment)
-    figures = {**result.as_dict(), "connections": connections}
+    # From /proc: unlike throughput, it is not lowered by whatever else the machine runs.
+    cpu_ms = 1000 * (workers_cpu_seconds(server.process.pid) - cpu_before) / max(result.requests, 1)
+    figures = {**result.as_dict(), "connections": connections, "cpu_ms_per_request": round(cpu_ms, 3)}
     if before is not None:
         # Both counts come from the service, so requests still queued when wrk stopped count on both sides.
         calls = store_calls(server.host, server.port) - before
@@ -110,7 +114,8 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
 
 def _brief(figures: dict) -> str:
     calls = figures.get("store_calls_per_request")
-    return (f"{figures['requests_per_second']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, "
+    return (f"{figures['requests_per_second']:.0f} req/s, {figures['cpu_ms_per_request']:.2f} CPU ms/request, "
+            f"p50 {figures['p50_ms']:.1f} ms, "
             f"p99 {figures['p99_ms']:.1f} ms, "
             f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
 
