@@ -11,13 +11,13 @@ processes' load does not inflate it; the relay runs in the workers, so its work 
 relay's backlog is waited out before the server stops, so a run never inherits the previous one's outbox; the
 backlog at the end of the load and the seconds it took to drain are reported.
 
-Latency: for ``sql`` and ``redis``, this process posts messages at a fixed ``rate`` from several keep-alive
-connections and records when each answered 2xx, while a greenlet reads the guild's partition of the bus
-(``app.events.build_bus(...).read``, blocking) and records when each ``MESSAGE_CREATE`` arrived; both
-timestamps come from this process's monotonic clock. The latency of a message is receipt minus answer, zero
-when the event arrived before the answer was read (it is recorded in the write's transaction, so it can).
-Printed as p50, p99 and max per bus (target: p99 under 50 ms with redis), with the writes whose event never
-arrived within ``--settle`` seconds (there should be none).
+Latency: for ``sql`` and ``redis``, this process posts messages at a fixed ``rate`` from several senders, each
+write on a new connection so that the writes spread over the workers, and records when each answered 2xx, while a
+greenlet reads the guild's partition of the bus (``app.events.build_bus(...).read``, blocking) and records when
+each ``MESSAGE_CREATE`` arrived; both timestamps come from this process's monotonic clock. The latency of a message
+is receipt minus answer, zero when the event arrived before the answer was read (it is recorded in the write's
+transaction, so it can). Printed as p50, p99 and max per bus (target: p99 under 50 ms with redis), with the writes
+whose event never arrived within ``--settle`` seconds (there should be none).
 
 Redis is the machine's (``REDIS_URL``, default 127.0.0.1:6379) under a key prefix unique to the run, deleted at
 the end. Results go to bench/results/<timestamp>-event-cost.json; the servers' log beside it.
@@ -168,15 +168,23 @@ def measure_latency(settings, engine, seeded: Seeded, args, bus: str, prefix: st
                         position = events[-1].position
 
             def send(sender: int) -> None:
-                client = Client(server.host, server.port, seeded.tokens[sender % len(seeded.tokens)])
+                token = seeded.tokens[sender % len(seeded.tokens)]
                 interval = SENDERS / args.rate
                 due = started + sender / args.rate
                 serial = 0
                 while due < started + args.latency_seconds:
                     gevent.sleep(max(0.0, due - time.monotonic()))
                     channel_id = seeded.channels[(sender + serial * SENDERS) % len(seeded.channels)]
-                    status, raw = client.request("POST", f"/api/v10/channels/{channel_id}/messages",
-                                                 {"content": f"event latency {sender}-{serial}"})
+                    # A new connection per write: a keep-alive one stays with the worker that accepted it, and the
+                    # relay wakes at once for writes in its own worker but polls for the other's, so the writes
+                    # must spread over the workers as a real load's do.
+                    client = Client(server.host, server.port, token)
+                    try:
+                        status, raw = client.request("POST", f"/api/v10/channels/{channel_id}/messages",
+                                                     {"content": f"event latency {sender}-{serial}"})
+                    finally:
+                        if client.connection is not None:
+                            client.connection.close()
                     now = time.monotonic()
                     statuses[status] = statuses.get(status, 0) + 1
                     if 200 <= status < 300:
