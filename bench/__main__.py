@@ -1,7 +1,7 @@
 """``make bench``: the service under wrk on each SQL backend, beside same-run baselines.
 
     .venv/bin/python -m bench [--quick] [--duration 10] [--scenarios latest,hot] [--backends sqlite]
-                              [--history-size 1000000] [--connections 64] [--workers 2]
+                              [--history-size 1000000] [--connections 64] [--workers 2] [--event-bus off]
 
 Every figure is reported as a ratio to a baseline measured in the same run (the machine is shared, so
 absolute numbers drift): the framework ceiling (bench/baseline_app.py answering a tiny JSON body) and the
@@ -30,11 +30,13 @@ from bench.probes import (
     statements_per_page,
     store_calls,
     wait_until_idle,
+    workers_cpu_seconds,
 )
 from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
 from bench.seed import SeededService, seed
 from bench.server import serve, wait_for_workers
 from bench.wrk import require_wrk, run_wrk
+from config import EVENT_BUSES
 
 BACKENDS = ("sqlite", "postgres")
 SERVICE_APP = "wsgi:application"
@@ -59,6 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (hot channel: "
                                                                     f"{HOT_CONNECTIONS})")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--event-bus", choices=EVENT_BUSES,
+                        help="EVENT_BUS of the service (default: the settings' default); off measures the service "
+                             "without the cost of recording events")
     args = parser.parse_args(argv)
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
@@ -79,7 +84,10 @@ def _names(raw: str, known, parser) -> list[str]:
 def server_environment(args, **extra: str) -> dict[str, str]:
     # The load generator is one client per connection hammering as fast as it can: the rate limits (which
     # would answer most of it with 429) are off, and their cost is not part of these figures.
-    return {"WEB_WORKERS": str(args.workers), "RATE_LIMIT_ENABLED": "false", **extra}
+    environment = {"WEB_WORKERS": str(args.workers), "RATE_LIMIT_ENABLED": "false", **extra}
+    if args.event_bus:
+        environment["EVENT_BUS"] = args.event_bus
+    return environment
 
 
 def load(server, script: str, connections: int, args, environment: dict[str, str], *,
@@ -91,8 +99,11 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
     if count_store_calls:
         wait_until_idle(server.host, server.port)
     before = store_calls(server.host, server.port) if count_store_calls else None
+    cpu_before = workers_cpu_seconds(server.process.pid)
     result = run_wrk(url, script, connections=connections, seconds=args.duration, environment=environment)
-    figures = {**result.as_dict(), "connections": connections}
+    # From /proc: unlike throughput, it is not lowered by whatever else the machine runs.
+    cpu_ms = 1000 * (workers_cpu_seconds(server.process.pid) - cpu_before) / max(result.requests, 1)
+    figures = {**result.as_dict(), "connections": connections, "cpu_ms_per_request": round(cpu_ms, 3)}
     if before is not None:
         # Both counts come from the service, so requests still queued when wrk stopped count on both sides.
         calls = store_calls(server.host, server.port) - before
@@ -103,7 +114,8 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
 
 def _brief(figures: dict) -> str:
     calls = figures.get("store_calls_per_request")
-    return (f"{figures['requests_per_second']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, "
+    return (f"{figures['requests_per_second']:.0f} req/s, {figures['cpu_ms_per_request']:.2f} CPU ms/request, "
+            f"p50 {figures['p50_ms']:.1f} ms, "
             f"p99 {figures['p99_ms']:.1f} ms, "
             f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
 
@@ -225,7 +237,7 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
                     "python": platform.python_version()},
         "settings": {key: getattr(args, key) for key in ("duration", "warmup", "connections", "workers",
-                                                         "history_size", "scenarios", "backends")},
+                                                         "history_size", "scenarios", "backends", "event_bus")},
         "baselines": {}, "backends": {},
     }
     clock = time.monotonic()

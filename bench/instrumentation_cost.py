@@ -25,6 +25,7 @@ from pathlib import Path
 
 from app.extensions import Resources
 from app.messages.base import Message
+from bench.probes import workers_cpu_seconds
 from bench.server import serve
 from bench.wrk import require_wrk, run_wrk
 from tests.support.databases import migrated_database
@@ -55,20 +56,6 @@ def seed(settings) -> tuple[str, int]:
         return bot.token, channel_id
     finally:
         resources.close()
-
-
-def workers_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU time of the master's children (the workers, all their threads included)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited while we looked
-        if int(fields[1]) == master_pid:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 def measure(settings, token: str, channel_id: int, args, log_path: Path) -> dict[tuple[str, str], list[tuple]]:

@@ -1,12 +1,14 @@
-"""Measurements beside the load: store calls from the service's /metrics, worker memory under idle keep-alive
-connections, and the SQL statements one page of a sparse channel costs."""
+"""Measurements beside the load: store calls from the service's /metrics, the workers' CPU time, worker memory
+under idle keep-alive connections, and the SQL statements one page of a sparse channel costs."""
 from __future__ import annotations
 
 import asyncio
 import http.client
+import os
 import resource
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
@@ -130,3 +132,17 @@ def statements_per_page(engine, read) -> int:
     finally:
         event.remove(engine, "before_cursor_execute", count)
     return statements
+
+
+def workers_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU time of the master's children (the workers, all their threads included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == master_pid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks

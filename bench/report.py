@@ -87,7 +87,8 @@ def _row(label: str, figures: dict, framework: dict | None, serialization: dict 
     calls = figures.get("store_calls_per_request")
     return (f"| {label} | {figures['connections']} | {figures['requests_per_second']:.0f} | {times(framework)} | "
             f"{times(serialization)} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | "
-            f"{tail_ratio(figures):.1f} | {figures['errors']} | {'' if calls is None else f'{calls:.2f}'} |")
+            f"{tail_ratio(figures):.1f} | {figures['errors']} | {'' if calls is None else f'{calls:.2f}'} | "
+            f"{figures['cpu_ms_per_request']:.2f} |")
 
 
 def markdown(run: dict, chart_name: str) -> str:
@@ -98,7 +99,8 @@ def markdown(run: dict, chart_name: str) -> str:
         "",
         f"{settings['workers']} gunicorn gevent workers, {settings['connections']} connections (hot channel: its "
         f"own count), {settings['duration']:g} s per scenario after {settings['warmup']:g} s of warm-up, "
-        f"{settings['history_size']:,} messages in the long channel. {run['machine']['cpus']} CPUs, load average "
+        f"{settings['history_size']:,} messages in the long channel, EVENT_BUS "
+        f"{settings.get('event_bus') or 'as the settings default it'}. {run['machine']['cpus']} CPUs, load average "
         f"{run['machine']['load_average_at_start'][0]:.1f} at the start; the run took {run['seconds']:.0f} s.",
         "",
         _drift_note(run),
@@ -106,11 +108,12 @@ def markdown(run: dict, chart_name: str) -> str:
         "Ratios are to the baselines of this run at the same connection count: x framework = throughput over the "
         "framework ceiling's, x serialization = over the serialization ceiling's. p99 / mean is p99 over the "
         "mean latency (connections / throughput). Store calls per request reached the backend (coalesced reads "
-        "excluded).",
+        "excluded). CPU ms / req is the workers' CPU time (from /proc) over the requests answered: the figure "
+        "that the rest of the machine's load distorts least.",
         "",
         "| scenario | conns | req/s | x framework | x serialization | p50 ms | p99 ms | p99 / mean | errors | "
-        "store calls / req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "store calls / req | CPU ms / req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, figures in baselines.items():
         connections = figures["connections"]
@@ -118,7 +121,7 @@ def markdown(run: dict, chart_name: str) -> str:
         lines.append(_row(f"baseline: {name}", figures, framework, serialization))
     for backend, outcome in run["backends"].items():
         if "skipped" in outcome:
-            lines.append(f"| {backend}: skipped ({outcome['skipped']}) |||||||||")
+            lines.append(f"| {backend}: skipped ({outcome['skipped']}) ||||||||||")
             continue
         for figures in outcome["scenarios"].values():
             framework, serialization = _baselines_at(baselines, figures["connections"])
