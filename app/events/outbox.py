@@ -10,16 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.events.base import Event, event_to_bytes
 from models.events import event_outbox
 
-#: The PostgreSQL channel on which a commit that appended events wakes the relay.
-OUTBOX_CHANNEL = "chatstore_event_outbox"
-
-__all__ = ["OUTBOX_CHANNEL", "append", "event_outbox"]
+__all__ = ["append", "event_outbox"]
 
 _INSERT = event_outbox.insert()
 
@@ -27,8 +23,9 @@ _INSERT = event_outbox.insert()
 def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict | None = None) -> None:
     """Insert ``events``, in order, in the caller's open transaction on ``connection``.
 
-    Nothing is visible to the relay before the caller commits, and nothing remains if it rolls back. On
-    PostgreSQL a ``NOTIFY`` in the same transaction wakes the relay at commit (and is dropped on rollback).
+    Nothing is visible to the relay before the caller commits, and nothing remains if it rolls back. No
+    ``NOTIFY`` goes with it: PostgreSQL serializes the commits of every transaction that notifies, which would
+    make all writers queue behind each other; the relay polls, and a writer wakes its own worker's relay.
 
     ``unconfirmed`` is for the events of a write whose outcome is unknown (it failed, but may have landed): a
     JSON-ready check that the relay hands to its ``confirm`` function once the write can no longer be in flight;
@@ -41,5 +38,3 @@ def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict
     rows = [{"payload": event_to_bytes(event), "created_at": now, "unconfirmed": check} for event in events]
     # One row (the common case) as a plain execute: SQLAlchemy's executemany path costs about 0.1 ms more.
     connection.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
-    if connection.dialect.name == "postgresql":
-        connection.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))

@@ -1,4 +1,4 @@
-"""PostgreSQL notifications for the outbox relay and the SQL bus: a dedicated connection and a cooperative wait.
+"""PostgreSQL connections out of the pool: the relay's lock connection, and the SQL bus readers' LISTEN for new events.
 
 A LISTEN (and a session-level advisory lock) belongs to one connection for as long as it lives, so these
 connections are taken out of the pool. psycopg2 is cooperative through psycogreen's wait callback; the wait for

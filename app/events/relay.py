@@ -6,8 +6,8 @@ the bus (or the database) is down, passes fail and are retried with an exponenti
 the outbox, so writes keep succeeding and nothing is lost.
 
 One active relay, so that a channel's events reach the bus in outbox order:
-- PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection, held as long as the connection lives; the same
-  connection LISTENs for the writers' NOTIFY, so a commit wakes the relay at once.
+- PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection, held as long as the connection lives (a
+  greenlet watches it, so a lost connection ends the leadership at once).
 - SQLite: a row lease (``event_relay_lease``) renewed every third of its term. Not ``BEGIN IMMEDIATE`` around a
   pass: that would hold the database's only write lock (and the process's only connection) while publishing to
   a bus that may be slow or down, stopping every writer. The lease costs one write every few seconds, and an
@@ -15,6 +15,10 @@ One active relay, so that a channel's events reach the bus in outbox order:
 A relay checks that it still leads right before it publishes; a lease holder stalled for longer than the
 lease's safety margin between that check and its publish could overlap a successor, which is why the margin
 is a third of the term, far above any publish (whose calls time out in seconds).
+
+Waking: an idle relay looks at the outbox every 20 ms on either database, and a writer wakes its own worker's
+relay after its commit. Writers do not NOTIFY: PostgreSQL serializes the commits of transactions that notify,
+which would queue every writer behind the others.
 
 Where it runs (``EVENT_RELAY``): ``worker`` (default) a greenlet in every gunicorn worker, started by
 :func:`start_relay`, only the leader working; ``process`` ``flask events relay``; ``off`` none (the outbox
@@ -40,7 +44,6 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 
 from app.events.base import EventBus, EventBusUnavailable, event_from_bytes
-from app.events.outbox import OUTBOX_CHANNEL
 from app.events.postgres import dedicated_connection, wait_for_notification
 from app.observability.metrics import (
     EVENT_GROUP_LAG,
@@ -59,9 +62,12 @@ ADVISORY_LOCK_KEY = zlib.crc32(b"chatstore.events.relay")
 LEASE_SECONDS = 10.0
 #: Rows moved per pass: one publish call and one delete.
 BATCH_SIZE = 500
-SQLITE_POLL_SECONDS = 0.02
-#: A relay woken by NOTIFY still looks this often, in case a notification was lost with a connection.
-POSTGRES_POLL_SECONDS = 1.0
+#: How often an idle relay looks at the outbox.
+IDLE_POLL_SECONDS = 0.02
+#: How long a relay woken by a writer waits for more commits before its pass.
+WAKE_LINGER_SECONDS = 0.005
+#: How often the leader's lock connection is checked for being alive (PostgreSQL).
+LOCK_WATCH_SECONDS = 1.0
 #: How often a relay that does not lead tries to.
 FOLLOWER_RETRY_SECONDS = LEASE_SECONDS / 3
 #: How long after a failed write its events wait before the store is asked whether it landed: longer than any
@@ -94,11 +100,12 @@ class Leadership(ABC):
 
 
 class AdvisoryLockLeadership(Leadership):
-    """PostgreSQL: a session advisory lock on a dedicated connection, which also listens for the outbox NOTIFY."""
+    """PostgreSQL: a session advisory lock on a dedicated connection. ``on_lost`` is called when the connection,
+    and with it the lock, is gone."""
 
-    def __init__(self, engine: Engine, on_notify):
+    def __init__(self, engine: Engine, on_lost):
         self.engine = engine
-        self.on_notify = on_notify
+        self.on_lost = on_lost
         self._connection = None
         self._listener: gevent.Greenlet | None = None
 
@@ -109,7 +116,7 @@ class AdvisoryLockLeadership(Leadership):
         import psycopg2
 
         try:
-            connection = dedicated_connection(self.engine, OUTBOX_CHANNEL)
+            connection = dedicated_connection(self.engine)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
                 locked = cursor.fetchone()[0]
@@ -120,19 +127,18 @@ class AdvisoryLockLeadership(Leadership):
             connection.close()
             return False
         self._connection = connection
-        self._listener = gevent.spawn(self._listen, connection)
+        self._listener = gevent.spawn(self._watch, connection)
         return True
 
-    def _listen(self, connection) -> None:
+    def _watch(self, connection) -> None:
         try:
             while True:
-                if wait_for_notification(connection, POSTGRES_POLL_SECONDS):
-                    self.on_notify()
+                wait_for_notification(connection, LOCK_WATCH_SECONDS)
         except Exception as error:  # the connection, and with it the lock, is gone: the relay stops leading
             log.warning("event relay lost its lock connection: %s", error)
             self._connection = None
             connection.close()
-            self.on_notify()
+            self.on_lost()
 
     def confirm(self) -> bool:
         return self._connection is not None and not self._connection.closed
@@ -214,7 +220,7 @@ class EventRelay:
         is_postgres = engine.dialect.name == "postgresql"
         self.leadership: Leadership = (AdvisoryLockLeadership(engine, self.wake) if is_postgres
                                        else LeaseLeadership(engine))
-        self._idle_seconds = POSTGRES_POLL_SECONDS if is_postgres else SQLITE_POLL_SECONDS
+        self._idle_seconds = IDLE_POLL_SECONDS
         self._wakeup = gevent.event.Event()
         self._stopping = gevent.event.Event()
         self._greenlet: gevent.Greenlet | None = None
@@ -289,6 +295,10 @@ class EventRelay:
             backoff = FIRST_BACKOFF_SECONDS
             if moved < self.batch_size:
                 self._pause(self._idle_seconds)
+                if self._wakeup.is_set() and not self._stopping.is_set():
+                    # Woken by a commit: let the commits right behind it join the pass. Under load a pass per
+                    # commit would cost three transactions per event; the linger makes them a few per batch.
+                    self._stopping.wait(WAKE_LINGER_SECONDS)
         with contextlib.suppress(*_DATABASE_UNAVAILABLE):
             self.leadership.release()
         self._forget_measurements()

@@ -142,7 +142,7 @@ def test_a_running_relay_delivers_a_commit_at_once_when_woken(engine, bus, relay
     commit(engine, [written])
     relay.wake()
     wait_until(lambda: bus.read(2, None, limit=10), message="the event never reached the bus")
-    # Under the idle wait on PostgreSQL (1 s): the commit's NOTIFY or the wake-up did it.
+    # Within 0.8 s even on a loaded machine: the wake-up (or the 20 ms poll) did it.
     assert time.monotonic() - started < 0.8
 
 
@@ -155,7 +155,7 @@ def test_a_commit_wakes_the_relay_without_being_told(engine, bus, relays):
     started = time.monotonic()
     commit(engine, [event(guild)])
     wait_until(lambda: bus.read(3, None, limit=10), message="the event never reached the bus")
-    # PostgreSQL: the NOTIFY delivered at commit; SQLite: the 20 ms poll.
+    # The 20 ms poll found it, on either database.
     assert time.monotonic() - started < 0.8
 
 
