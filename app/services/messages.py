@@ -391,6 +391,9 @@ class MessageService:
             if edits_content:
                 raise CannotEditOthersMessage()
             access.require(Permission.MANAGE_MESSAGES)
+        # The replied-to message: its author may be pinged again, and the edited message's wire form shows it.
+        replied = (self.store.get_message(channel_id, message.reference_message_id)
+                   if message.reference_message_id is not None else None)
         if body.get("flags") is not None:
             # Only SUPPRESS_EMBEDS can be changed; other bits are ignored without error, as on Discord.
             changes["flags"] = (message.flags & ~SUPPRESS_EMBEDS) | (body["flags"] & SUPPRESS_EMBEDS)
@@ -403,18 +406,16 @@ class MessageService:
             if not content.strip() and not has_embeds:
                 raise EmptyMessage()
             changes["content"] = content
-            replied = None
-            if message.reference_message_id is not None:
-                replied = self.store.get_message(channel_id, message.reference_message_id)
             mentions, mention_roles, everyone = self._mentions(access, content, body.get("allowed_mentions"),
-                                                               replied if replied else None)
+                                                               replied)
             changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
                            edited_at=datetime.now(timezone.utc))
         if changes:
             expected = message.replace(**changes)
             updated = self.writes.apply(
                 channel_id, lambda: self.store.update_message(channel_id, message_id, changes),
-                events=self._updated_events(access, message, changes), expected=expected,
+                events=self._updated_events(access, message, changes, replied),
+                expected=expected,
                 check={"message": [channel_id, message_id], "exists": True, "content": expected.content,
                        "flags": expected.flags,
                        "edited_at": expected.edited_at.isoformat() if expected.edited_at is not None else None})
@@ -424,17 +425,13 @@ class MessageService:
             raise UnknownMessage()
         return self.lookup.bundle([updated], access, user)
 
-    def _updated_events(self, access: ChannelAccess, message: Message, changes: dict[str, Any]):
+    def _updated_events(self, access: ChannelAccess, message: Message, changes: dict[str, Any],
+                        replied: Message | None):
         """The MESSAGE_UPDATE of an edit, from the message the store returns. What its wire form needs is read
         now, before the write: inside the write's transaction nothing else may be read from the database."""
         mentioned = set(changes.get("mentions", message.mentions))
-        users = self.lookup.users({message.author_id} | mentioned)
-        referenced: dict[int, Message | None] = {}
-        if message.reference_message_id is not None:
-            referenced = {message.reference_message_id: self.store.get_message(access.channel.id,
-                                                                               message.reference_message_id)}
-        if referenced.get(message.reference_message_id) is not None:
-            users |= self.lookup.users({referenced[message.reference_message_id].author_id} - users.keys())
+        users = self.lookup.users({message.author_id} | mentioned | ({replied.author_id} if replied else set()))
+        referenced = {message.reference_message_id: replied} if message.reference_message_id is not None else {}
 
         def updated(result: Message | None):
             if result is None:
