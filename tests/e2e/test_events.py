@@ -8,8 +8,6 @@ message id of a delete, the message, emoji and user of a reaction.
 """
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import random
 import signal
@@ -18,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import gevent
 import gevent.event
@@ -32,6 +30,7 @@ from config import Settings
 from models.events import event_outbox
 from tests.support.databases import migrated_database
 from tests.support.factories import ALL, Actor, Factory
+from tests.support.http import JsonClient
 from tests.support.redis import REDIS_URL, delete_prefixed, require_redis, throwaway_redis, unique_prefix
 from tests.support.server import RunningServer, children_of, free_port, gunicorn_server, wait_for
 
@@ -119,8 +118,7 @@ class Client:
     """One bot sending writes one after another, each on a new connection (so they spread over the workers)."""
 
     def __init__(self, number: int, server: RunningServer, bot: Actor, channel_ids: list[int], writes: list[Write]):
-        parts = urlsplit(server.url)
-        self.host, self.port = parts.hostname, parts.port
+        self.api = JsonClient(server.url, bot.token, timeout=30)
         self.number = number
         self.bot = bot
         self.channel_ids = channel_ids
@@ -130,22 +128,11 @@ class Client:
         self.seq = 0
 
     def request(self, write: Write, method: str, path: str, body: dict | None = None) -> dict | None:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            headers = {"Authorization": f"Bot {self.bot.token}"}
-            payload = None
-            if body is not None:
-                payload = json.dumps(body).encode()
-                headers["Content-Type"] = "application/json"
-            connection.request(method, "/api/v10" + path, body=payload, headers=headers)
-            response = connection.getresponse()
-            raw = response.read()
-        finally:
-            connection.close()
-        write.status, write.retry_after = response.status, response.getheader("Retry-After")
+        status, headers, answer = self.api.exchange(method, path, body)
+        write.status, write.retry_after = status, headers.get("Retry-After")
         write.answered_at = time.monotonic()
         self.writes.append(write)
-        return json.loads(raw) if raw else None
+        return answer
 
     def write(self, channel_id: int, key: tuple, message: Message | None) -> Write:
         self.seq += 1

@@ -17,6 +17,11 @@ class JsonClient:
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        status, _headers, answer = self.exchange(method, path, body)
+        return status, answer
+
+    def exchange(self, method: str, path: str, body: Any = None) -> tuple[int, http.client.HTTPMessage, Any]:
+        """The status, headers and JSON body of one request."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             headers = {"Authorization": f"Bot {self.token}"}
@@ -27,7 +32,7 @@ class JsonClient:
             connection.request(method, "/api/v10" + path, body=payload, headers=headers)
             response = connection.getresponse()
             raw = response.read()
-            return response.status, json.loads(raw) if raw else None
+            return response.status, response.headers, json.loads(raw) if raw else None
         finally:
             connection.close()
 
