@@ -148,7 +148,13 @@ class AdvisoryLockLeadership(Leadership):
             self._listener.kill()
             self._listener = None
         if self._connection is not None:
-            # Closing the session releases its advisory lock.
+            # Unlock before closing: closing alone releases the lock only once the server has noticed the session
+            # end, so a successor asking at once could still be refused.
+            import psycopg2
+
+            with contextlib.suppress(psycopg2.Error):
+                with self._connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
             self._connection.close()
             self._connection = None
 
