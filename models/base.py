@@ -90,6 +90,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: SQLAlchemy's errors that mean the database could not answer (down, unreachable, the connection lost, the pool
+#: exhausted), as opposed to a bug in a statement: stores and buses report them as being unavailable.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                        sa_exc.DisconnectionError)
+
 #: Statements of :func:`read_one_row`, each compiled once per dialect.
 _COMPILED: dict[tuple[int, str], Compiled] = {}
 

@@ -40,7 +40,6 @@ import gevent
 import gevent.event
 import orjson
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import sqlite
 
 from app.events.base import EventBus, EventBusUnavailable, event_from_bytes
@@ -52,7 +51,7 @@ from app.observability.metrics import (
     EVENT_RELAY_LAG,
     EVENTS_PUBLISHED,
 )
-from models.base import READ_ONLY
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_outbox, event_relay_lease
 
 log = logging.getLogger(__name__)
@@ -77,10 +76,6 @@ FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 5.0
 TRIM_INTERVAL_SECONDS = 60.0
 METRICS_INTERVAL_SECONDS = 5.0
-
-#: Database failures a pass survives by retrying later, like the bus being down.
-_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                         sa_exc.DisconnectionError)
 
 
 class Leadership(ABC):
@@ -120,7 +115,7 @@ class AdvisoryLockLeadership(Leadership):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
                 locked = cursor.fetchone()[0]
-        except (psycopg2.Error, *_DATABASE_UNAVAILABLE) as error:
+        except (psycopg2.Error, *DATABASE_UNAVAILABLE) as error:
             log.warning("event relay cannot take its lock: %s", error)
             return False
         if not locked:
@@ -291,7 +286,7 @@ class EventRelay:
                 moved = self.relay_once()
                 self._housekeeping()
             except Exception as error:  # noqa: BLE001 (a bug is logged loudly, but the relay keeps relaying)
-                if isinstance(error, (EventBusUnavailable, *_DATABASE_UNAVAILABLE)):
+                if isinstance(error, (EventBusUnavailable, *DATABASE_UNAVAILABLE)):
                     log.warning("event relay pass failed, retrying in %.2f s: %s", backoff, error)
                 else:
                     log.exception("event relay pass failed unexpectedly, retrying in %.2f s", backoff)
@@ -305,7 +300,7 @@ class EventRelay:
                     # Woken by a commit: let the commits right behind it join the pass. Under load a pass per
                     # commit would cost three transactions per event; the linger makes them a few per batch.
                     self._stopping.wait(WAKE_LINGER_SECONDS)
-        with contextlib.suppress(*_DATABASE_UNAVAILABLE):
+        with contextlib.suppress(*DATABASE_UNAVAILABLE):
             self.leadership.release()
         self._forget_measurements()
 

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.events.base import Event, EventBus, EventBusUnavailable, PositionExpired, event_from_bytes, event_to_bytes
 from app.events.postgres import dedicated_connection, wait_for_notification
-from models.base import READ_ONLY
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_group_offsets, event_group_pending, event_partitions, event_stream
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,6 @@ SQLITE_POLL_SECONDS = 0.02
 #: reconnecting).
 POSTGRES_POLL_SECONDS = 1.0
 
-UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                      sa_exc.DisconnectionError)
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
@@ -75,7 +73,7 @@ class SqlEventBus(EventBus):
         try:
             with (self._read_engine if read_only else self.engine).begin() as connection:
                 yield connection
-        except UNAVAILABLE_ERRORS as error:
+        except DATABASE_UNAVAILABLE as error:
             raise EventBusUnavailable(f"sql event bus unavailable: {type(error.orig or error).__name__}") from error
         except sa_exc.DBAPIError as error:
             if not error.connection_invalidated:

@@ -33,7 +33,8 @@ from sqlalchemy import Engine, case, false, func, select, update
 
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, ReactionCount, StoreUnavailable
 from app.messages.dual_tables import DualWriteEntry
-from app.messages.sql import _UPSERT_INSERTS, UNAVAILABLE_ERRORS
+from app.messages.sql import _UPSERT_INSERTS
+from models.base import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 entries = DualWriteEntry.__table__
@@ -67,7 +68,7 @@ class WriteLog:
         try:
             with self.engine.begin() as connection:
                 return work(connection)
-        except UNAVAILABLE_ERRORS as error:
+        except DATABASE_UNAVAILABLE as error:
             raise StoreUnavailable("write log unavailable") from error
 
     def _bump(self, channel_id: int, message_ids: Iterable[int], *, writers: int) -> dict[int, int]:

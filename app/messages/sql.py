@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.ids import bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
-from models.base import READ_ONLY, joined_connection
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, joined_connection
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ nonces = MessageNonce.__table__
 
 #: Errors that mean "the database could not answer now" (lost or refused connection, lock or statement
 #: timeout, pool exhausted). Any other database error is a bug and propagates.
-UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                      sa_exc.DisconnectionError)
 
 #: The message columns in the order of Message's fields, so a row builds a Message positionally.
 _MESSAGE_COLUMNS = [messages.c["message_id" if field.name == "id" else field.name]
@@ -116,7 +114,7 @@ class SqlMessageStore(MessageStore):
                 return
             with (self._read_engine if read_only else self.engine).begin() as connection:
                 yield connection
-        except UNAVAILABLE_ERRORS as error:
+        except DATABASE_UNAVAILABLE as error:
             log.warning("message store unavailable: %s", error)
             raise StoreUnavailable() from error
         except sa_exc.DBAPIError as error:

@@ -13,7 +13,7 @@ from app.events import outbox
 from app.events.base import Event
 from app.messages.base import MessageStore, StoreUnavailable
 from models import Channel
-from models.base import READ_ONLY, shared_transaction
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, shared_transaction
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -88,9 +88,9 @@ class ChannelWrites:
                 if deleted:
                     self._move_last_off(connection, channel_id, deleted)
                 outbox.append(connection, events(result))
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as error:
-            # The database could not answer (the SQL store maps its own statements' failures the same way); any
-            # other database error means a bug and stays what it is.
+        except DATABASE_UNAVAILABLE as error:
+            # The database could not answer, as the SQL store reports its own statements' failures; any other
+            # database error means a bug and stays what it is.
             log.error("could not record a write to channel %s: %s", channel_id, error)
             raise StoreUnavailable("channel unavailable") from error
         return result
