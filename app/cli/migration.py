@@ -1,7 +1,12 @@
-"""``flask messages migrate | verify | replay``: move messages from the SQL store to ScyllaDB while serving.
+"""``flask messages migrate | verify | replay``: move messages between stores while serving.
 
-Runbook (README, "Moving to ScyllaDB"): enable dual writes, backfill with ``migrate``, ``verify``, switch reads,
-stop dual writes. Each command is safe to stop and rerun.
+Runbook (docs/scylla.md): enable dual writes, backfill with ``migrate``, ``verify``, switch reads, stop dual
+writes. Each command is safe to stop and rerun.
+
+The commands copy in the direction the running service's dual store does: from ``DUAL_PRIMARY`` (the store reads
+come from, whose state is the acknowledged one) to ``DUAL_SECONDARY``. They take that direction from the same
+settings as the service and refuse to run without a dual store, since copying the other way over a write that
+reached the primary only deletes an acknowledged message.
 """
 from __future__ import annotations
 
@@ -12,22 +17,48 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from app.cli import SNOWFLAKE, resources
+from app.messages import BACKENDS
+from app.messages.base import MessageStore
 from app.messages.dual import WriteLog, replay
 from app.messages.migration import Backfill, Checkpoint, repair, verify
-from app.messages.sql import SqlMessageStore
 from models import Channel
 
-DEFAULT_CHECKPOINT = Path("var") / "migrate-to-scylla.sqlite3"
+STORE_NAMES = ("scylla", "sql")
 
 
-def _stores():
-    """The SQL store (the source) and the ScyllaDB store (the target) as the settings describe them."""
-    from app.messages.scylla import ScyllaMessageStore
+class Stores:
+    """The dual store's primary (the source: its state is what clients were answered) and secondary (the
+    target), built from the settings as the service builds them; a context manager that closes both."""
 
-    res = resources()
-    if not res.settings.scylla_hosts:
-        raise click.ClickException("SCYLLA_HOSTS is not set: there is no ScyllaDB cluster to migrate to")
-    return SqlMessageStore(res.engine), ScyllaMessageStore(res.settings), WriteLog(res.engine)
+    def __init__(self, destination: str | None = None):
+        res = resources()
+        settings = res.settings
+        if settings.message_store != "dual":
+            raise click.ClickException(
+                f"MESSAGE_STORE is {settings.message_store!r}, not 'dual': run this command with the running "
+                "service's MESSAGE_STORE=dual, DUAL_PRIMARY and DUAL_SECONDARY, which say the direction to copy "
+                "in (from the primary to the secondary)")
+        if destination is not None and destination != settings.dual_secondary:
+            raise click.ClickException(
+                f"--to {destination} but DUAL_SECONDARY is {settings.dual_secondary!r}: the copy goes from "
+                f"DUAL_PRIMARY ({settings.dual_primary}) to DUAL_SECONDARY, as the service's dual writes do")
+        self.source_name, self.target_name = settings.dual_primary, settings.dual_secondary
+        self.source: MessageStore = BACKENDS[settings.dual_primary](settings, res.engine)
+        try:
+            self.target: MessageStore = BACKENDS[settings.dual_secondary](settings, res.engine)
+        except BaseException:
+            self.source.close()
+            raise
+        self.write_log = WriteLog(res.engine)
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.target.close()
+        finally:
+            self.source.close()
 
 
 def _channel_ids(chosen: tuple[int, ...]) -> list[int]:
@@ -38,36 +69,40 @@ def _channel_ids(chosen: tuple[int, ...]) -> list[int]:
 
 
 @click.command("migrate")
-@click.option("--to", "destination", type=click.Choice(["scylla"]), required=True, help="The store to copy into.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT,
-              show_default=True, help="SQLite file recording progress; rerun with it to resume.")
+@click.option("--to", "destination", type=click.Choice(STORE_NAMES), required=True,
+              help="The store to copy into; must be DUAL_SECONDARY.")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="SQLite file recording progress; rerun with it to resume.  [default: var/migrate-to-STORE.sqlite3]")
 @click.option("--rate", type=click.FloatRange(min=1), default=None, help="At most this many messages per second.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Channels copied at once.")
 @click.option("--channel", "channels", type=SNOWFLAKE, multiple=True, help="Only these channels (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Read and count what would be copied; write nothing.")
-def migrate_command(destination: str, checkpoint: Path, rate: float | None, concurrency: int,
+def migrate_command(destination: str, checkpoint: Path | None, rate: float | None, concurrency: int,
                     channels: tuple[int, ...], dry_run: bool) -> None:
-    """Copy every message (with reactions and pins) from the SQL store into ScyllaDB, resumably."""
-    source, target, write_log = _stores()
+    """Copy every message (with reactions and pins) from DUAL_PRIMARY into DUAL_SECONDARY, resumably."""
+    checkpoint = checkpoint or Path("var") / f"migrate-to-{destination}.sqlite3"
     progress_file = checkpoint if not dry_run else checkpoint.with_suffix(".dry-run.sqlite3")
-    state = Checkpoint(progress_file)
-    channel_ids = _channel_ids(channels)
-    try:
-        replayed = _replay(source, target, write_log)
-        backfill = Backfill(source, target, write_log, state, concurrency=concurrency, rate=rate, dry_run=dry_run)
-        with tqdm(total=backfill.remaining(channel_ids), unit="msg", file=click.get_text_stream("stderr"),
-                  disable=None, desc="dry run" if dry_run else "copying") as bar:
-            backfill.on_progress = bar.update
-            result = backfill.run(channel_ids)
-        replayed += _replay(source, target, write_log)
-    finally:
-        state.close()
-        if dry_run:
-            progress_file.unlink(missing_ok=True)
-        target.close()
+    with Stores(destination) as stores:
+        source, target, write_log = stores.source, stores.target, stores.write_log
+        state = Checkpoint(progress_file)
+        channel_ids = _channel_ids(channels)
+        try:
+            replayed = _replay(source, target, write_log)
+            backfill = Backfill(source, target, write_log, state, concurrency=concurrency, rate=rate,
+                                dry_run=dry_run)
+            with tqdm(total=backfill.remaining(channel_ids), unit="msg", file=click.get_text_stream("stderr"),
+                      disable=None, desc="dry run" if dry_run else "copying") as bar:
+                backfill.on_progress = bar.update
+                result = backfill.run(channel_ids)
+            replayed += _replay(source, target, write_log)
+        finally:
+            state.close()
+            if dry_run:
+                progress_file.unlink(missing_ok=True)
     verb = "would copy" if dry_run else "copied"
-    click.echo(f"{verb} {result.copied} messages from {result.channels} channels in {result.seconds:.1f}s "
+    click.echo(f"{verb} {result.copied} messages from {stores.source_name} to {stores.target_name} "
+               f"from {result.channels} channels in {result.seconds:.1f}s "
                f"({result.rate:.0f} msg/s); re-synced {result.resynced} written meanwhile; "
                f"replayed {replayed} pending dual writes")
 
@@ -84,15 +119,13 @@ def _replay(source, target, write_log: WriteLog) -> int:
 @click.command("verify")
 @click.option("--channel", "channels", type=SNOWFLAKE, multiple=True, help="Only these channels (repeatable).")
 @click.option("--repair", "repair_differences", is_flag=True,
-              help="Copy the SQL store's state over every difference found.")
+              help="Copy DUAL_PRIMARY's state over every difference found.")
 def verify_command(channels: tuple[int, ...], repair_differences: bool) -> None:
-    """Compare the SQL store and ScyllaDB per channel and bucket (counts and content digests)."""
-    source, target, write_log = _stores()
-    try:
-        differences = verify(source, target, _channel_ids(channels))
-        left_pending = repair(source, target, write_log, differences) if repair_differences else 0
-    finally:
-        target.close()
+    """Compare DUAL_PRIMARY and DUAL_SECONDARY per channel and bucket (counts and content digests)."""
+    with Stores() as stores:
+        differences = verify(stores.source, stores.target, _channel_ids(channels))
+        left_pending = (repair(stores.source, stores.target, stores.write_log, differences)
+                        if repair_differences else 0)
     for difference in differences:
         click.echo(difference.describe())
     if not differences:
@@ -108,15 +141,13 @@ def verify_command(channels: tuple[int, ...], repair_differences: bool) -> None:
 
 @click.command("replay")
 def replay_command() -> None:
-    """Copy to ScyllaDB every dual write that has not reached it yet."""
-    source, target, write_log = _stores()
-    try:
-        click.echo(f"replayed {_replay(source, target, write_log)} pending dual writes")
-        if in_flight := write_log.pending_count():
+    """Copy to DUAL_SECONDARY every dual write that has not reached it yet."""
+    with Stores() as stores:
+        click.echo(f"replayed {_replay(stores.source, stores.target, stores.write_log)} pending dual writes "
+                   f"from {stores.source_name} to {stores.target_name}")
+        if in_flight := stores.write_log.pending_count():
             click.echo(f"{in_flight} still pending: writes of them are in flight; they settle as those end",
                        err=True)
-    finally:
-        target.close()
 
 
 COMMANDS = (migrate_command, verify_command, replay_command)

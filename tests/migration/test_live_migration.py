@@ -151,7 +151,7 @@ def test_backfill_killed_and_resumed_under_live_traffic_loses_nothing(cql_cluste
             workers = [gevent.spawn(traffic.writer, n) for n in range(4)]
             workers.append(gevent.spawn(traffic.history_editor, history))
 
-            first_run = subprocess.Popen([str(FLASK), *migrate], cwd=PROJECT_ROOT, env={**os.environ, **env},
+            first_run = subprocess.Popen([str(FLASK), *migrate], cwd=PROJECT_ROOT, env={**os.environ, **service_env},
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 60
             while copied_so_far(checkpoint) < 150 and first_run.poll() is None and time.monotonic() < deadline:
@@ -161,14 +161,14 @@ def test_backfill_killed_and_resumed_under_live_traffic_loses_nothing(cql_cluste
             killed_at = copied_so_far(checkpoint)
             assert 0 < killed_at < HISTORY, "the first run must be killed part way through"
 
-            resumed = flask(env, *migrate)
+            resumed = flask(service_env, *migrate)
             traffic.running = False
             gevent.joinall(workers, timeout=30, raise_error=True)
         assert "copied" in resumed.stdout
 
         # Writes whose secondary half failed or raced are pending in the write log; `replay` settles them.
-        flask(env, "messages", "replay")
-        verified = flask(env, "messages", "verify", check=False)
+        flask(service_env, "messages", "replay")
+        verified = flask(service_env, "messages", "verify", check=False)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "no differences" in verified.stdout
 
