@@ -137,3 +137,6 @@ class KeptToken:
     revoked: bool
     last_used_at: datetime | None
     user: UserSnapshot
+
+#: The highest channel or role position, as Discord bounds it: the columns are 32-bit integers on every backend.
+MAX_POSITION = 2**31 - 1

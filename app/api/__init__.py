@@ -9,6 +9,7 @@ Discord's nested ``errors`` object.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -91,13 +92,14 @@ def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str |
     schema, ``query`` parameters and whether the success body is a list (``list_of``); its ``rate_limit``
     bucket (a name of app.ratelimit.SHARED_BUCKETS, or OWN_BUCKET); whether it is ``public`` (no token).
 
-    Path arguments named ``*_id`` arrive parsed as snowflakes.
+    Path arguments named ``*_id`` arrive parsed as snowflakes; anything else there, ``@me`` included, is Discord's
+    400 50035 NUMBER_TYPE_COERCE (routes that take ``@me`` spell it in their rule, as ``/users/@me`` does).
     """
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def parsed(**kwargs: Any):
             for name, value in kwargs.items():
-                if name.endswith("_id") and value != "@me":
+                if name.endswith("_id"):
                     kwargs[name] = snowflake_field(name, value)
             return view(**kwargs)
 
@@ -122,11 +124,15 @@ def query_snowflake(name: str) -> int | None:
     return None if value is None else snowflake_field(name, value)
 
 
+#: A query integer as Discord takes it: an optional minus and ASCII digits, short enough to be no work to parse.
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
+
+
 def query_int(name: str, default: int, minimum: int, maximum: int) -> int:
     value = request.args.get(name)
     if value is None:
         return default
-    if not (value.isascii() and value.lstrip("-").isdigit() and len(value) <= 12):
+    if not _INTEGER.fullmatch(value):
         raise InvalidForm.field(name, "NUMBER_TYPE_COERCE", f'Value "{value[:64]}" is not int.')
     number = int(value)
     if number < minimum:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from pydantic_core import PydanticCustomError
 
 from app.auth.permissions import OverwriteType, parse_permissions
-from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, ChannelType, MessageReferenceType
+from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, MAX_POSITION, ChannelType, MessageReferenceType
 from app.ids import InvalidSnowflake, parse_snowflake
 
 
@@ -66,7 +66,7 @@ ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 class ChannelEdit(Schema):
     name: ChannelName | None = None
     topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    position: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    position: Annotated[int, Field(ge=0, le=MAX_POSITION)] | None = None
     permission_overwrites: list[OverwriteIn] | None = None
     parent_id: Snowflake | None = None
     nsfw: bool | None = None

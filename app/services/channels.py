@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
-from app.domain import ChannelType
+from app.domain import MAX_POSITION, ChannelType
 from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
@@ -70,8 +70,10 @@ class ChannelService:
             self._check_parent(guild_id, fields["parent_id"])
         position = fields.get("position")
         if position is None:
-            position = (self.session.scalar(
-                select(func.max(Channel.position)).where(Channel.guild_id == guild_id)) or 0) + 1
+            # After the last channel; channels at the highest position sort among themselves by id, so a new
+            # one still comes last when the position cannot grow.
+            position = min((self.session.scalar(
+                select(func.max(Channel.position)).where(Channel.guild_id == guild_id)) or 0) + 1, MAX_POSITION)
         channel = Channel(
             id=self.ids.next_id(), guild_id=guild_id, type=fields.get("type") or ChannelType.GUILD_TEXT,
             name=fields["name"], topic=fields.get("topic"), position=position, parent_id=fields.get("parent_id"),
