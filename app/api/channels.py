@@ -1,10 +1,8 @@
 """Channels and their permission overwrites."""
 from __future__ import annotations
 
-from flask import Response
-
 from app.api import current_user, db, parse_body, resources, route
-from app.api.json import json_response
+from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, ok
 from app.api.schemas import ChannelEdit, OverwriteEdit
 from app.services.channels import ChannelService
@@ -43,11 +41,11 @@ def delete_channel(channel_id: int):
 def put_overwrite(channel_id: int, overwrite_id: int):
     body = parse_body(OverwriteEdit)
     _channels().put_overwrite(current_user(), channel_id, overwrite_id, body.type, body.allow or 0, body.deny or 0)
-    return Response(status=204)
+    return no_content()
 
 
 @route("/channels/<channel_id>/permissions/<overwrite_id>", "DELETE", summary="Delete a permission overwrite",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def delete_overwrite(channel_id: int, overwrite_id: int):
     _channels().delete_overwrite(current_user(), channel_id, overwrite_id)
-    return Response(status=204)
+    return no_content()

@@ -1,10 +1,8 @@
 """Guilds, roles and members."""
 from __future__ import annotations
 
-from flask import Response
-
 from app.api import current_user, db, parse_body, query_bool, query_int, query_snowflake, resources, route
-from app.api.json import json_response
+from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, boolean_query, limit_query, ok, snowflake_query
 from app.api.schemas import ChannelCreate, GuildCreate, MemberAdd, RoleCreate, RoleEdit
 from app.services.channels import ChannelService
@@ -19,10 +17,6 @@ def _events() -> SessionEvents:
 
 def _guilds() -> GuildService:
     return GuildService(db(), resources().ids, events=_events())
-
-
-def _no_content() -> Response:
-    return Response(status=204)
 
 
 @route("/guilds", "POST", summary="Create a guild owned by the caller", responses=ok("Guild", 201), body=GuildCreate,
@@ -89,7 +83,7 @@ def edit_role(guild_id: int, role_id: int):
        rate_limit=OWN_BUCKET, public=False)
 def delete_role(guild_id: int, role_id: int):
     _guilds().delete_role(current_user(), guild_id, role_id)
-    return _no_content()
+    return no_content()
 
 
 @route("/guilds/<guild_id>/members", "GET", summary='List members, ascending by user id', responses=ok("Member"),
@@ -113,7 +107,7 @@ def add_member(guild_id: int, user_id: int):
     body = parse_body(MemberAdd)
     view, created = _guilds().add_member(current_user(), guild_id, user_id, body.nick, body.roles or [])
     if not created:
-        return _no_content()
+        return no_content()
     return json_response(member_json(view), 201)
 
 
@@ -121,18 +115,18 @@ def add_member(guild_id: int, user_id: int):
        rate_limit=OWN_BUCKET, public=False)
 def remove_member(guild_id: int, user_id: int):
     _guilds().remove_member(current_user(), guild_id, user_id)
-    return _no_content()
+    return no_content()
 
 
 @route("/guilds/<guild_id>/members/<user_id>/roles/<role_id>", "PUT", summary="Give a member a role",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def add_member_role(guild_id: int, user_id: int, role_id: int):
     _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=True)
-    return _no_content()
+    return no_content()
 
 
 @route("/guilds/<guild_id>/members/<user_id>/roles/<role_id>", "DELETE", summary="Take a role from a member",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def remove_member_role(guild_id: int, user_id: int, role_id: int):
     _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=False)
-    return _no_content()
+    return no_content()

@@ -28,3 +28,10 @@ def json_response(obj: Any, status: int = 200) -> Response:
     from flask import current_app
 
     return current_app.response_class(orjson.dumps(obj, option=_OPTIONS), status=status, mimetype="application/json")
+
+
+def no_content() -> Response:
+    """204 with no body and no ``Content-Type`` (werkzeug would add ``text/html`` for a body there is not)."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response

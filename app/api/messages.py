@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask import Response, request
 
 from app.api import current_user, db, parse_body, query_int, query_snowflake, read_path, resources, route
-from app.api.json import json_response
+from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import messages_json
@@ -45,10 +45,6 @@ def _reactions() -> ReactionService:
 def _pins() -> PinService:
     res = resources()
     return PinService(_lookup(), _writes(), Dispatch(res.ids), max_pins=res.settings.max_pins_per_channel)
-
-
-def _no_content() -> Response:
-    return Response(status=204)
 
 
 @route("/channels/<channel_id>/messages", "GET", summary='Messages, newest first, in every cursor mode',
@@ -97,7 +93,7 @@ def edit_message(channel_id: int, message_id: int):
        rate_limit="messages.delete", public=False)
 def delete_message(channel_id: int, message_id: int):
     _messages().delete_message(current_user(), channel_id, message_id)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/bulk-delete", "POST", summary="Delete 2 to 100 messages", responses=NO_CONTENT,
@@ -105,7 +101,7 @@ def delete_message(channel_id: int, message_id: int):
 def bulk_delete_messages(channel_id: int):
     body = parse_body(BulkDelete)
     _messages().bulk_delete(current_user(), channel_id, body.messages)
-    return _no_content()
+    return no_content()
 
 
 # -- reactions ----------------------------------------------------------------------------------------------
@@ -114,21 +110,21 @@ def bulk_delete_messages(channel_id: int):
        responses=NO_CONTENT, rate_limit="reactions", public=False)
 def add_reaction(channel_id: int, message_id: int, emoji: str):
     _reactions().add_reaction(current_user(), channel_id, message_id, emoji)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me", "DELETE",
        summary="Remove the caller's reaction", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def remove_own_reaction(channel_id: int, message_id: int, emoji: str):
     _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, current_user().id)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/<user_id>", "DELETE",
        summary="Remove a user's reaction", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def remove_user_reaction(channel_id: int, message_id: int, emoji: str, user_id: int):
     _reactions().remove_reaction(current_user(), channel_id, message_id, emoji, user_id)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", "GET",
@@ -148,14 +144,14 @@ def list_reaction_users(channel_id: int, message_id: int, emoji: str):
        responses=NO_CONTENT, rate_limit="reactions", public=False)
 def clear_reactions(channel_id: int, message_id: int):
     _reactions().clear_reactions(current_user(), channel_id, message_id)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/<message_id>/reactions/<emoji>", "DELETE",
        summary="Remove every reaction of an emoji", responses=NO_CONTENT, rate_limit="reactions", public=False)
 def clear_emoji_reactions(channel_id: int, message_id: int, emoji: str):
     _reactions().clear_reactions(current_user(), channel_id, message_id, emoji)
-    return _no_content()
+    return no_content()
 
 
 # -- pins ---------------------------------------------------------------------------------------------------
@@ -199,7 +195,7 @@ def list_pins_legacy(channel_id: int):
 
 def _set_pinned(channel_id: int, message_id: int, pinned: bool) -> Response:
     _pins().set_pinned(current_user(), channel_id, message_id, pinned)
-    return _no_content()
+    return no_content()
 
 
 @route("/channels/<channel_id>/messages/pins/<message_id>", "PUT", summary="Pin a message", responses=NO_CONTENT,

@@ -26,5 +26,7 @@ def field_error_codes(response, *path: str) -> list[str]:
 
 
 def no_content(response) -> None:
+    """A 204: no body, and so no Content-Type either."""
     assert response.status_code == 204, (response.status_code, response.get_data(as_text=True))
     assert response.get_data() == b""
+    assert "Content-Type" not in response.headers, response.headers["Content-Type"]
