@@ -19,6 +19,9 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
 MESSAGE_STORES = ("sql", "scylla", "dual")
 EVENT_BUSES = ("sql", "redis", "off")
 EVENT_RELAYS = ("worker", "process", "off")
+#: The WSGI environ key by which the app asks the server (config/gunicorn.py) to close the connection after its
+#: answer, as when a request body could not be read to its end.
+CLOSE_CONNECTION = "chatstore.close_connection"
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 

@@ -16,7 +16,7 @@ import gevent  # noqa: E402
 from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
-from config import load_settings  # noqa: E402  (stdlib only, after the patch)
+from config import CLOSE_CONNECTION, load_settings  # noqa: E402  (stdlib only, after the patch)
 
 _settings = load_settings()
 
@@ -37,6 +37,26 @@ class FairGeventWorker(GeventWorker):
         # gevent.sleep(0) may resume this greenlet before the loop polls for I/O again (see its docs); any
         # positive delay is a timer, which runs only after the next poll's ready connections have had a turn.
         gevent.sleep(_NEXT_LOOP_TURN_SECONDS)
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.application = self.wsgi
+        self.wsgi = self._closing_when_stopping
+
+    def _closing_when_stopping(self, environ, start_response):
+        """The app, answering ``Connection: close`` when the worker began stopping during the request, or when
+        the app set ``environ[CLOSE_CONNECTION]`` (a request body it could not read to its end).
+
+        gunicorn decides to close before calling the app, so a request in flight at SIGTERM was answered
+        ``keep-alive`` on a connection about to close, and a client reusing it failed. gunicorn drops a
+        ``Connection`` header the app sets (hop-by-hop), so the decision is made on its response object, which
+        ``start_response`` is a method of."""
+        def start(status, headers, exc_info=None):
+            if not self.alive or environ.get(CLOSE_CONNECTION):
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+        return self.application(environ, start)
+
 
 
 _NEXT_LOOP_TURN_SECONDS = 1e-6
@@ -63,6 +83,11 @@ worker_connections = _settings.worker_connections
 graceful_timeout = math.ceil(_settings.graceful_timeout)
 timeout = 30
 keepalive = 5
+# gunicorn's control socket (for its gunicornc tool) is bound by default at one path per user
+# ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl), shared by every instance on the host, so one
+# service's tooling could reach another's master. Off: signals to the master's PID (docs/operations.md) do what it
+# does, for that one instance only.
+control_socket_disable = True
 # The app writes its own JSON access line (with route template, user and request id) for every request.
 accesslog = None
 wsgi_app = "wsgi:application"
@@ -123,7 +148,7 @@ def post_worker_init(worker):
 
 
 def _resources_of(worker):
-    application = getattr(worker, "wsgi", None)
+    application = getattr(worker, "application", None)
     return getattr(application, "extensions", {}).get("chatstore") if application else None
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 import math
 
-from flask import Flask
+from flask import Flask, request
+from gunicorn.http.errors import ParseException as MalformedBody
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.json import json_response
 from app.errors import AppError, ServiceUnavailable
 from app.messages.base import StoreUnavailable
+from config import CLOSE_CONNECTION
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,13 @@ def register_error_handlers(app: Flask) -> None:
             return _unavailable(ServiceUnavailable())
         log.exception("database error")
         return json_response({"message": "500: Internal Server Error", "code": 0}, 500)
+
+    @app.errorhandler(MalformedBody)
+    def _malformed_body(error: MalformedBody):
+        # gunicorn parses a chunked body as the app reads it, so a malformed chunk size or terminator surfaces
+        # here. The rest of the connection's bytes cannot be framed: answer, then close it.
+        request.environ[CLOSE_CONNECTION] = True
+        return json_response({"message": "400: Bad Request", "code": 0}, 400)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

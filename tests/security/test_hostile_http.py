@@ -92,3 +92,28 @@ def test_what_reaches_the_app_is_answered_in_discord_form(served):
         assert (answered, headers["content-type"]) == (status, "application/json"), body[:300]
         assert json.loads(body)["code"] == code
     still_serving(server, token)
+
+
+MALFORMED_CHUNKS = [
+    pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="not-hex"),
+    pytest.param(b"-2\r\n{}\r\n0\r\n\r\n", id="negative"),
+    pytest.param(b"+2\r\n{}\r\n0\r\n\r\n", id="plus-sign"),
+    pytest.param(b"0x2\r\n{}\r\n0\r\n\r\n", id="0x-prefix"),
+    pytest.param(b"2 \r\n{}\r\n0\r\n\r\n", id="trailing-space"),
+    pytest.param(b"2\r\n{}XX0\r\n\r\n", id="missing-terminator"),
+]
+
+
+@pytest.mark.parametrize("chunks", MALFORMED_CHUNKS)
+def test_a_malformed_chunked_body_is_a_json_400_and_the_connection_closes(served, chunks):
+    """gunicorn parses chunks as the app reads them: the app answers 400 (not 500) and, since the connection's
+    remaining bytes cannot be framed, closes it even though the client asked to keep it alive (the read below
+    ends only when the server closes)."""
+    server, world = served
+    raw = b"\r\n".join([f"POST /api/v10/channels/{world.channel_ids[0]}/messages HTTP/1.1".encode(),
+                        b"Host: 127.0.0.1", f"Authorization: Bot {world.owner.token}".encode(),
+                        b"Content-Type: application/json", b"Transfer-Encoding: chunked", b"", chunks])
+    status, headers, body = exchange(server, raw)
+    assert (status, headers["content-type"], headers["connection"]) == (400, "application/json", "close"), body
+    assert json.loads(body) == {"message": "400: Bad Request", "code": 0}
+    still_serving(server, world.owner.token)
