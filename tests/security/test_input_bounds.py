@@ -158,3 +158,15 @@ def test_an_integer_nonce_beyond_64_bits_is_400_and_the_largest_is_echoed(client
                      200)
     assert sent["nonce"] in (2**63 - 1, str(2**63 - 1))
     no_content(client.delete(f"{url}/{sent['id']}", headers=owner.headers))
+
+
+EMOJI_ROUTES = [spec for spec in ROUTES if "<emoji>" in spec.rule]
+
+
+@pytest.mark.parametrize("spec", EMOJI_ROUTES, ids=lambda spec: f"{spec.method} {spec.rule}")
+@pytest.mark.parametrize("emoji", [f"party:{2**63}", f"a:party:{2**64 - 1}", f":party:{2**64}", "party:" + "9" * 20,
+                                   "party:-1"])
+def test_custom_emoji_ids_beyond_the_snowflake_range_are_unknown_emoji(client, world, spec, emoji):
+    owner, ids = world
+    response = client.open(fill(spec.rule, {**ids, "emoji": emoji}), method=spec.method, headers=owner.headers)
+    error(response, 400, 10014)
