@@ -80,6 +80,13 @@ class MissingAccess(AppError):
     status, code, message = 403, 50001, "Missing Access"
 
 
+class InvalidAccessToken(AppError):
+    """An OAuth2 access token that is unknown, expired, revoked, of another user, granted to another client, or
+    without the scope the route needs: Discord answers all of these alike."""
+
+    status, code, message = 403, 50025, "Invalid OAuth2 access token"
+
+
 
 class CannotEditOthersMessage(AppError):
     status, code, message = 403, 50005, "Cannot edit a message authored by another user"

@@ -45,6 +45,23 @@ class Token(Base):
     user: Mapped[User] = relationship(lazy="joined")
 
 
+class AccessToken(Base):
+    """An OAuth2-style access token: ``user_id`` consents to ``client_id`` (a bot, which is its own application)
+    acting for them within ``scopes`` (space-separated) until ``expires_at``. Only the SHA-256 of its secret is
+    kept, as for API tokens; it is not an API token and authenticates no request by itself."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Guild(Base):
     __tablename__ = "guilds"
 

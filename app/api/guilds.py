@@ -105,7 +105,8 @@ def get_member(guild_id: int, user_id: int):
        responses={201: "Member", 204: None}, body=MemberAdd, rate_limit=OWN_BUCKET, public=False)
 def add_member(guild_id: int, user_id: int):
     body = parse_body(MemberAdd)
-    view, created = _guilds().add_member(current_user(), guild_id, user_id, body.nick, body.roles or [])
+    view, created = _guilds().add_member(current_user(), guild_id, user_id, body.access_token, body.nick,
+                                         body.roles or [])
     if not created:
         return no_content()
     return json_response(member_json(view), 201)

@@ -99,7 +99,8 @@ class RoleEdit(RoleCreate):
 
 
 class MemberAdd(Schema):
-    access_token: str | None = None
+    #: The added user's OAuth2 access token with the guilds.join scope, granted to the calling bot.
+    access_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nick: Annotated[str, StringConstraints(max_length=32)] | None = None
     roles: list[Snowflake] | None = None
 

@@ -1,7 +1,12 @@
-"""API tokens: ``<base64url(token id)>.<secret>``. The secret is random, shown once, and stored as SHA-256.
+"""API tokens and OAuth2-style access tokens, both ``<base64url(token id)>.<secret>``. The secret is random,
+shown once, and stored as SHA-256.
 
 Lookup is by the token id (a primary key), then the digests are compared in constant time, so neither the
 database query nor the comparison reveals how much of a guessed secret was right.
+
+An API token authenticates a request (``Authorization: Bot ...``). An access token authenticates nothing by
+itself: it is a user's consent, given to one client (a bot) for some scopes until it expires, which a route that
+acts on that user checks (``guilds.join``: PUT /guilds/{id}/members/{user_id}, as on Discord).
 """
 from __future__ import annotations
 
@@ -16,15 +21,19 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.domain import KeptToken, UserSnapshot
-from app.errors import Unauthorized
+from app.errors import InvalidAccessToken, Unauthorized
 from app.ids import parse_snowflake
 from app.read_cache import ReadPath
-from models import Token, User
+from models import AccessToken, Token, User
 from models.base import begin_read_only
 
 #: last_used_at is a hint for operators, so it is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _BOT_PREFIX = "Bot "
+#: Scopes an access token may carry: the ones some route checks (a scope nothing checks would be granted for nothing).
+SCOPES = ("guilds.join",)
+#: Discord's access tokens last a week unless refreshed.
+ACCESS_TOKEN_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,39 @@ def issue_token(session: Session, token_id: int, user_id: int) -> IssuedToken:
     return IssuedToken(token_id=token_id, user_id=user_id, value=f"{_encode_id(token_id)}.{secret}")
 
 
+def issue_access_token(session: Session, token_id: int, user_id: int, client_id: int, scopes: tuple[str, ...],
+                       lifetime: timedelta = ACCESS_TOKEN_LIFETIME) -> IssuedToken:
+    """Record ``user_id``'s consent to ``client_id`` acting for them within ``scopes``; the caller commits. The
+    returned value is the only copy of the secret."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be some of {', '.join(SCOPES)}, got {' '.join(scopes) or 'none'}")
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(timezone.utc)
+    session.add(AccessToken(id=token_id, user_id=user_id, client_id=client_id, scopes=" ".join(sorted(set(scopes))),
+                            secret_sha256=_digest(secret), created_at=now, expires_at=now + lifetime))
+    return IssuedToken(token_id=token_id, user_id=user_id, value=f"{_encode_id(token_id)}.{secret}")
+
+
+def check_access_token(session: Session, value: str, *, user_id: int, client_id: int, scope: str) -> None:
+    """Raise InvalidAccessToken unless ``value`` is a live access token of ``user_id``, granted to ``client_id``,
+    with ``scope``. Read from the database every time, so a revocation holds from the next request."""
+    encoded_id, dot, secret = value.partition(".")
+    token_id = _decode_id(encoded_id) if dot else None
+    token = session.get(AccessToken, token_id) if token_id is not None and secret else None
+    valid = (token is not None and hmac.compare_digest(token.secret_sha256, _digest(secret))
+             and token.revoked_at is None and token.expires_at > datetime.now(timezone.utc)
+             and token.user_id == user_id and token.client_id == client_id and scope in token.scopes.split())
+    if not valid:
+        raise InvalidAccessToken()
+
+
 def revoke_token(session: Session, token_id: int) -> bool:
-    """Revoke a token; False when there is no such live token. The caller commits."""
-    return session.execute(
-        update(Token).where(Token.id == token_id, Token.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(timezone.utc))
-    ).rowcount == 1
+    """Revoke an API token or an access token; False when there is no such live token. The caller commits."""
+    now = datetime.now(timezone.utc)
+    return any(session.execute(
+        update(model).where(model.id == token_id, model.revoked_at.is_(None)).values(revoked_at=now)
+    ).rowcount == 1 for model in (Token, AccessToken))
 
 
 def authenticate(session: Session, authorization: str | None, reads: ReadPath) -> UserSnapshot:

@@ -1,18 +1,18 @@
 """``flask users``, ``flask tokens`` and ``flask demo``."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import click
 from sqlalchemy import select
 
-from app.auth.tokens import issue_token, revoke_token
+from app.auth.tokens import ACCESS_TOKEN_LIFETIME, SCOPES, issue_access_token, issue_token, revoke_token
 from app.cli import SNOWFLAKE, CommandGroup, resources
 from app.services.guilds import GuildService
 from models import Channel, Guild, User
 
 users_cli = CommandGroup("users", help="Manage users.")
-tokens_cli = CommandGroup("tokens", help="Issue and revoke API tokens.")
+tokens_cli = CommandGroup("tokens", help="Issue and revoke API tokens and OAuth2-style access tokens.")
 demo_cli = CommandGroup("demo", help="Demo data for a first run.")
 DEMO_BOT = "demo-bot"
 
@@ -51,10 +51,35 @@ def create_token_command(user_id: int) -> None:
     click.echo(issued.value)
 
 
+@tokens_cli.command("grant")
+@click.argument("user_id", type=SNOWFLAKE)
+@click.option("--client", "client_id", type=SNOWFLAKE, required=True,
+              help="The bot (its own application) that may act for the user.")
+@click.option("--scope", "scopes", type=click.Choice(SCOPES), multiple=True, required=True,
+              help="What the bot may do for the user (repeatable).")
+@click.option("--expires-in", type=click.IntRange(60, 366 * 24 * 3600),
+              default=int(ACCESS_TOKEN_LIFETIME.total_seconds()), show_default=True, help="Lifetime in seconds.")
+def grant_token_command(user_id: int, client_id: int, scopes: tuple[str, ...], expires_in: int) -> None:
+    """Record USER_ID's consent to a bot acting for them (OAuth2's access token, e.g. --scope guilds.join for
+    PUT /guilds/{id}/members/USER_ID); prints the access token alone on stdout (it is never shown again)."""
+    res = resources()
+    with res.session() as session:
+        for role, wanted in (("user", user_id), ("client", client_id)):
+            if session.get(User, wanted) is None:
+                raise click.ClickException(f"unknown {role} {wanted}")
+        if not session.get(User, client_id).bot:
+            raise click.ClickException(f"client {client_id} is not a bot")
+        issued = issue_access_token(session, res.ids.next_id(), user_id, client_id, scopes,
+                                    timedelta(seconds=expires_in))
+        session.commit()
+    click.echo(issued.value)
+
+
 @tokens_cli.command("revoke")
 @click.argument("token_id", type=SNOWFLAKE)
 def revoke_token_command(token_id: int) -> None:
-    """Revoke the token TOKEN_ID (the id is the part of the token before the dot, base64-decoded)."""
+    """Revoke the API or access token TOKEN_ID (the id is the part of the token before the dot,
+    base64-decoded)."""
     with resources().session() as session:
         if not revoke_token(session, token_id):
             raise click.ClickException(f"no live token {token_id}")

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
+from app.auth.tokens import check_access_token
 from app.domain import ChannelType, UserSnapshot
 from app.errors import (
     InvalidForm,
@@ -155,12 +156,15 @@ class GuildService:
 
     # -- members --------------------------------------------------------------------------------------------
 
-    def add_member(self, actor: UserSnapshot, guild_id: int, user_id: int, nick: str | None,
+    def add_member(self, actor: UserSnapshot, guild_id: int, user_id: int, access_token: str, nick: str | None,
                    role_ids: Iterable[int]) -> tuple[MemberView, bool]:
-        """Add ``user_id`` to the guild (owner or MANAGE_GUILD); returns the member and whether it is new."""
+        """Add ``user_id`` to the guild (owner or MANAGE_GUILD) with their consent: ``access_token`` is theirs,
+        granted to ``actor`` with the guilds.join scope, as Discord requires. Returns the member and whether it is
+        new."""
         access = self.access.guild_access(guild_id, actor)
         if not access.is_owner:
             access.require(Permission.MANAGE_GUILD)
+        check_access_token(self.session, access_token, user_id=user_id, client_id=actor.id, scope="guilds.join")
         existing = self.session.get(Member, (guild_id, user_id))
         if existing is not None:
             return self._member_view(existing), False

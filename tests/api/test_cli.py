@@ -4,6 +4,7 @@ Each subprocess costs about a second, so the tests that need a database run seve
 """
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 
@@ -67,6 +68,26 @@ def test_add_member_joins_a_user_and_unknown_rows_fail_in_one_line(database, mak
     assert client.get(f"/api/v10/guilds/{guild_id}", headers=bob.headers).status_code == 200
     assert "unknown guild" in failed_with_one_line(flask(url, "guilds", "add-member", "4242", str(bob.id)))
     assert "unknown user" in failed_with_one_line(flask(url, "tokens", "create", "4242"))
+
+
+def test_granted_access_token_lets_that_bot_add_that_user_until_revoked(database, make, client):
+    url = database.database_url
+    owner, bob, human = make.actor(), make.actor(), make.actor(bot=False)
+    guild_id, _ = make.guild(owner)
+    member_url = f"/api/v10/guilds/{guild_id}/members/{bob.id}"
+    grant = ["tokens", "grant", str(bob.id), "--client", str(owner.id), "--scope", "guilds.join"]
+    token = succeeded(flask(url, *grant)).strip()
+    assert token and len(token.split()) == 1
+    assert "unknown client 4242" in failed_with_one_line(flask(url, *grant[:3], "--client", "4242", *grant[5:]))
+    assert "unknown user 4242" in failed_with_one_line(flask(url, "tokens", "grant", "4242", *grant[3:]))
+    assert "is not a bot" in failed_with_one_line(flask(url, *grant[:3], "--client", str(human.id), *grant[5:]))
+    assert "'--scope': 'email' is not 'guilds.join'" in failed_with_one_line(flask(url, *grant[:-1], "email"))
+
+    other = succeeded(flask(url, *grant, "--expires-in", "600")).strip()
+    token_id = base64.urlsafe_b64decode(other.split(".")[0] + "==").decode()
+    assert succeeded(flask(url, "tokens", "revoke", token_id)) == ""
+    assert client.put(member_url, json={"access_token": other}, headers=owner.headers).json["code"] == 50025
+    assert client.put(member_url, json={"access_token": token}, headers=owner.headers).status_code == 201
 
 
 @pytest.mark.parametrize("args", [

@@ -87,7 +87,9 @@ def test_the_api_over_http_against_two_gevent_workers(database_url):
         guild = api.ok("POST", "/guilds", {"name": "over http"}, status=201)
         assert api.ok("GET", f"/guilds/{guild['id']}?with_counts=1")["approximate_member_count"] == 1
         role = api.ok("POST", f"/guilds/{guild['id']}/roles", {"name": "friends", "permissions": "0"})
-        member = api.ok("PUT", f"/guilds/{guild['id']}/members/{friend_id}", {"roles": [role["id"]]}, status=201)
+        consent = flask(database_url, "tokens", "grant", friend_id, "--client", bot_id, "--scope", "guilds.join")
+        member = api.ok("PUT", f"/guilds/{guild['id']}/members/{friend_id}",
+                        {"access_token": consent, "roles": [role["id"]]}, status=201)
         assert member["roles"] == [role["id"]] and member["user"]["id"] == friend_id
         assert [m["user"]["id"] for m in api.ok("GET", f"/guilds/{guild['id']}/members?limit=10")] == sorted(
             [bot_id, friend_id], key=int)

@@ -59,8 +59,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/guilds/<guild_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
     ("GET", "/guilds/<guild_id>/members"): Rule("guild"),
     ("GET", "/guilds/<guild_id>/members/<user_id>"): Rule("guild"),
-    ("PUT", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.MANAGE_GUILD, 201, body={},
-                                                            overrides={"user_id": "newcomer"}),
+    ("PUT", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.MANAGE_GUILD, 201,
+                                                            overrides={"user_id": "newcomer", "body": "consent"}),
     ("DELETE", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.KICK_MEMBERS, 204),
     ("PUT", "/guilds/<guild_id>/members/<user_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
     ("DELETE", "/guilds/<guild_id>/members/<user_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
@@ -179,13 +179,16 @@ class World:
             path = path.replace(f"<{name}>", str(value))
         return "/api/v10" + path
 
-    def body(self) -> dict | None:
+    def body(self, caller: str) -> dict | None:
         if self.rule.overrides.get("body") == "two_messages":
             return {"messages": [str(m) for m in self.owner_messages]}
+        if self.rule.overrides.get("body") == "consent":
+            # The newcomer's consent to the caller (callers without a user get the owner's, never reached).
+            return {"access_token": self.make.grant(self.newcomer, self.callers.get(caller, self.owner))}
         return self.rule.body
 
     def call(self, method: str, template: str, caller: str, message_id: int | None = None):
-        body = self.body()
+        body = self.body(caller)
         return self.client.open(self.path(template, caller, message_id), method=method, headers=self.headers(caller),
                                 **({"json": body} if body is not None else {}))
 

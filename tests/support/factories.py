@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import count
 
 from app.auth.permissions import Permission
-from app.auth.tokens import issue_token
+from app.auth.tokens import issue_access_token, issue_token
 from app.services.dispatch import NO_EVENTS
 from app.services.guilds import GuildService
 from models import Channel, Member, MemberRole, PermissionOverwrite, Role, User
@@ -46,6 +46,14 @@ class Factory:
             issued = issue_token(session, self.resources.ids.next_id(), user.id)
             session.commit()
             return Actor(user=user, token=issued.value)
+
+    def grant(self, user: Actor, client: Actor, scopes: tuple[str, ...] = ("guilds.join",),
+              lifetime: timedelta = timedelta(days=7)) -> str:
+        """An access token by which ``user`` lets ``client`` act for them within ``scopes``."""
+        with self.session() as session:
+            issued = issue_access_token(session, self.resources.ids.next_id(), user.id, client.id, scopes, lifetime)
+            session.commit()
+            return issued.value
 
     def guild(self, owner: Actor, name: str = "test guild", everyone: int | None = None):
         """A guild owned by ``owner``; returns (guild_id, general_channel_id)."""
