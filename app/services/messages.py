@@ -138,6 +138,15 @@ class MessageLookup:
             raise UnknownMessage()
         return message
 
+    def message_to_change(self, access: ChannelAccess, user: UserSnapshot, message_id: int) -> Message:
+        """The message an edit or delete targets. Without READ_MESSAGE_HISTORY a caller knows of their own
+        messages only: another's is Unknown Message, the very answer a missing id gets, so no write tells them
+        which ids exist."""
+        message = self.existing_message(access, message_id)
+        if message.author_id != user.id and not access.has(Permission.READ_MESSAGE_HISTORY):
+            raise UnknownMessage()
+        return message
+
     def bundle(self, messages: list[Message], access: ChannelAccess, viewer: UserSnapshot, *,
                with_references: bool = True, new: bool = False) -> MessageBundle:
         """Load what serializing ``messages`` needs, in one query per kind. ``new`` messages, just created,
@@ -384,7 +393,7 @@ class MessageService:
 
     def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
         access = self.lookup.channel_access(user, channel_id)
-        message = self.lookup.existing_message(access, message_id)
+        message = self.lookup.message_to_change(access, user, message_id)
         changes: dict[str, Any] = {}
         edits_content = any(body.get(k) is not None for k in ("content", "embeds", "embed"))
         if message.author_id != user.id:
@@ -444,7 +453,7 @@ class MessageService:
 
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
         access = self.lookup.channel_access(user, channel_id)
-        message = self.lookup.existing_message(access, message_id)
+        message = self.lookup.message_to_change(access, user, message_id)
         if message.type not in DELETABLE_TYPES:
             raise SystemMessageAction()
         if message.author_id != user.id:

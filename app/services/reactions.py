@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from app.auth.permissions import Permission
 from app.domain import UserSnapshot
-from app.errors import MaxReactions
+from app.errors import MaxReactions, UnknownMessage
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.emoji import parse_emoji
@@ -51,6 +51,10 @@ class ReactionService:
         self.lookup.existing_message(access, message_id)
         reactions = self.store.reaction_counts(channel_id, [message_id], target_user_id).get(message_id, [])
         if not any(r.emoji == emoji.key and r.me for r in reactions):
+            if not access.has(Permission.READ_MESSAGE_HISTORY):
+                # Without history a caller knows a message only by their own reaction: answer as for a missing
+                # id, so that removing nothing tells them nothing.
+                raise UnknownMessage()
             return  # the user has no such reaction: nothing changes, so there is no event to publish
         event = self.dispatch.reaction_removed(message_id, emoji, target_user_id, guild_id=access.channel.guild_id,
                                                channel_id=channel_id)
