@@ -299,6 +299,9 @@ def register(app) -> None:
     from app.api import channels, guilds, messages, openapi, users  # noqa: F401  (their routes attach to ``api``)
     from app.api.errors import register_error_handlers
 
+    # werkzeug answers a path with "//" by a 308 redirect to the path with one "/", in HTML; an empty id segment
+    # (``/channels//messages``) is a path no route has: 404 in the API's form, as Discord answers.
+    app.url_map.merge_slashes = False
     ratelimit.init_app(app, app.config["SETTINGS"])
     for name, prefix in VERSION_PREFIXES.items():
         app.register_blueprint(api, url_prefix=prefix, name=name)
