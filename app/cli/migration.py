@@ -101,8 +101,8 @@ def migrate_command(destination: str, checkpoint: Path | None, rate: float | Non
             if dry_run:
                 progress_file.unlink(missing_ok=True)
     verb = "would copy" if dry_run else "copied"
-    click.echo(f"{verb} {result.copied} messages from {stores.source_name} to {stores.target_name} "
-               f"from {result.channels} channels in {result.seconds:.1f}s "
+    click.echo(f"{verb} {result.copied} messages of {result.channels} channels from {stores.source_name} to "
+               f"{stores.target_name} in {result.seconds:.1f}s "
                f"({result.rate:.0f} msg/s); re-synced {result.resynced} written meanwhile; "
                f"replayed {replayed} pending dual writes")
 
