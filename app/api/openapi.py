@@ -70,7 +70,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 ERROR_RESPONSES = {
     "400": "Invalid form body (50035), invalid JSON (50109), or a rule of the request broken",
     "401": "No valid token (401: Unauthorized)",
-    "403": "Missing access (50001) or missing permissions (50013)",
+    "403": "Missing access (50001), missing permissions (50013), or an invalid OAuth2 access token (50025)",
     "404": "Unknown resource (10003 channel, 10004 guild, 10008 message, ...)",
     "413": "Request entity too large (40005)",
     "503": "A backing store is unavailable; retry after the Retry-After header's seconds",
