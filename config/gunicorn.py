@@ -17,11 +17,12 @@ from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 from config import load_settings  # noqa: E402  (stdlib only, after the patch)
+from config.worker import ConnectionPolicy, ReadPolicy  # noqa: E402
 
 _settings = load_settings()
 
 
-class FairGeventWorker(GeventWorker):
+class FairGeventWorker(ConnectionPolicy, GeventWorker):
     """gunicorn's gevent worker, taking turns between keep-alive connections.
 
     The stock worker serves a keep-alive connection in a loop on one greenlet, and a gevent socket read that
@@ -40,6 +41,10 @@ class FairGeventWorker(GeventWorker):
 
 
 _NEXT_LOOP_TURN_SECONDS = 1e-6
+FairGeventWorker.read_policy = ReadPolicy(
+    header_timeout=_settings.request_header_timeout, body_timeout=_settings.request_body_timeout,
+    body_min_rate=_settings.request_body_min_rate, keepalive_timeout=_settings.keepalive_timeout)
+FairGeventWorker.max_per_address = _settings.max_connections_per_address
 
 
 def write_json_error(sock, status_int, reason, mesg):
@@ -62,7 +67,8 @@ worker_connections = _settings.worker_connections
 # gunicorn accepts whole seconds only.
 graceful_timeout = math.ceil(_settings.graceful_timeout)
 timeout = 30
-keepalive = 5
+# Whole seconds, as gunicorn takes them; the worker's DeadlineSocket enforces the exact value (config/worker.py).
+keepalive = math.ceil(_settings.keepalive_timeout)
 # The app writes its own JSON access line (with route template, user and request id) for every request.
 accesslog = None
 wsgi_app = "wsgi:application"

@@ -18,7 +18,7 @@ CHECKED = ("app", "models", "config", "wsgi.py")
 #: Top to bottom.
 LAYERS: dict[str, tuple[str, ...]] = {
     "entry points": (
-        "wsgi", "config/gunicorn", "app/__init__", "app/extensions", "app/api", "app/cli",
+        "wsgi", "config/gunicorn", "config/worker", "app/__init__", "app/extensions", "app/api", "app/cli",
         # Discord's rate limits, as request hooks: HTTP middleware.
         "app/ratelimit",
         # health, metrics endpoint, access log, hub watch: wired into the app and the gunicorn workers.
