@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from app import ratelimit
-from app.api.bodies import DEFAULT_JSON_LIMIT, limit_body, reject_unstorable
+from app.api.bodies import DEFAULT_JSON_LIMIT, limit_body, refuse_before_parsing, reject_unstorable
 from app.api.routes import ROUTES, Query, RouteSpec
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
@@ -179,6 +179,7 @@ def request_json() -> Any:
 
 
 def _loads(raw: bytes | str) -> Any:
+    refuse_before_parsing(raw)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

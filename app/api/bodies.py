@@ -7,8 +7,10 @@ url-encoded forms and the ``payload_json`` part of a multipart body; only a rout
 (``accepts_files``) reads a multipart body up to ``MAX_UPLOAD_BYTES``. Over its limit a body is refused with 413
 40005 whether it declares a ``Content-Length`` or is chunked, and nothing of it reaches a service.
 
-Within the limit, the parsed value is walked once, at most ``MAX_JSON_ELEMENTS`` values deep into it (a message
-has fewer than 2,000), so that neither that walk nor validation costs more for a body built of a long array.
+Within the limit, a body with more separators than ``MAX_JSON_ELEMENTS`` values can need is refused before it is
+parsed (counting bytes costs microseconds; building 80,000 objects, tens of milliseconds of a worker's hub), and
+the parsed value is walked once, at most ``MAX_JSON_ELEMENTS`` values into it (a message has fewer than 2,000), so
+that neither that walk nor validation costs more for a body built of a long array.
 """
 from __future__ import annotations
 
@@ -76,6 +78,21 @@ def limit_body(json_limit: int, accepts_files: bool) -> None:
     request.max_form_memory_size = json_limit
 
 
+def refuse_before_parsing(raw: bytes | str) -> None:
+    """Refuse a JSON text with too many values to be a request, without parsing it. Each value beside another
+    follows a comma (values inside one another are bounded by the depth orjson allows); the count errs high (it
+    includes commas inside strings) and is let up to twice the limit, since all the text a message may carry is
+    8,000 characters."""
+    text = raw.encode() if isinstance(raw, str) else raw
+    if text.count(b",") > 2 * MAX_JSON_ELEMENTS:
+        raise _too_many_values()
+
+
+def _too_many_values() -> InvalidForm:
+    return InvalidForm(errors={"_errors": [{
+        "code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MAX_JSON_ELEMENTS} or fewer values in all."}]})
+
+
 def reject_unstorable(data: Any) -> None:
     """Refuse what no backend can keep or no client can mean: more than MAX_JSON_ELEMENTS values (50035),
     nesting beyond MAX_JSON_DEPTH (50109), and NUL in any string (50035), which PostgreSQL text cannot hold, so
@@ -95,8 +112,7 @@ def reject_unstorable(data: Any) -> None:
         # Counted before its children are visited, so that a long array costs one len().
         values += len(value)
         if values > MAX_JSON_ELEMENTS:
-            raise InvalidForm(errors={"_errors": [{
-                "code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MAX_JSON_ELEMENTS} or fewer values in all."}]})
+            raise _too_many_values()
         for key, child in (value.items() if isinstance(value, dict) else enumerate(value)):
             if isinstance(key, str) and "\x00" in key:
                 raise InvalidForm.field(path, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
