@@ -51,7 +51,7 @@ class Settings:
     # The longest a request waits on one answer of PostgreSQL before giving the connection up (503): covers a
     # server that stopped answering without closing its connections, which statement_timeout (enforced by the
     # server) cannot.
-    db_response_timeout: float = 10.0
+    db_response_timeout: float = 7.0
     scylla_hosts: tuple[str, ...] = ()
     scylla_port: int = 9042
     scylla_keyspace: str = "chatstore"
