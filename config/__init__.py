@@ -68,7 +68,7 @@ class Settings:
     log_level: str = "INFO"
     # Rate limits the way Discord applies them (https://discord.com/developers/docs/topics/rate-limits).
     # Route limits are "COUNT/SECONDS" per user and per major parameter (channel or guild); "" for the storage
-    # means in-process memory, one count per worker.
+    # means memory shared by the workers of one host (app/ratelimit_shared.py).
     rate_limit_enabled: bool = True
     rate_limit_storage_url: str = ""
     rate_limit_global_per_second: int = 50
@@ -321,10 +321,9 @@ DESCRIPTIONS: dict[str, str] = {
                           "and their headers off",
     "REDIS_URL": "`redis://host:6379/0`: the Redis of the event stream (`EVENT_BUS=redis`; default "
                  "`redis://127.0.0.1:6379/0`) and, when set, of the rate limits: counts shared by every worker and "
-                 "host. Unset, each worker counts in its own memory, so with N workers a client may get up to N "
-                 "times a limit",
-    "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`memory://`, `redis://` or `rediss://`); wins when both "
-                              "are set",
+                 "host. Unset, the workers of one host count together in shared memory",
+    "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`redis://` or `rediss://`), or `memory://` for counts "
+                              "in each process's own memory; wins when both are set",
     "RATE_LIMIT_GLOBAL_PER_SECOND": "Requests per second per user across all routes (per address without a token)",
     "RATE_LIMIT_MESSAGE_CREATE": "`COUNT/SECONDS` per user and channel for sending messages",
     "RATE_LIMIT_MESSAGE_DELETE": "The same, for deleting one message",

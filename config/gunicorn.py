@@ -141,6 +141,17 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIRECTORY_PREFIX)
 
 
+# Rate-limit counts shared by this master's workers (app/ratelimit_shared.py): a file the workers map, in memory
+# (/dev/shm) where there is one. Named here, before any worker starts, so that every worker, a restarted one
+# included, maps the same; a re-read of this file (on SIGHUP) keeps it.
+_RATE_LIMIT_TABLE_PREFIX = "chatstore-ratelimit-"
+if not os.environ.get("CHATSTORE_RATE_LIMIT_TABLE"):
+    _table_directory = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    _descriptor, _table_path = tempfile.mkstemp(prefix=_RATE_LIMIT_TABLE_PREFIX, dir=_table_directory)
+    os.close(_descriptor)
+    os.environ["CHATSTORE_RATE_LIMIT_TABLE"] = _table_path
+
+
 def _metrics_directory() -> Path:
     return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
@@ -172,7 +183,11 @@ def worker_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics directory when this file made it (a directory the operator chose is left alone)."""
+    """Remove the metrics directory and the rate-limit table when this file made them (a directory the operator
+    chose is left alone)."""
     directory = _metrics_directory()
     if directory.parent == Path(tempfile.gettempdir()) and directory.name.startswith(_METRICS_DIRECTORY_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
+    table = Path(os.environ["CHATSTORE_RATE_LIMIT_TABLE"])
+    if table.name.startswith(_RATE_LIMIT_TABLE_PREFIX):
+        table.unlink(missing_ok=True)

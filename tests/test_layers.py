@@ -27,6 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "services": ("app/services",),
     "components": (
         "app/messages", "app/events", "app/read_cache", "app/auth",
+        # The rate limits' counts shared by a host's workers: a storage of the `limits` package.
+        "app/ratelimit_shared",
         # The database pool that reports its metrics, built with the engine.
         "app/observability/instrumentation",
     ),

@@ -66,6 +66,12 @@ def current_route() -> RouteSpec | None:
 
 
 @api.before_request
+def _refuse_blocked_addresses():
+    # First: an address over its limit of invalid requests costs nothing more, not even a token lookup.
+    return ratelimit.refuse_blocked_address()
+
+
+@api.before_request
 def _limit_body() -> None:
     matched = current_route()
     if matched is None:
@@ -91,6 +97,7 @@ def _enforce_rate_limits():
 
 
 api.after_request(ratelimit.add_rate_limit_headers)
+api.after_request(ratelimit.count_invalid_request)
 
 
 def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str | None], rate_limit: str,
