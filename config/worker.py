@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -174,6 +175,8 @@ def _read_ahead(req, sock: DeadlineSocket) -> None:
     reader = getattr(req.body, "reader", None)
     if not isinstance(reader, LengthReader) or not 0 < reader.length <= READ_AHEAD_LIMIT:
         return
+    if getattr(req, "_expected_100_continue", False):
+        return  # the client sends its body only once gunicorn has answered "100 Continue", on the way to the app
     length = reader.length
     try:
         data = req.body.read(length)
@@ -219,14 +222,18 @@ class ConnectionPolicy:
             client.close()
             return
         self._connections_by_address[address] += 1
+        # A TLS connection keeps its own socket class (and no deadlines): TLS is for the proxy in front to end.
+        connection = client if isinstance(client, ssl.SSLSocket) else DeadlineSocket(client, self.read_policy)
         try:
-            super().handle(listener, DeadlineSocket(client, self.read_policy), addr)
+            super().handle(listener, connection, addr)
         finally:
             self._connections_by_address[address] -= 1
             if not self._connections_by_address[address]:
                 del self._connections_by_address[address]
 
     def handle_request(self, listener_name, req, sock, addr):
+        if not isinstance(sock, DeadlineSocket):
+            return super().handle_request(listener_name, req, sock, addr)
         if any(name == "UPGRADE" for name, _ in req.headers):
             sock.hand_over()
         else:

@@ -214,3 +214,20 @@ def test_2000_slow_connections_leave_ordinary_requests_fast(database):
               f"p99 {p99 * 1000:.1f} ms")
         assert len(latencies) > 100
         assert p99 < 0.1, latencies[-10:]
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_its_body(database):
+    """The worker reads small bodies before the app, but not one the client holds back until told to send it."""
+    settings, world = database
+    with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "1",
+                          "RATE_LIMIT_ENABLED": "false"}) as server:
+        body = b'{"content": "after continue"}'
+        connection = connect(server, timeout=10)
+        connection.sendall(f"POST /api/v10/channels/{world.channel_ids[0]}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           f"Authorization: Bot {world.owner.token}\r\nContent-Type: application/json\r\n"
+                           f"Expect: 100-continue\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+                           .encode())
+        assert connection.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        connection.sendall(body)
+        answer = read_answer(connection)
+        assert answer.startswith(b"HTTP/1.1 200") and b"after continue" in answer, answer[:300]
