@@ -7,12 +7,10 @@ from flask import Flask
 
 from config import Settings, load_settings
 
-#: Bodies above this are refused with 413 before they are read (Discord's limit for uploads is 25 MiB).
-MAX_CONTENT_LENGTH = 25 * 1024 * 1024
-
 
 def create_app(settings: Settings | None = None) -> Flask:
     from app.api import register as register_api
+    from app.api.bodies import DEFAULT_JSON_LIMIT, BoundedRequest
     from app.api.json import OrjsonProvider
     from app.cli import register as register_cli
     from app.extensions import Resources
@@ -21,7 +19,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
+    app.request_class = BoundedRequest
+    # The API sets each route's own limit (app.api.bodies); this one holds for every other path.
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=DEFAULT_JSON_LIMIT)
     resources = Resources(settings)
     app.extensions["chatstore"] = resources
     init_observability(app, settings)

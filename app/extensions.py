@@ -5,8 +5,10 @@ worker builds its own after gevent has patched. A resource created before a fork
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
+import time
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
@@ -24,21 +26,54 @@ from app.sqlite import create_sqlite_engine
 from config import Settings
 
 
-def _make_green_psycopg2() -> None:
-    """psycopg2 blocks the whole gevent hub unless it waits through gevent; only needed once patched."""
+def _make_green_psycopg2(response_timeout: float) -> None:
+    """psycopg2 blocks the whole gevent hub unless it waits through gevent; only needed once patched.
+
+    The wait is bounded (psycogreen's is not): a server that stops answering without closing its connections (a
+    frozen process, a host gone from the network) leaves the socket silent, and the kernel's keepalives and
+    statement_timeout cannot end that wait. The bound is per process: the last engine made sets it.
+    """
     from gevent import monkey
 
     if monkey.is_module_patched("socket"):
-        from psycogreen.gevent import patch_psycopg
+        from psycopg2 import extensions
 
-        patch_psycopg()
+        extensions.set_wait_callback(functools.partial(_wait_for_postgres, response_timeout=response_timeout))
+
+
+def _wait_for_postgres(connection, response_timeout: float) -> None:
+    """psycopg2's wait callback: poll the connection, waiting through gevent, for at most ``response_timeout``
+    seconds in all. Past it, the error's text is one SQLAlchemy takes for a lost connection, so the connection
+    is dropped (and the pool's others, which may be as dead) and the request answered 503."""
+    import psycopg2
+    from gevent.socket import wait_read, wait_write
+    from psycopg2 import extensions
+
+    deadline = time.monotonic() + response_timeout
+    while True:
+        state = connection.poll()
+        if state == extensions.POLL_OK:
+            return
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            if state == extensions.POLL_READ:
+                wait_read(connection.fileno(), timeout=left)
+            elif state == extensions.POLL_WRITE:
+                wait_write(connection.fileno(), timeout=left)
+            else:
+                raise psycopg2.OperationalError(f"Bad result from poll: {state!r}")
+        except TimeoutError:
+            raise psycopg2.OperationalError(
+                f"could not receive data from server: no answer within {response_timeout:g} s") from None
 
 
 def create_db_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         return create_sqlite_engine(settings.database_url, poolclass=pool_class(settings),
                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)
-    _make_green_psycopg2()
+    _make_green_psycopg2(settings.db_response_timeout)
     return create_engine(
         settings.database_url,
         poolclass=pool_class(settings),
@@ -52,6 +87,13 @@ def create_db_engine(settings: Settings) -> Engine:
             "connect_timeout": 5,
             "application_name": settings.application_name,
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+            # Where nothing waits through the callback above (a CLI process without gevent): the kernel gives a
+            # connection up once what it sent goes unacknowledged that long, or its keepalives go unanswered.
+            "tcp_user_timeout": round(settings.db_response_timeout * 1000),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
         },
     )
 

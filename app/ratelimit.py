@@ -14,9 +14,15 @@ Responses of a limited route carry ``X-RateLimit-Limit``, ``-Remaining``, ``-Res
 A refused request gets Discord's 429: a JSON body with ``retry_after`` in seconds and ``global``, and a ``Via``
 header, without which discord.py takes the 429 for a Cloudflare ban and gives up instead of waiting.
 
-Counts live in Redis when a storage URL is configured (shared by every worker and host), in process memory
-otherwise (each worker then counts alone). When Redis fails, requests pass unlimited for a moment rather than
-fail: the limits protect the service, they are not worth an outage.
+Counts live in Redis when a storage URL is configured (shared by every worker and host); otherwise in a table in
+shared memory that the workers of one gunicorn master share (app/ratelimit_shared.py; the master names its file in
+``RATE_LIMIT_TABLE_ENVIRONMENT``), or in each process's own memory with ``memory://``. When the storage fails,
+requests pass unlimited for a moment rather than fail: the limits protect the service, they are not worth an
+outage.
+
+Invalid requests (answered 401, 403 or 429) are counted per client address, as Discord counts them: over
+``rate_limit_invalid`` (10,000 per 10 minutes) or ``rate_limit_invalid_burst`` (a short window), every request
+of the address is answered 429 until that window ends, before it costs a token lookup.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, request
@@ -36,6 +43,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from app.ids import InvalidSnowflake, parse_snowflake
 from app.observability.metrics import RATE_LIMITED
+from app.ratelimit_shared import SharedMemoryStorage
 from config import Settings
 
 if TYPE_CHECKING:
@@ -57,6 +65,11 @@ STORAGE_RETRY_INTERVAL = 5.0
 #: Redis answers on the same network in well under a millisecond; waiting longer only stalls requests.
 REDIS_TIMEOUT = 0.25
 VIA = "1.1 chatstore"
+#: The environment variable in which the gunicorn master names the shared table of its workers' counts.
+RATE_LIMIT_TABLE_ENVIRONMENT = "CHATSTORE_RATE_LIMIT_TABLE"
+#: Answers that make a request invalid, as Discord counts them.
+INVALID_STATUSES = frozenset({401, 403, 429})
+INVALID_NAMESPACE = "invalid"
 
 
 class _MillisecondRedisStorage(RedisStorage):
@@ -114,6 +127,7 @@ class RateLimiter:
         self.default_limit = parse_rate(settings.rate_limit_default)
         self.shared_limits = {bucket: parse_rate(getattr(settings, attribute))
                               for bucket, attribute in SHARED_BUCKETS.items()}
+        self.invalid_limits = (parse_rate(settings.rate_limit_invalid), parse_rate(settings.rate_limit_invalid_burst))
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._storage: Storage | None = None
@@ -131,10 +145,42 @@ class RateLimiter:
         return self._strategy
 
     def _make_storage(self) -> Storage:
-        url = self.settings.rate_limit_storage_url or "memory://"
+        url = self.settings.rate_limit_storage_url
+        if not url:
+            table = os.environ.get(RATE_LIMIT_TABLE_ENVIRONMENT)
+            return SharedMemoryStorage(Path(table) if table else None)
         if url.startswith(("redis://", "rediss://", "redis+unix://")):
             return _MillisecondRedisStorage(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         return storage_from_string(url)
+
+    def _storage_call(self, call):
+        """``call(limiter)``, or None when the storage failed (then nothing is limited for a moment, logged)."""
+        if time.monotonic() < self._skip_until:
+            return None
+        limiter = self._limiter()
+        try:
+            return call(limiter)
+        except self._storage.base_exceptions as exc:
+            self._skip_until = time.monotonic() + STORAGE_RETRY_INTERVAL
+            log.warning("rate limit storage failed, not limiting for %.0fs: %s", STORAGE_RETRY_INTERVAL, exc)
+            return None
+
+    def invalid_refusal(self, address: str) -> Refusal | None:
+        """A Refusal when ``address`` is over a limit of invalid requests (nothing is counted)."""
+        def over(limiter: FixedWindowRateLimiter) -> Refusal | None:
+            for item in self.invalid_limits:
+                if not limiter.test(item, INVALID_NAMESPACE, address):
+                    reset = limiter.get_window_stats(item, INVALID_NAMESPACE, address).reset_time
+                    return Refusal(retry_after=max(reset - time.time(), 0.001), is_global=True)
+            return None
+        return self._storage_call(over)
+
+    def count_invalid(self, address: str) -> None:
+        """Count an invalid request of ``address`` in every window of invalid requests."""
+        def hit(limiter: FixedWindowRateLimiter) -> None:
+            for item in self.invalid_limits:
+                limiter.hit(item, INVALID_NAMESPACE, address)
+        self._storage_call(hit)
 
     def route_bucket(self, route: RouteSpec) -> tuple[str, RateLimitItem]:
         """The name and limit of the bucket a route declared."""
@@ -148,15 +194,8 @@ class RateLimiter:
 
         Errors of the storage pass the request unlimited (logged), for ``STORAGE_RETRY_INTERVAL`` seconds.
         """
-        if time.monotonic() < self._skip_until:
-            return None, None
-        limiter = self._limiter()
-        try:
-            return self._check(limiter, route, view_args, identity, authenticated)
-        except self._storage.base_exceptions as exc:
-            self._skip_until = time.monotonic() + STORAGE_RETRY_INTERVAL
-            log.warning("rate limit storage failed, not limiting for %.0fs: %s", STORAGE_RETRY_INTERVAL, exc)
-            return None, None
+        checked = self._storage_call(lambda limiter: self._check(limiter, route, view_args, identity, authenticated))
+        return (None, None) if checked is None else checked
 
     def _check(self, limiter: FixedWindowRateLimiter, route: RouteSpec, view_args: dict, identity: str,
                authenticated: bool) -> tuple[BucketState | None, Refusal | None]:
@@ -206,8 +245,32 @@ def enforce_rate_limits(route: RouteSpec | None) -> Response | None:
     g.rate_limit_state = state
     if refusal is None:
         return None
+    return _refused(refusal, "You are being rate limited.")
+
+
+def refuse_blocked_address() -> Response | None:
+    """before_request, first of all: answer 429 to an address over a limit of invalid requests."""
+    limiter = _limiter()
+    if limiter is None:
+        return None
+    refusal = limiter.invalid_refusal(request.remote_addr or "")
+    if refusal is None:
+        return None
+    return _refused(refusal, "You are being blocked from accessing the API temporarily due to exceeding its rate "
+                             "limits with invalid requests.")
+
+
+def count_invalid_request(response: Response) -> Response:
+    """after_request: count an answer of 401, 403 or 429 against the client's address."""
+    limiter = _limiter()
+    if limiter is not None and response.status_code in INVALID_STATUSES:
+        limiter.count_invalid(request.remote_addr or "")
+    return response
+
+
+def _refused(refusal: Refusal, message: str) -> Response:
     RATE_LIMITED.inc()
-    response = current_app.json.response({"message": "You are being rate limited.", "code": 0,
+    response = current_app.json.response({"message": message, "code": 0,
                                           "retry_after": round(refusal.retry_after, 3), "global": refusal.is_global})
     response.status_code = 429
     response.headers["Retry-After"] = str(max(1, math.ceil(refusal.retry_after)))

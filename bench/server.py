@@ -23,7 +23,8 @@ def serve(wsgi_app: str, environment: Mapping[str, str], log_path: Path, *, read
           options: Sequence[str] = (), start_timeout: float = 60.0) -> Iterator[RunningServer]:
     """Start gunicorn serving ``wsgi_app`` ("module:attribute") with ``environment`` over the current one;
     command-line ``options`` override the config file's settings."""
-    overrides = {"BIND": f"127.0.0.1:{free_port()}", **environment}
+    # Every load generator connects from one loopback address, as clients behind a proxy would: no cap per address.
+    overrides = {"BIND": f"127.0.0.1:{free_port()}", "MAX_CONNECTIONS_PER_ADDRESS": "0", **environment}
     host, _, port = overrides["BIND"].rpartition(":")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **overrides}
     with open(log_path, "ab") as log_file:

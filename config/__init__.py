@@ -38,9 +38,23 @@ class Settings:
     bind: str = "127.0.0.1:8080"
     web_workers: int = 2
     worker_connections: int = 1000
+    # How long a connection may take to send what it owes (config/worker.py): a request's line and headers, from
+    # the connection's start or the request's first byte; a body, this long plus its size at the minimum rate;
+    # and how long an idle keep-alive connection waits for its next request (beyond aiohttp's 15 s and
+    # browsers' 60 s, so clients never reuse a connection the server is closing).
+    request_header_timeout: float = 10.0
+    request_body_timeout: float = 10.0
+    request_body_min_rate: int = 16384
+    keepalive_timeout: float = 75.0
+    # Connections one client address may hold open in each worker (0: no cap).
+    max_connections_per_address: int = 200
     db_pool_size: int = 10
     db_pool_timeout: float = 5.0
     db_statement_timeout_ms: int = 5000
+    # The longest a request waits on one answer of PostgreSQL before giving the connection up (503): covers a
+    # server that stopped answering without closing its connections, which statement_timeout (enforced by the
+    # server) cannot.
+    db_response_timeout: float = 7.0
     scylla_hosts: tuple[str, ...] = ()
     scylla_port: int = 9042
     scylla_keyspace: str = "chatstore"
@@ -57,7 +71,7 @@ class Settings:
     log_level: str = "INFO"
     # Rate limits the way Discord applies them (https://discord.com/developers/docs/topics/rate-limits).
     # Route limits are "COUNT/SECONDS" per user and per major parameter (channel or guild); "" for the storage
-    # means in-process memory, one count per worker.
+    # means memory shared by the workers of one host (app/ratelimit_shared.py).
     rate_limit_enabled: bool = True
     rate_limit_storage_url: str = ""
     rate_limit_global_per_second: int = 50
@@ -65,6 +79,10 @@ class Settings:
     rate_limit_message_delete: str = "5/1"
     rate_limit_reactions: str = "4/1"
     rate_limit_default: str = "50/1"
+    # Requests answered 401, 403 or 429, per client address: Discord's 10,000 per 10 minutes, and a short window
+    # that slows a token-guessing client down at once. Over either, the address gets 429s until the window ends.
+    rate_limit_invalid: str = "10000/600"
+    rate_limit_invalid_burst: str = "50/1"
     metrics_enabled: bool = True
     hub_blocking_threshold_ms: int = 100
     readiness_timeout: float = 1.0
@@ -217,6 +235,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "DB_POOL_SIZE": ("db_pool_size", _positive_int),
     "DB_POOL_TIMEOUT": ("db_pool_timeout", _positive_float),
     "DB_STATEMENT_TIMEOUT_MS": ("db_statement_timeout_ms", _positive_int),
+    "DB_RESPONSE_TIMEOUT": ("db_response_timeout", _positive_float),
     "SCYLLA_HOSTS": ("scylla_hosts", _hosts),
     "SCYLLA_PORT": ("scylla_port", _positive_int),
     "SCYLLA_KEYSPACE": ("scylla_keyspace", str),
@@ -239,8 +258,15 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_MESSAGE_DELETE": ("rate_limit_message_delete", _rate),
     "RATE_LIMIT_REACTIONS": ("rate_limit_reactions", _rate),
     "RATE_LIMIT_DEFAULT": ("rate_limit_default", _rate),
+    "RATE_LIMIT_INVALID": ("rate_limit_invalid", _rate),
+    "RATE_LIMIT_INVALID_BURST": ("rate_limit_invalid_burst", _rate),
     "METRICS_ENABLED": ("metrics_enabled", _boolean),
     # 0 turns gevent's monitor thread off.
+    "REQUEST_HEADER_TIMEOUT": ("request_header_timeout", _positive_float),
+    "REQUEST_BODY_TIMEOUT": ("request_body_timeout", _positive_float),
+    "REQUEST_BODY_MIN_RATE": ("request_body_min_rate", _positive_int),
+    "KEEPALIVE_TIMEOUT": ("keepalive_timeout", _positive_float),
+    "MAX_CONNECTIONS_PER_ADDRESS": ("max_connections_per_address", _non_negative_int),
     "HUB_BLOCKING_THRESHOLD_MS": ("hub_blocking_threshold_ms", _non_negative_int),
     "READINESS_TIMEOUT": ("readiness_timeout", _positive_float),
     "GRACEFUL_TIMEOUT": ("graceful_timeout", _positive_float),
@@ -275,6 +301,9 @@ DESCRIPTIONS: dict[str, str] = {
                     "process",
     "DB_POOL_TIMEOUT": "Seconds a request waits for a pooled connection before answering 503 with `Retry-After`",
     "DB_STATEMENT_TIMEOUT_MS": "PostgreSQL `statement_timeout` of every connection",
+    "DB_RESPONSE_TIMEOUT": "Seconds a request waits for one answer of PostgreSQL (a query, a commit, a connect) "
+                           "before the connection is dropped and the request answered 503 with `Retry-After`; "
+                           "must exceed `DB_STATEMENT_TIMEOUT_MS`. Bounds a database that stopped answering",
     "SCYLLA_HOSTS": "Comma-separated contact points; required with `MESSAGE_STORE=scylla` or `dual`",
     "SCYLLA_PORT": "CQL port",
     "SCYLLA_KEYSPACE": "Keyspace of the message tables",
@@ -295,17 +324,31 @@ DESCRIPTIONS: dict[str, str] = {
                           "and their headers off",
     "REDIS_URL": "`redis://host:6379/0`: the Redis of the event stream (`EVENT_BUS=redis`; default "
                  "`redis://127.0.0.1:6379/0`) and, when set, of the rate limits: counts shared by every worker and "
-                 "host. Unset, each worker counts in its own memory, so with N workers a client may get up to N "
-                 "times a limit",
-    "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`memory://`, `redis://` or `rediss://`); wins when both "
-                              "are set",
+                 "host. Unset, the workers of one host count together in shared memory",
+    "RATE_LIMIT_STORAGE_URL": "The same as `REDIS_URL` (`redis://` or `rediss://`), or `memory://` for counts "
+                              "in each process's own memory; wins when both are set",
     "RATE_LIMIT_GLOBAL_PER_SECOND": "Requests per second per user across all routes (per address without a token)",
     "RATE_LIMIT_MESSAGE_CREATE": "`COUNT/SECONDS` per user and channel for sending messages",
     "RATE_LIMIT_MESSAGE_DELETE": "The same, for deleting one message",
     "RATE_LIMIT_REACTIONS": "The same, for every reaction route (one shared bucket)",
     "RATE_LIMIT_DEFAULT": "The same, for every other route (a bucket of its own each)",
+    "RATE_LIMIT_INVALID": "`COUNT/SECONDS` of requests answered 401, 403 or 429 per client address (Discord's "
+                          "10,000 per 10 minutes); over it, the address gets 429s until the window ends",
+    "RATE_LIMIT_INVALID_BURST": "The same over a short window, so that a client guessing tokens is slowed down at "
+                                "once",
     "METRICS_ENABLED": "Prometheus metrics of requests, the database pool and the message store; `false` removes "
                        "`/metrics` and the instrumentation",
+    "REQUEST_HEADER_TIMEOUT": "Seconds a client gets to send a request's line and headers, from the connection's "
+                              "start or the request's first byte; a client too slow is answered 408 and "
+                              "disconnected",
+    "REQUEST_BODY_TIMEOUT": "Seconds a client gets to send a request body, plus its size at "
+                            "`REQUEST_BODY_MIN_RATE`; a client too slow is answered 408 and disconnected",
+    "REQUEST_BODY_MIN_RATE": "Bytes per second a request body must average after `REQUEST_BODY_TIMEOUT`",
+    "KEEPALIVE_TIMEOUT": "Seconds an idle keep-alive connection waits for its next request; longer than clients "
+                         "keep theirs (aiohttp 15 s, browsers 60 s)",
+    "MAX_CONNECTIONS_PER_ADDRESS": "Connections one client address may hold open in each worker; more are "
+                                   "answered 429 and closed. `0` for no cap (behind a proxy all clients share "
+                                   "its address)",
     "HUB_BLOCKING_THRESHOLD_MS": "Log a warning when a worker's gevent hub is blocked longer than this; `0` turns "
                                  "the watch off",
     "READINESS_TIMEOUT": "Seconds `/readyz` gives each backing store",
@@ -346,6 +389,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         problems.append(f"SCYLLA_HOSTS: required when MESSAGE_STORE={settings.message_store}")
     if settings.message_store == "dual" and settings.dual_primary == settings.dual_secondary:
         problems.append("DUAL_PRIMARY and DUAL_SECONDARY must name different stores")
+    if settings.db_response_timeout * 1000 <= settings.db_statement_timeout_ms:
+        problems.append("DB_RESPONSE_TIMEOUT must exceed DB_STATEMENT_TIMEOUT_MS (a slow statement is the server's "
+                        "to cancel)")
     if problems:
         raise SettingsError(problems)
     return settings

@@ -17,11 +17,12 @@ from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 from config import CLOSE_CONNECTION, load_settings  # noqa: E402  (stdlib only, after the patch)
+from config.worker import ConnectionPolicy, ReadPolicy  # noqa: E402
 
 _settings = load_settings()
 
 
-class FairGeventWorker(GeventWorker):
+class FairGeventWorker(ConnectionPolicy, GeventWorker):
     """gunicorn's gevent worker, taking turns between keep-alive connections.
 
     The stock worker serves a keep-alive connection in a loop on one greenlet, and a gevent socket read that
@@ -58,8 +59,11 @@ class FairGeventWorker(GeventWorker):
         return self.application(environ, start)
 
 
-
 _NEXT_LOOP_TURN_SECONDS = 1e-6
+FairGeventWorker.read_policy = ReadPolicy(
+    header_timeout=_settings.request_header_timeout, body_timeout=_settings.request_body_timeout,
+    body_min_rate=_settings.request_body_min_rate, keepalive_timeout=_settings.keepalive_timeout)
+FairGeventWorker.max_per_address = _settings.max_connections_per_address
 
 
 def write_json_error(sock, status_int, reason, mesg):
@@ -82,7 +86,8 @@ worker_connections = _settings.worker_connections
 # gunicorn accepts whole seconds only.
 graceful_timeout = math.ceil(_settings.graceful_timeout)
 timeout = 30
-keepalive = 5
+# Whole seconds, as gunicorn takes them; the worker's DeadlineSocket enforces the exact value (config/worker.py).
+keepalive = math.ceil(_settings.keepalive_timeout)
 # gunicorn's control socket (for its gunicornc tool) is bound by default at one path per user
 # ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl), shared by every instance on the host, so one
 # service's tooling could reach another's master. Off: signals to the master's PID (docs/operations.md) do what it
@@ -160,6 +165,17 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_DIRECTORY_PREFIX)
 
 
+# Rate-limit counts shared by this master's workers (app/ratelimit_shared.py): a file the workers map, in memory
+# (/dev/shm) where there is one. Named here, before any worker starts, so that every worker, a restarted one
+# included, maps the same; a re-read of this file (on SIGHUP) keeps it.
+_RATE_LIMIT_TABLE_PREFIX = "chatstore-ratelimit-"
+if not os.environ.get("CHATSTORE_RATE_LIMIT_TABLE"):
+    _table_directory = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    _descriptor, _table_path = tempfile.mkstemp(prefix=_RATE_LIMIT_TABLE_PREFIX, dir=_table_directory)
+    os.close(_descriptor)
+    os.environ["CHATSTORE_RATE_LIMIT_TABLE"] = _table_path
+
+
 def _metrics_directory() -> Path:
     return Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
@@ -191,7 +207,11 @@ def worker_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics directory when this file made it (a directory the operator chose is left alone)."""
+    """Remove the metrics directory and the rate-limit table when this file made them (a directory the operator
+    chose is left alone)."""
     directory = _metrics_directory()
     if directory.parent == Path(tempfile.gettempdir()) and directory.name.startswith(_METRICS_DIRECTORY_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
+    table = Path(os.environ["CHATSTORE_RATE_LIMIT_TABLE"])
+    if table.name.startswith(_RATE_LIMIT_TABLE_PREFIX):
+        table.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ CHECKED = ("app", "models", "config", "wsgi.py")
 #: Top to bottom.
 LAYERS: dict[str, tuple[str, ...]] = {
     "entry points": (
-        "wsgi", "config/gunicorn", "app/__init__", "app/extensions", "app/api", "app/cli",
+        "wsgi", "config/gunicorn", "config/worker", "app/__init__", "app/extensions", "app/api", "app/cli",
         # Discord's rate limits, as request hooks: HTTP middleware.
         "app/ratelimit",
         # health, metrics endpoint, access log, hub watch: wired into the app and the gunicorn workers.
@@ -27,6 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "services": ("app/services",),
     "components": (
         "app/messages", "app/events", "app/read_cache", "app/auth",
+        # The rate limits' counts shared by a host's workers: a storage of the `limits` package.
+        "app/ratelimit_shared",
         # The database pool that reports its metrics, built with the engine.
         "app/observability/instrumentation",
     ),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import ratelimit
+from app.api.bodies import DEFAULT_JSON_LIMIT, limit_body, refuse_before_parsing, reject_unstorable
 from app.api.routes import ROUTES, Query, RouteSpec
 from app.auth.tokens import authenticate
 from app.errors import InvalidForm, InvalidJSON
@@ -68,6 +69,21 @@ def current_route() -> RouteSpec | None:
 
 
 @api.before_request
+def _refuse_blocked_addresses():
+    # First: an address over its limit of invalid requests costs nothing more, not even a token lookup.
+    return ratelimit.refuse_blocked_address()
+
+
+@api.before_request
+def _limit_body() -> None:
+    matched = current_route()
+    if matched is None:
+        limit_body(DEFAULT_JSON_LIMIT, accepts_files=False)
+    else:
+        limit_body(matched.json_limit, matched.accepts_files)
+
+
+@api.before_request
 def _authenticate() -> None:
     matched = current_route()
     if matched is not None and matched.public:
@@ -84,15 +100,18 @@ def _enforce_rate_limits():
 
 
 api.after_request(ratelimit.add_rate_limit_headers)
+api.after_request(ratelimit.count_invalid_request)
 
 
 def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str | None], rate_limit: str,
           public: bool, body: type[BaseModel] | None = None, query: tuple[Query, ...] = (),
-          list_of: bool = False):
+          list_of: bool = False, json_limit: int = DEFAULT_JSON_LIMIT, accepts_files: bool = False):
     """Register a view for one method, with what the rest of the app needs to know of it (app.api.routes):
     its OpenAPI ``summary``, success ``responses`` (helpers ``ok`` and ``NO_CONTENT``), request ``body``
     schema, ``query`` parameters and whether the success body is a list (``list_of``); its ``rate_limit``
-    bucket (a name of app.ratelimit.SHARED_BUCKETS, or OWN_BUCKET); whether it is ``public`` (no token).
+    bucket (a name of app.ratelimit.SHARED_BUCKETS, or OWN_BUCKET); whether it is ``public`` (no token); the
+    largest JSON body it reads (``json_limit``) and whether it takes files in a multipart body (``accepts_files``;
+    app.api.bodies).
 
     Path arguments named ``*_id`` arrive parsed as snowflakes; anything else there, ``@me`` included, is Discord's
     400 50035 NUMBER_TYPE_COERCE (routes that take ``@me`` spell it in their rule, as ``/users/@me`` does).
@@ -107,7 +126,7 @@ def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str |
 
         ROUTES.add(RouteSpec(rule=rule, method=method, endpoint=view.__name__, summary=summary,
                              responses=responses, rate_limit=rate_limit, public=public, body=body, query=query,
-                             list_of=list_of))
+                             list_of=list_of, json_limit=json_limit, accepts_files=accepts_files))
         api.add_url_rule(rule, endpoint=view.__name__, view_func=parsed, methods=[method])
         return parsed
     return decorator
@@ -202,34 +221,11 @@ def _urlencoded_form(raw: bytes) -> dict[str, str]:
 
 
 def _loads(raw: bytes | str) -> Any:
+    refuse_before_parsing(raw)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON() from exc
-
-
-#: JSON nested deeper is refused: no Discord object nests more than a few levels, and orjson cannot write more
-#: than 254 (a stored embed that deep would fail when read back).
-MAX_JSON_DEPTH = 32
-
-
-def reject_unstorable(data: Any) -> None:
-    """Refuse what no backend can keep: nesting beyond MAX_JSON_DEPTH (50109), and NUL in any string (50035),
-    which PostgreSQL text cannot hold, so that every backend answers the same."""
-    pending = [(data, (), 1)]
-    while pending:
-        value, path, depth = pending.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                raise InvalidForm.field(path, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
-            continue
-        if isinstance(value, (dict, list)) and depth > MAX_JSON_DEPTH:
-            raise InvalidJSON()
-        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        for key, child in children:
-            if isinstance(key, str) and "\x00" in key:
-                raise InvalidForm.field(path, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
-            pending.append((child, (*path, str(key)), depth + 1))
 
 
 def parse_body(schema: type[SchemaT]) -> SchemaT:

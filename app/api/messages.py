@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from flask import Response, request
 
 from app.api import current_user, db, parse_body, query_int, query_snowflake, read_path, resources, route
+from app.api.bodies import MESSAGE_JSON_LIMIT
 from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
@@ -70,7 +71,7 @@ def get_message(channel_id: int, message_id: int):
 
 
 @route("/channels/<channel_id>/messages", "POST", summary="Send a message", responses=ok("Message"), body=MessageCreate,
-       rate_limit="messages.create", public=False)
+       rate_limit="messages.create", public=False, json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def create_message(channel_id: int):
     body = parse_body(MessageCreate)
     fields = body.model_dump(exclude_unset=True)
@@ -82,7 +83,7 @@ def create_message(channel_id: int):
 
 
 @route("/channels/<channel_id>/messages/<message_id>", "PATCH", summary="Edit a message", responses=ok("Message"),
-       body=MessageEdit, rate_limit=OWN_BUCKET, public=False)
+       body=MessageEdit, rate_limit=OWN_BUCKET, public=False, json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def edit_message(channel_id: int, message_id: int):
     body = parse_body(MessageEdit)
     bundle = _messages().edit_message(current_user(), channel_id, message_id, body.model_dump(exclude_unset=True))

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.api.bodies import DEFAULT_JSON_LIMIT
 from app.ratelimit import OWN_BUCKET, SHARED_BUCKETS
 
 SNOWFLAKE = {"type": "string", "pattern": "^[0-9]{1,20}$", "description": "A snowflake id, as a decimal string."}
@@ -67,6 +68,10 @@ class RouteSpec:
     query: tuple[Query, ...] = ()
     #: The success body is an array of the response schema.
     list_of: bool = False
+    #: The largest JSON (or form) body the route reads, in bytes (app.api.bodies).
+    json_limit: int = DEFAULT_JSON_LIMIT
+    #: The route takes files in a multipart body, up to app.api.bodies.MAX_UPLOAD_BYTES.
+    accepts_files: bool = False
 
 
 class RouteRegistry:

@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.server import free_port, stop
+from tests.support.server import children_of, free_port, stop
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, timeout: float, log: Path) -> None:
@@ -102,6 +103,18 @@ class PostgresServer:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not accept connections:\n{self.log.read_text()}")
             time.sleep(0.1)
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster, then every backend: connections stay open, and nothing answers on them."""
+        self._signal_all(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+        for child in children_of(self.process.pid):
+            os.kill(child, signum)
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): sessions are cut, as when a server is restarted."""

@@ -6,7 +6,7 @@ import json
 import orjson
 import pytest
 
-from app import MAX_CONTENT_LENGTH
+from app.api.bodies import MESSAGE_JSON_LIMIT
 from tests.support.responses import error, field_error_codes, json_body
 
 JSON = "application/json"
@@ -122,7 +122,7 @@ def test_an_unsupported_content_type_is_refused(client, channel):
 def test_a_body_over_the_size_limit_is_413_40005(client, channel):
     owner, channel_id, url = channel
     before = state(client, owner, channel_id)
-    body = b'{"content": "' + b"a" * MAX_CONTENT_LENGTH + b'"}'
+    body = b'{"content": "' + b"a" * MESSAGE_JSON_LIMIT + b'"}'
     error(post_raw(client, owner, url, body), 413, 40005)
     assert state(client, owner, channel_id) == before
 

@@ -144,3 +144,78 @@ def test_database_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
             print(f"\npostgres fault: {len(outcomes)} requests, {len(acknowledged)} acknowledged, "
                   f"{len(while_down)} answered 503 while down (slowest {max(o.seconds for o in while_down):.3f}s), "
                   f"recovered {recovery_seconds:.2f}s after restart, {len(stored)} stored")
+
+
+#: The service's bound on one answer of PostgreSQL in this test (DB_RESPONSE_TIMEOUT), and on waiting for a pooled
+#: connection (DB_POOL_TIMEOUT). A request that meets a frozen database answers within the pool wait and two
+#: answers: the ping of a pooled connection, then the connection opened in its place.
+RESPONSE_TIMEOUT = 3.0
+POOL_TIMEOUT = 2.0
+FROZEN_SECONDS = 20.0
+
+
+def test_a_frozen_database_is_answered_503_within_the_timeouts_and_recovered_from():
+    """PostgreSQL stopped with SIGSTOP keeps its connections open and answers nothing: no error arrives, so only
+    the service's own bound on the wait can end a request."""
+    with postgres_server() as database:
+        engine = create_engine(database.url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+        world = seed(Settings(database_url=database.url, rate_limit_enabled=False))
+        token, channel_id = world.owner.token, world.channel_ids[0]
+        environment = {"DATABASE_URL": database.url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "false",
+                       "DB_POOL_TIMEOUT": str(POOL_TIMEOUT), "DB_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT),
+                       "DB_STATEMENT_TIMEOUT_MS": "2000"}
+        with gunicorn_server(environment) as server:
+            outcomes: list[Outcome] = []
+            numbers = count()
+            running = True
+
+            def load():
+                while running:
+                    outcomes.append(post_message(server, token, channel_id, f"f{next(numbers)}"))
+                    gevent.sleep(0.05)
+
+            greenlets = [gevent.spawn(load) for _ in range(LOAD_GREENLETS)]
+            try:
+                healthy_until = time.monotonic() + 20
+                while sum(o.status == 200 for o in outcomes) < 20 and time.monotonic() < healthy_until:
+                    gevent.sleep(0.1)
+                database.freeze()
+                frozen_at = time.monotonic()
+                try:
+                    gevent.sleep(FROZEN_SECONDS)
+                finally:
+                    database.thaw()
+                thawed_at = time.monotonic()
+                deadline = thawed_at + RECOVERY_DEADLINE_SECONDS
+                while time.monotonic() < deadline and not any(
+                        o.status == 200 and o.started > thawed_at for o in outcomes):
+                    gevent.sleep(0.1)
+                gevent.sleep(2)
+            finally:
+                running = False
+                gevent.joinall(greenlets, timeout=40)
+
+            summary = "\n".join(f"{o.started - frozen_at:+.2f}s {o.seconds:.2f}s {o.status}" for o in outcomes)
+            # Requests that began while the database was frozen and ended before it was thawed.
+            while_frozen = [o for o in outcomes if frozen_at < o.started and o.started + o.seconds < thawed_at]
+            assert len(while_frozen) >= LOAD_GREENLETS, summary
+            assert {o.status for o in while_frozen} == {503}, summary
+            assert all(o.retry_after and int(o.retry_after) >= 1 for o in while_frozen)
+            assert all(o.body and o.body["code"] == 0 for o in while_frozen)
+            # Every request, even one in flight at the freeze, ends within the bounds (plus scheduling slack).
+            bound = POOL_TIMEOUT + 2 * RESPONSE_TIMEOUT + 2.0
+            assert max(o.seconds for o in outcomes) < bound, summary
+            assert {o.status for o in outcomes} <= {200, 503}, summary
+            recovered = [o for o in outcomes if o.started > thawed_at and o.status == 200]
+            assert recovered, summary
+            assert "WORKER TIMEOUT" not in server.log()
+            acknowledged = [o.content for o in outcomes if o.status == 200]
+            stored = [m["content"] for m in history(server, token, channel_id)]
+            assert set(acknowledged) <= set(stored)
+            print(f"\nfrozen postgres: {len(outcomes)} requests, {len(while_frozen)} answered 503 while frozen "
+                  f"(slowest request {max(o.seconds for o in outcomes):.2f}s), first 200 "
+                  f"{min(o.started + o.seconds for o in recovered) - thawed_at:.2f}s after the thaw")

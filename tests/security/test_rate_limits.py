@@ -140,3 +140,44 @@ def test_an_unreachable_redis_lets_requests_through_quickly(client, make, rate_l
         assert "X-RateLimit-Limit" not in response.headers
     assert time.monotonic() - started < 2.0
     assert message_count(client, alice, general) == 5
+
+
+def assert_blocked(response) -> float:
+    body = json_body(response, 429)
+    assert body["message"].startswith("You are being blocked") and body["global"] is True
+    assert response.headers["Via"] and response.headers["X-RateLimit-Scope"] == "global"
+    return body["retry_after"]
+
+
+def test_invalid_requests_of_an_address_are_limited_over_a_short_window(client, make, rate_limits):
+    rate_limits(rate_limit_invalid_burst="3/30")
+    actor = make.actor()
+    guessing = {"Authorization": "Bot not-a-token"}
+    for _ in range(3):
+        assert client.get("/api/v10/users/@me", headers=guessing).status_code == 401
+    # Over the window the address is refused whatever it sends, a valid token included, before any lookup.
+    assert 0 < assert_blocked(client.get("/api/v10/users/@me", headers=actor.headers)) <= 30
+    assert_blocked(client.get("/api/v10/users/@me", headers=guessing))
+    # Another address is not.
+    elsewhere = client.get("/api/v10/users/@me", headers=actor.headers, environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert elsewhere.status_code == 200
+
+
+def test_403s_and_429s_count_as_invalid_over_the_long_window(client, make, rate_limits):
+    rate_limits(rate_limit_invalid="4/600", rate_limit_message_create="1/60")
+    owner, outsider = make.actor(), make.actor()
+    _guild_id, channel_id = make.guild(owner)
+    assert send(client, owner, channel_id).status_code == 200
+    assert send(client, owner, channel_id).status_code == 429
+    assert send(client, outsider, channel_id).status_code == 403
+    assert send(client, outsider, channel_id).status_code == 429
+    assert client.get(f"/api/v10/channels/{channel_id}", headers=outsider.headers).status_code == 403
+    retry_after = assert_blocked(client.get("/api/v10/users/@me", headers=owner.headers))
+    assert 500 < retry_after <= 600
+
+
+def test_valid_requests_never_count_as_invalid(client, make, rate_limits):
+    rate_limits(rate_limit_invalid_burst="2/30")
+    actor = make.actor()
+    for _ in range(10):
+        assert client.get("/api/v10/users/@me", headers=actor.headers).status_code == 200

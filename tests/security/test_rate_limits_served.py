@@ -87,3 +87,32 @@ def test_discord_py_waits_out_a_429_and_retries(served):
     stored = json.loads(connection.getresponse().read())
     connection.close()
     assert [m["content"] for m in stored] == ["discord.py 2", "discord.py 1", "discord.py 0", "spent 1", "spent 0"]
+
+
+def test_without_redis_the_workers_of_a_host_count_together(tmp_path):
+    """Two workers, no Redis: one client's requests, sent one after the other over eight connections opened at
+    once (so that both workers hold some), spend one bucket, and X-RateLimit-Remaining only goes down."""
+    with sqlite_settings(tmp_path) as settings:
+        world = seed(settings)
+        environment = {"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "1",
+                       "RATE_LIMIT_MESSAGE_CREATE": "6/30", "RATE_LIMIT_STORAGE_URL": ""}
+        with gunicorn_server(environment) as server:
+            connections = [http.client.HTTPConnection(server.host, server.port, timeout=10) for _ in range(8)]
+            gevent.pool.Pool(8).map(lambda connection: connection.connect(), connections)
+            answers = []
+            for index in range(10):
+                connection = connections[index % len(connections)]
+                connection.request("POST", f"/api/v10/channels/{world.channel_ids[0]}/messages",
+                                   json.dumps({"content": f"shared {index}"}),
+                                   {"Authorization": f"Bot {world.owner.token}", "Content-Type": "application/json"})
+                response = connection.getresponse()
+                answers.append((response.status, dict(response.getheaders()), response.read()))
+            for connection in connections:
+                connection.close()
+            workers = {json.loads(line)["pid"] for line in server.log().splitlines()
+                       if '"chatstore.access"' in line and "/messages " in line}
+    statuses = [status for status, _headers, _body in answers]
+    remaining = [int(headers["X-RateLimit-Remaining"]) for _status, headers, _body in answers]
+    assert statuses == [200] * 6 + [429] * 4
+    assert remaining == [5, 4, 3, 2, 1, 0, 0, 0, 0, 0]
+    assert len(workers) == 2, "one worker answered every request: the test proves nothing"

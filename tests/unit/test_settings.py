@@ -40,6 +40,16 @@ def test_empty_environment_gives_the_defaults():
         pytest.param(
             "DB_STATEMENT_TIMEOUT_MS", "1500", "db_statement_timeout_ms", 1500, id="db-statement-timeout-ms"
         ),
+        pytest.param("DB_RESPONSE_TIMEOUT", "12.5", "db_response_timeout", 12.5, id="db-response-timeout"),
+        pytest.param("REQUEST_HEADER_TIMEOUT", "3", "request_header_timeout", 3.0, id="request-header-timeout"),
+        pytest.param("REQUEST_BODY_TIMEOUT", "4.5", "request_body_timeout", 4.5, id="request-body-timeout"),
+        pytest.param("REQUEST_BODY_MIN_RATE", "1024", "request_body_min_rate", 1024, id="request-body-min-rate"),
+        pytest.param("KEEPALIVE_TIMEOUT", "30", "keepalive_timeout", 30.0, id="keepalive-timeout"),
+        pytest.param("MAX_CONNECTIONS_PER_ADDRESS", "0", "max_connections_per_address", 0,
+                     id="max-connections-per-address-off"),
+        pytest.param("RATE_LIMIT_INVALID", "100/60", "rate_limit_invalid", "100/60", id="rate-limit-invalid"),
+        pytest.param("RATE_LIMIT_INVALID_BURST", "10/1", "rate_limit_invalid_burst", "10/1",
+                     id="rate-limit-invalid-burst"),
         pytest.param("SCYLLA_HOSTS", "a, b,,", "scylla_hosts", ("a", "b"), id="scylla-hosts-split-and-trimmed"),
         pytest.param("SCYLLA_PORT", "19042", "scylla_port", 19042, id="scylla-port"),
         pytest.param("SCYLLA_KEYSPACE", "chat_test", "scylla_keyspace", "chat_test", id="scylla-keyspace"),
@@ -162,3 +172,9 @@ def test_settings_are_frozen_and_replace_returns_a_copy():
     changed = settings.replace(web_workers=3)
     assert changed.web_workers == 3
     assert settings.web_workers == Settings().web_workers
+
+
+def test_a_response_timeout_within_the_statement_timeout_is_refused():
+    with pytest.raises(SettingsError, match="DB_RESPONSE_TIMEOUT must exceed DB_STATEMENT_TIMEOUT_MS"):
+        load_settings({"DB_STATEMENT_TIMEOUT_MS": "8000"})
+    assert load_settings({"DB_STATEMENT_TIMEOUT_MS": "8000", "DB_RESPONSE_TIMEOUT": "9"}).db_response_timeout == 9.0
