@@ -111,6 +111,14 @@ class BulkDeleteTooOld(AppError):
     status, code, message = 400, 50034, "You can only bulk delete messages that are under 14 days old."
 
 
+class RequestTooLarge(AppError):
+    status, code, message = 413, 40005, "Request entity too large"
+
+
+class UnknownAttachment(AppError):
+    status, code, message = 404, 10000, "404: Not Found"
+
+
 class InvalidForm(AppError):
     status, code, message = 400, 50035, "Invalid Form Body"
 
