@@ -128,6 +128,8 @@ def _request_schemas() -> tuple[dict[str, Any], dict[str, str]]:
             continue
         schema = operation.body.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
+        # Discord's documented fields that the route refuses (app.api.schemas): every body must say which.
+        schema["x-discord-unsupported"] = sorted(operation.body.unsupported)
         components[operation.body.__name__] = schema
         references[operation.body.__name__] = f"#/components/schemas/{operation.body.__name__}"
     return components, references

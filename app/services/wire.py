@@ -14,6 +14,7 @@ import orjson
 from app.domain import TOPIC_CHANNEL_TYPES, VOICE_CHANNEL_TYPES, MessageReferenceType, MessageType, UserSnapshot
 from app.ids import InvalidSnowflake, parse_snowflake, snowflake_ms, snowflake_time
 from app.messages.base import Message
+from app.services.attachments import attachments_wire, records_from_wire
 from app.services.emoji import emoji_from_key
 from models import Channel, Guild, Role, User
 
@@ -52,12 +53,14 @@ def message_json(message: Message, bundle: MessageBundle, *, nested: bool = Fals
     body: dict[str, Any] = {
         "id": str(message.id), "type": message.type, "content": message.content,
         "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),
-        "attachments": [], "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
+        "attachments": attachments_wire(message, bundle.links),
+        "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
         "mentions": [_author_json(u, bundle.users) for u in message.mentions],
         "mention_roles": [str(r) for r in message.mention_roles], "pinned": message.pinned,
         "mention_everyone": message.mention_everyone, "tts": message.tts,
         "timestamp": timestamp(snowflake_time(message.id)), "edited_timestamp": timestamp(message.edited_at),
-        "flags": message.flags, "components": [],
+        "flags": message.flags,
+        "components": orjson.loads(message.components_json) if message.components_json else [],
     }
     reactions = bundle.reactions.get(message.id)
     if reactions:
@@ -166,6 +169,10 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         reference_channel_id = _snowflake(reference.get("channel_id", channel_id), "message_reference.channel_id")
         if reference.get("guild_id") is not None:
             reference_guild_id = _snowflake(reference["guild_id"], "message_reference.guild_id")
+    components = _typed(body, "components", list, [])
+    if not all(isinstance(component, dict) for component in components):
+        raise WireFormError("components: expected a list of component objects")
+    attachments_json = records_from_wire(_typed(body, "attachments", list, None), WireFormError)
     edited = body.get("edited_timestamp")
     pinned = _typed(body, "pinned", bool, False)
     pinned_at = parse_timestamp(body["pinned_at"], "pinned_at") if pinned and body.get("pinned_at") else None
@@ -180,7 +187,8 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         pinned=pinned,
         edited_at=parse_timestamp(edited, "edited_timestamp") if edited is not None else None,
         reference_message_id=reference_message_id, reference_channel_id=reference_channel_id,
-        reference_guild_id=reference_guild_id,
+        reference_guild_id=reference_guild_id, attachments_json=attachments_json,
+        components_json=orjson.dumps(components).decode() if components else None,
     )
     return message, pinned_at
 
