@@ -21,11 +21,11 @@ def attachment_path(channel_id: int, attachment_id: int, filename: str) -> str:
 class AttachmentLinks:
     """Signs links for a base URL and checks the signatures of requested ones."""
 
-    def __init__(self, key: bytes, ttl_seconds: int, base_url: str, clock: Callable[[], float] = time.time):
+    def __init__(self, key: bytes, ttl_seconds: int, base_url: str, clock: Callable[[], float] | None = None):
         self.key = key
         self.ttl_seconds = ttl_seconds
         self.base_url = base_url.rstrip("/")
-        self.clock = clock
+        self.clock = clock or time.time
 
     def _signature(self, path: str, expires: str, issued: str) -> str:
         return hmac.new(self.key, f"{path}\n{expires}\n{issued}".encode(), hashlib.sha256).hexdigest()
