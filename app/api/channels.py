@@ -13,7 +13,7 @@ from app.services.wire import channel_json
 
 def _channels() -> ChannelService:
     res = resources()
-    return ChannelService(db(), res.ids, res.message_store, events=res.session_events())
+    return ChannelService(db(), res.ids, res.message_store, events=res.session_events(), blobs=res.blob_store)
 
 
 @route("/channels/<channel_id>", "GET", summary="Get a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,

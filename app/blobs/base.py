@@ -72,6 +72,10 @@ class BlobStore(ABC):
         """Delete the blobs under ``keys``; missing ones are skipped."""
 
     @abstractmethod
+    def delete_under(self, prefix: str) -> None:
+        """Delete every blob whose key starts with ``prefix/`` (a channel's files when it is deleted)."""
+
+    @abstractmethod
     def ping(self) -> None:
         """Raise :class:`BlobStoreUnavailable` unless the store answers (readiness)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -95,6 +96,9 @@ class FilesystemBlobStore(BlobStore):
             # The bytes first: a blob is visible while its bytes exist.
             path.unlink(missing_ok=True)
             path.with_name(path.name + _TYPE_SUFFIX).unlink(missing_ok=True)
+
+    def delete_under(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
 
     def ping(self) -> None:
         if not os.access(self.root if self.root.exists() else self.root.parent, os.W_OK):

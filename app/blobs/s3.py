@@ -118,6 +118,18 @@ class S3BlobStore(BlobStore):
             except (core, client_error) as exc:
                 raise self._unavailable(exc) from exc
 
+    def delete_under(self, prefix: str) -> None:
+        core, client_error = self._errors()
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._key(prefix) + "/")
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+                if keys:
+                    self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+        except (core, client_error) as exc:
+            raise self._unavailable(exc) from exc
+
     def ping(self) -> None:
         core, client_error = self._errors()
         try:

@@ -1,6 +1,7 @@
 """Guild channels and their permission overwrites."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
+from app.blobs.base import BlobStore, BlobStoreUnavailable
 from app.domain import ChannelType
 from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
@@ -17,12 +19,16 @@ from app.services.rows import add_unless_present
 from app.services.wire import channel_json
 from models import Channel, Member, PermissionOverwrite, Role
 
+log = logging.getLogger(__name__)
+
 
 class ChannelService:
-    def __init__(self, session: Session, ids, store: MessageStore | None = None, *, events: SessionEvents):
+    def __init__(self, session: Session, ids, store: MessageStore | None = None, *, events: SessionEvents,
+                 blobs: BlobStore | None = None):
         self.session = session
         self.ids = ids
         self.store = store
+        self.blobs = blobs
         self.events = events
         self.access = AccessService(session)
 
@@ -120,6 +126,12 @@ class ChannelService:
         self.session.commit()
         if self.store is not None:
             self.store.delete_channel(channel_id)
+        if self.blobs is not None:
+            # After the messages that name them; a failure leaves orphan files, never a message without its file.
+            try:
+                self.blobs.delete_under(str(channel_id))
+            except BlobStoreUnavailable as exc:
+                log.warning("could not delete the attachments of deleted channel %s: %s", channel_id, exc)
         return channel
 
     def _overwrite_manager(self, user, channel_id: int) -> ChannelAccess:

@@ -207,3 +207,10 @@ class TestEditsAndDeletes:
         assert client.delete(f"/api/v10/channels/{room.channel_id}/messages/{created['id']}",
                              headers=room.member.headers).status_code == 204
         assert history(client, room.owner, room.channel_id) == []
+
+
+def test_deleting_a_channel_deletes_its_files(client, room, resources):
+    created = json_body(upload(client, room.member, room.channel_id, [("a.txt", b"a")], {"content": "x"}), 200)
+    key = blob_key(room.channel_id, int(created["attachments"][0]["id"]))
+    assert client.delete(f"/api/v10/channels/{room.channel_id}", headers=room.owner.headers).status_code == 200
+    assert resources.blob_store.stat(key) is None

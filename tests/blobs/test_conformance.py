@@ -73,6 +73,14 @@ def test_delete_is_idempotent_and_leaves_others(blobs):
     blobs.delete([])
 
 
+def test_delete_under_deletes_one_prefix(blobs):
+    for key in ("7/a", "7/b", "70/a", "8/a"):
+        blobs.put(key, io.BytesIO(key.encode()), "text/plain")
+    blobs.delete_under("7")
+    blobs.delete_under("9")
+    assert [blobs.stat(key) is None for key in ("7/a", "7/b", "70/a", "8/a")] == [True, True, False, False]
+
+
 @pytest.mark.parametrize("key", ["../escape", "/absolute", "a//b", "a/./b", "spaces here", "a/..", ""])
 def test_keys_outside_the_grammar_are_refused(blobs, key):
     with pytest.raises(ValueError):
