@@ -14,6 +14,7 @@ from models.events import (
 )
 from models.metadata import (
     Channel,
+    DirectChannel,
     Guild,
     IdSlotLease,
     Member,
@@ -26,8 +27,8 @@ from models.metadata import (
 )
 
 __all__ = [
-    "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion", "PermissionOverwrite",
-    "Role", "Token", "User",
+    "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion",
+    "PermissionOverwrite", "Role", "Token", "User",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream",
 ]

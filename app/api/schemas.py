@@ -245,6 +245,12 @@ def _stored_components(rows: list[ActionRow]) -> list[dict[str, Any]]:
     return [row.model_dump(exclude_none=True) for row in rows]
 
 
+class DMCreate(Body):
+    unsupported = frozenset({"access_tokens", "nicks"})
+
+    recipient_id: Snowflake
+
+
 class BulkDelete(Body):
     unsupported = frozenset()
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.auth.permissions import OverwriteType, Permission
 from app.blobs.base import BlobStore, BlobStoreUnavailable
 from app.domain import ChannelType
-from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
+from app.errors import DMChannelAction, InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
 from app.services.dispatch import SessionEvents
@@ -92,8 +92,15 @@ class ChannelService:
         self.session.commit()
         return channel
 
-    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+    def _guild_channel_access(self, channel_id: int, user) -> ChannelAccess:
+        """Access to a channel that only guild channels support (edits, deletes, overwrites): 50003 for a DM."""
         access = self.access.channel_access(channel_id, user)
+        if access.guild is None:
+            raise DMChannelAction()
+        return access
+
+    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
         if "permission_overwrites" in fields and fields["permission_overwrites"] is not None:
@@ -113,7 +120,7 @@ class ChannelService:
         return channel
 
     def delete_channel(self, user, channel_id: int) -> Channel:
-        access = self.access.channel_access(channel_id, user)
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
         # Deleting a category leaves its channels in the guild, outside any category, as Discord does.
@@ -135,7 +142,7 @@ class ChannelService:
         return channel
 
     def _overwrite_manager(self, user, channel_id: int) -> ChannelAccess:
-        access = self.access.channel_access(channel_id, user)
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_ROLES)
         return access
 

@@ -49,7 +49,7 @@ from app.services.wire import message_json
 from models import Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM})
 TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
 DELETABLE_TYPES = frozenset({
     MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
@@ -124,7 +124,7 @@ class MessageLookup:
         full = AccessService(self.session).channel_access(channel_id, user)
         self.session.commit()
         # A timeout's end changes the permissions without a write: the entry lasts until then.
-        timeout = full.guild.member.communication_disabled_until
+        timeout = full.guild.member.communication_disabled_until if full.guild is not None else None
         kept = ChannelPermissions(channel=ChannelRef.of(full.channel), permissions=full.permissions,
                                   until=timeout if timeout is not None and timeout > datetime.now(timezone.utc)
                                   else None)

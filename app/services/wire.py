@@ -241,6 +241,23 @@ def channel_json(channel: Channel) -> dict[str, Any]:
     return body
 
 
+def dm_channel_json(channel: Channel, recipients: list[User]) -> dict[str, Any]:
+    """A DM channel (type 1) as Discord serves it: no guild, no name, the other user in ``recipients``."""
+    return {"id": str(channel.id), "type": channel.type,
+            "last_message_id": str(channel.last_message_id) if channel.last_message_id else None,
+            "flags": 0, "recipients": [user_json(user) for user in recipients]}
+
+
+def partial_guild_json(guild: Guild, viewer_id: int, permissions: int, member_count: int | None) -> dict[str, Any]:
+    """A guild as GET /users/@me/guilds lists it to ``viewer_id``."""
+    body = {"id": str(guild.id), "name": guild.name, "icon": None, "banner": None,
+            "owner": guild.owner_id == viewer_id, "permissions": str(permissions), "features": []}
+    if member_count is not None:
+        body["approximate_member_count"] = member_count
+        body["approximate_presence_count"] = 0
+    return body
+
+
 def member_json(view) -> dict[str, Any]:
     member = view.member
     return {
