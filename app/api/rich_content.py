@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.ids import InvalidSnowflake, parse_snowflake
@@ -100,7 +100,7 @@ class EmbedAuthor(Strict):
 class EmbedField(Strict):
     name: _text(256)
     value: _text(1024)
-    inline: bool | None = None
+    inline: StrictBool | None = None
 
 
 class Embed(Strict):
@@ -143,7 +143,7 @@ CustomId = _text(100, 1)
 class PartialEmoji(Strict):
     id: SnowflakeText | None = None
     name: _text(32) | None = None
-    animated: bool | None = None
+    animated: StrictBool | None = None
 
     @model_validator(mode="after")
     def _named_or_custom(self):
@@ -159,7 +159,7 @@ class Button(Strict):
     emoji: PartialEmoji | None = None
     custom_id: CustomId | None = None
     url: WebUrl | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
     @model_validator(mode="after")
@@ -178,7 +178,7 @@ class SelectOption(Strict):
     value: _text(100, 1)
     description: _text(100) | None = None
     emoji: PartialEmoji | None = None
-    default: bool | None = None
+    default: StrictBool | None = None
 
 
 class SelectDefault(Strict):
@@ -195,7 +195,7 @@ class SelectMenu(Strict):
     default_values: Annotated[list[SelectDefault], Field(max_length=25)] | None = None
     min_values: Annotated[int, Field(ge=0, le=25)] | None = None
     max_values: Annotated[int, Field(ge=1, le=25)] | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     id: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
     @model_validator(mode="after")
