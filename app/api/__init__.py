@@ -58,7 +58,7 @@ def attachment_links() -> AttachmentLinks:
     """Signs attachment links under PUBLIC_BASE_URL, or the host this request came to."""
     res = resources()
     base_url = res.settings.public_base_url or request.host_url
-    return AttachmentLinks(res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, base_url)
+    return AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, base_url)
 
 
 def current_user():

@@ -19,16 +19,21 @@ def attachment_path(channel_id: int, attachment_id: int, filename: str) -> str:
 
 
 class AttachmentLinks:
-    """Signs links for a base URL and checks the signatures of requested ones."""
+    """Signs links for a base URL and checks the signatures of requested ones. ``key`` gives the signing key when
+    first needed, so that rendering messages without files never reads (or creates) it."""
 
-    def __init__(self, key: bytes, ttl_seconds: int, base_url: str, clock: Callable[[], float] | None = None):
-        self.key = key
+    def __init__(self, key: Callable[[], bytes], ttl_seconds: int, base_url: str,
+                 clock: Callable[[], float] | None = None):
+        self._key_source = key
+        self._key: bytes | None = None
         self.ttl_seconds = ttl_seconds
         self.base_url = base_url.rstrip("/")
         self.clock = clock or time.time
 
     def _signature(self, path: str, expires: str, issued: str) -> str:
-        return hmac.new(self.key, f"{path}\n{expires}\n{issued}".encode(), hashlib.sha256).hexdigest()
+        if self._key is None:
+            self._key = self._key_source()
+        return hmac.new(self._key, f"{path}\n{expires}\n{issued}".encode(), hashlib.sha256).hexdigest()
 
     def url(self, channel_id: int, attachment_id: int, filename: str) -> str:
         path = attachment_path(channel_id, attachment_id, filename)
