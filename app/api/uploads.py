@@ -34,32 +34,15 @@ class MultipartBody:
     uploads: list[Upload]
 
 
-class _CountingStream:
-    """The request body, refused with 413 40005 once more than ``limit`` bytes have come (chunked bodies have
-    no Content-Length to check beforehand)."""
-
-    def __init__(self, stream: BinaryIO, limit: int):
-        self.stream = stream
-        self.limit = limit
-        self.read_so_far = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.stream.read(size)
-        self.read_so_far += len(chunk)
-        if self.read_so_far > self.limit:
-            raise RequestTooLarge()
-        return chunk
-
-
 def read_multipart(max_bytes: int) -> MultipartBody:
     """The request's multipart body, parsed once per request (later calls return the same)."""
     if "multipart_body" in g:
         return g.multipart_body
     if request.content_length is not None and request.content_length > max_bytes:
         raise RequestTooLarge()
-    # The service's own limit applies to this body, not the app-wide one: the stream stops at max_bytes + 1 so
-    # that _CountingStream sees the excess.
-    request.max_content_length = None
+    # This body's limit is MAX_UPLOAD_BYTES, not the app-wide one: werkzeug's request stream then refuses a
+    # chunked body (whose server marks it terminated, as gunicorn does) as soon as it passes the limit.
+    request.max_content_length = max_bytes
     opened: list[BinaryIO] = []
     g.multipart_files = opened
 
@@ -73,8 +56,8 @@ def read_multipart(max_bytes: int) -> MultipartBody:
     parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=MAX_FIELD_BYTES,
                             max_form_parts=MAX_FILES + MAX_FIELD_PARTS, silent=False)
     try:
-        _, form, files = parser.parse(_CountingStream(request.stream, max_bytes), request.mimetype,
-                                      request.content_length, request.mimetype_params)
+        _, form, files = parser.parse(request.stream, request.mimetype, request.content_length,
+                                      request.mimetype_params)
     except RequestEntityTooLarge:
         raise RequestTooLarge() from None
     except ValueError:
