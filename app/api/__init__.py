@@ -221,9 +221,9 @@ def parse_body(schema: type[SchemaT]) -> SchemaT:
 
 
 def refuse_unsupported(schema: type[BaseModel], data: dict[str, Any]) -> None:
-    """400 naming the first field Discord documents for this body that the service does not implement (see
-    app.api.schemas); null counts as absent, as it asks for nothing."""
-    given = sorted(name for name in getattr(schema, "unsupported", ()) if data.get(name) is not None)
+    """400 naming each field Discord documents for this body that the service does not implement (see
+    app.api.schemas); null or an empty list or object counts as absent, as it asks for nothing."""
+    given = sorted(name for name in getattr(schema, "unsupported", ()) if data.get(name) not in (None, [], {}))
     if given:
         raise InvalidForm(errors={name: {"_errors": [{
             "code": "UNSUPPORTED_FIELD", "message": "This service does not implement this field."}]}
