@@ -118,6 +118,22 @@ class BulkDeleteTooOld(AppError):
     status, code, message = 400, 50034, "You can only bulk delete messages that are under 14 days old."
 
 
+class CannotMessageUser(AppError):
+    status, code, message = 403, 50007, "Cannot send messages to this user"
+
+
+class DMChannelAction(AppError):
+    status, code, message = 400, 50003, "Cannot execute action on a DM channel"
+
+
+class RequestTooLarge(AppError):
+    status, code, message = 413, 40005, "Request entity too large"
+
+
+class UnknownAttachment(AppError):
+    status, code, message = 404, 10000, "404: Not Found"
+
+
 class InvalidForm(AppError):
     status, code, message = 400, 50035, "Invalid Form Body"
 

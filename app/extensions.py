@@ -14,6 +14,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.blobs import build_blob_store, signing_key
+from app.blobs.base import BlobStore
 from app.events import build_bus
 from app.events.base import EventBus
 from app.id_slots import LeasedSnowflakes, slots_for
@@ -111,6 +113,8 @@ class Resources:
         self._ids: LeasedSnowflakes | None = None
         self._read_cache: ReadCache | None = None
         self._event_bus: EventBus | None = None
+        self._blob_store: BlobStore | None = None
+        self._signing_key: bytes | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -120,6 +124,7 @@ class Resources:
             self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None
             # The parent's bus connections are left to the parent, like its engine's.
             self._event_bus = None
+            # The S3 client is rebuilt by the store itself after a fork; the filesystem holds nothing open.
             self._pid = os.getpid()
 
     @property
@@ -176,6 +181,21 @@ class Resources:
                     self._event_bus = build_bus(self.settings, engine)
         return self._event_bus
 
+    @property
+    def blob_store(self) -> BlobStore:
+        """Where attachments' bytes live (BLOB_STORE), built on first use."""
+        if self._blob_store is None:
+            with self._lock:
+                if self._blob_store is None:
+                    self._blob_store = build_blob_store(self.settings)
+        return self._blob_store
+
+    @property
+    def attachment_signing_key(self) -> bytes:
+        if self._signing_key is None:
+            self._signing_key = signing_key(self.settings)
+        return self._signing_key
+
     def close(self) -> None:
         """Release everything this process holds (worker exit, CLI exit, test teardown)."""
         if os.getpid() != self._pid:
@@ -187,6 +207,9 @@ class Resources:
             self._ids.release()
         if self._store is not None:
             self._store.close()
+        if self._blob_store is not None:
+            self._blob_store.close()
+            self._blob_store = None
         if self._engine is not None:
             self._engine.dispose()
         self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
+DEFAULT_BLOB_DIRECTORY = PROJECT_ROOT / "var" / "attachments"
 
 MESSAGE_STORES = ("sql", "scylla", "dual")
 EVENT_BUSES = ("sql", "redis", "off")
@@ -22,6 +23,7 @@ EVENT_RELAYS = ("worker", "process", "off")
 #: The WSGI environ key by which the app asks the server (config/gunicorn.py) to close the connection after its
 #: answer, as when a request body could not be read to its end.
 CLOSE_CONNECTION = "chatstore.close_connection"
+BLOB_STORES = ("filesystem", "s3")
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
@@ -101,6 +103,17 @@ class Settings:
     event_relay: str = "worker"
     event_redis_prefix: str = "chatstore:events"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Attachments (app/blobs): where their bytes live, how large an upload may be, and how their links are signed.
+    blob_store: str = "filesystem"
+    blob_directory: str = str(DEFAULT_BLOB_DIRECTORY)
+    blob_s3_bucket: str = ""
+    blob_s3_endpoint_url: str = ""
+    blob_s3_region: str = "us-east-1"
+    blob_s3_prefix: str = "attachments/"
+    max_upload_bytes: int = 25 * 1024 * 1024
+    attachment_url_ttl_seconds: int = 24 * 3600
+    attachment_signing_key: str = ""
+    public_base_url: str = ""
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -215,6 +228,19 @@ def _bind(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _signing_key(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters (e.g. `python -c 'import secrets; "
+                         "print(secrets.token_hex(32))'`)")
+    return raw
+
+
 def _database_url(raw: str) -> str:
     if not raw.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
         raise ValueError("must be a sqlite:// or postgresql:// URL")
@@ -277,6 +303,16 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EVENT_RETENTION": ("event_retention", _retention),
     "EVENT_RELAY": ("event_relay", _choice(*EVENT_RELAYS)),
     "EVENT_REDIS_PREFIX": ("event_redis_prefix", _key_prefix),
+    "BLOB_STORE": ("blob_store", _choice(*BLOB_STORES)),
+    "BLOB_DIRECTORY": ("blob_directory", str),
+    "BLOB_S3_BUCKET": ("blob_s3_bucket", str),
+    "BLOB_S3_ENDPOINT_URL": ("blob_s3_endpoint_url", _http_url),
+    "BLOB_S3_REGION": ("blob_s3_region", str),
+    "BLOB_S3_PREFIX": ("blob_s3_prefix", str),
+    "MAX_UPLOAD_BYTES": ("max_upload_bytes", _positive_int),
+    "ATTACHMENT_URL_TTL_SECONDS": ("attachment_url_ttl_seconds", _positive_int),
+    "ATTACHMENT_SIGNING_KEY": ("attachment_signing_key", _signing_key),
+    "PUBLIC_BASE_URL": ("public_base_url", _http_url),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -364,6 +400,23 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_RELAY": "Where the outbox relay runs: `worker` (a greenlet in each gunicorn worker, one active), "
                    "`process` (`flask events relay`), `off`",
     "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
+    "BLOB_STORE": "Where attachments' bytes live: `filesystem` (under `BLOB_DIRECTORY`) or `s3` (any "
+                  "S3-compatible service through boto3, credentials from boto3's usual chain: `AWS_ACCESS_KEY_ID`, "
+                  "`AWS_SECRET_ACCESS_KEY`, a profile or an instance role)",
+    "BLOB_DIRECTORY": "With `BLOB_STORE=filesystem`: the directory of the files (one host only)",
+    "BLOB_S3_BUCKET": "With `BLOB_STORE=s3`: the bucket; required",
+    "BLOB_S3_ENDPOINT_URL": "With `BLOB_STORE=s3`: the endpoint of a service other than AWS (MinIO, Ceph), "
+                            "e.g. `http://minio:9000`",
+    "BLOB_S3_REGION": "With `BLOB_STORE=s3`: the region",
+    "BLOB_S3_PREFIX": "With `BLOB_STORE=s3`: the prefix of every key, so one bucket can serve several services",
+    "MAX_UPLOAD_BYTES": "Largest multipart request (all files together), as Discord's 25 MiB; larger ones are "
+                        "refused with 413 and code 40005 before their body is read",
+    "ATTACHMENT_URL_TTL_SECONDS": "How long a signed attachment link (`ex`, `is`, `hm`) stays valid",
+    "ATTACHMENT_SIGNING_KEY": "Secret (32+ characters) that signs attachment links; the same on every host. "
+                              "Unset with `BLOB_STORE=filesystem`, a random key is kept in `BLOB_DIRECTORY`; "
+                              "required with `BLOB_STORE=s3`",
+    "PUBLIC_BASE_URL": "`https://host` under which clients reach this service, for attachment links; unset, "
+                       "each request's own host is used",
 }
 
 
@@ -392,6 +445,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
     if settings.db_response_timeout * 1000 <= settings.db_statement_timeout_ms:
         problems.append("DB_RESPONSE_TIMEOUT must exceed DB_STATEMENT_TIMEOUT_MS (a slow statement is the server's "
                         "to cancel)")
+    if settings.blob_store == "s3" and not settings.blob_s3_bucket:
+        problems.append("BLOB_S3_BUCKET: required when BLOB_STORE=s3")
+    if settings.blob_store == "s3" and not settings.attachment_signing_key:
+        problems.append("ATTACHMENT_SIGNING_KEY: required when BLOB_STORE=s3 (every host must sign alike)")
     if problems:
         raise SettingsError(problems)
     return settings

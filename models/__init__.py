@@ -15,6 +15,7 @@ from models.events import (
 from models.metadata import (
     AccessToken,
     Channel,
+    DirectChannel,
     Guild,
     IdSlotLease,
     Member,
@@ -27,7 +28,8 @@ from models.metadata import (
 )
 
 __all__ = [
-    "AccessToken", "Base", "Channel", "Guild", "IdSlotLease", "Member", "MemberRole", "MetadataVersion",
+    "AccessToken", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member", "MemberRole",
+    "MetadataVersion",
     "PermissionOverwrite", "Role", "Token", "User",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream",

@@ -132,6 +132,20 @@ class Channel(Base):
     )
 
 
+class DirectChannel(Base):
+    """The two users of a DM channel (type 1), the lower id first, so that a pair has one channel at most."""
+
+    __tablename__ = "dm_channels"
+    __table_args__ = (UniqueConstraint("user_low_id", "user_high_id"),)
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    user_low_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_high_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+    def other(self, user_id: int) -> int:
+        return self.user_high_id if user_id == self.user_low_id else self.user_low_id
+
+
 class PermissionOverwrite(Base):
     __tablename__ = "permission_overwrites"
 

@@ -22,7 +22,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app import ratelimit
 from app.api.bodies import DEFAULT_JSON_LIMIT, limit_body, refuse_before_parsing, reject_unstorable
 from app.api.routes import ROUTES, Query, RouteSpec
+from app.api.uploads import close_uploads, read_multipart
 from app.auth.tokens import authenticate
+from app.blobs.links import AttachmentLinks
 from app.errors import InvalidForm, InvalidJSON
 from app.ids import InvalidSnowflake, parse_snowflake
 
@@ -54,6 +56,13 @@ def read_path():
             channel_id = None  # the route answers 400 for it
         g.read_path = resources().read_cache.for_request(db(), channel_id)
     return g.read_path
+
+
+def attachment_links() -> AttachmentLinks:
+    """Signs attachment links under PUBLIC_BASE_URL, or the host this request came to."""
+    res = resources()
+    base_url = res.settings.public_base_url or request.host_url
+    return AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, base_url)
 
 
 def current_user():
@@ -178,8 +187,9 @@ def request_json() -> Any:
     """The request body as data: JSON, url-encoded form, or multipart with a ``payload_json`` part."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        payload = request.form.get("payload_json")
-        return _loads(payload) if payload is not None else request.form.to_dict()
+        fields = read_multipart(resources().settings.max_upload_bytes).fields
+        payload = fields.get("payload_json")
+        return _loads(payload) if payload is not None else fields
     if mimetype == "application/x-www-form-urlencoded":
         return _urlencoded_form(request.get_data(cache=True))
     raw = request.get_data(cache=True)
@@ -234,10 +244,21 @@ def parse_body(schema: type[SchemaT]) -> SchemaT:
     if not isinstance(data, dict):
         raise InvalidForm(errors={"_errors": [{
             "code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"}]})
+    refuse_unsupported(schema, data)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
         raise InvalidForm(errors=form_errors(exc)) from None
+
+
+def refuse_unsupported(schema: type[BaseModel], data: dict[str, Any]) -> None:
+    """400 naming each field Discord documents for this body that the service does not implement (see
+    app.api.schemas); null or an empty list or object counts as absent, as it asks for nothing."""
+    given = sorted(name for name in getattr(schema, "unsupported", ()) if data.get(name) not in (None, [], {}))
+    if given:
+        raise InvalidForm(errors={name: {"_errors": [{
+            "code": "UNSUPPORTED_FIELD", "message": "This service does not implement this field."}]}
+            for name in given})
 
 
 _ERROR_CODES = {
@@ -262,6 +283,11 @@ _ERROR_CODES = {
     "list_type": ("BASE_TYPE_ARRAY", lambda e: "Must be an array."),
     "model_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
     "dict_type": ("DICT_TYPE_CONVERT", lambda e: "Only dictionaries may be used in a DictType"),
+    "extra_forbidden": ("UNKNOWN_FIELD", lambda e: "This field is not allowed here."),
+    "url_scheme": ("URL_TYPE_INVALID_SCHEME", lambda e: e["msg"]),
+    "timestamp": ("DATE_TYPE_PARSE", lambda e: e["msg"]),
+    "none_required": ("UNSUPPORTED_FIELD", lambda e: "This service does not implement this field."),
+    "union_tag_invalid": ("BASE_TYPE_CHOICES", lambda e: e["msg"]),
 }
 
 
@@ -293,6 +319,7 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
 def register(app) -> None:
     """Mount the API under both versions and its error handlers."""
     from app.api import channels, guilds, messages, openapi, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api.attachments import cdn
     from app.api.errors import register_error_handlers
 
     # werkzeug answers a path with "//" by a 308 redirect to the path with one "/", in HTML; an empty id segment
@@ -301,7 +328,10 @@ def register(app) -> None:
     ratelimit.init_app(app, app.config["SETTINGS"])
     for name, prefix in VERSION_PREFIXES.items():
         app.register_blueprint(api, url_prefix=prefix, name=name)
+    app.register_blueprint(cdn)
     register_error_handlers(app)
+
+    app.teardown_request(close_uploads)
 
     @app.teardown_appcontext
     def _close_session(_exc) -> None:

@@ -5,19 +5,28 @@ from app.api import current_user, db, parse_body, resources, route
 from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, ok
 from app.api.schemas import ChannelEdit, OverwriteEdit
+from app.domain import ChannelType
 from app.services.channels import ChannelService
-from app.services.wire import channel_json
+from app.services.direct import DirectService
+from app.services.typing import TypingService
+from app.services.wire import channel_json, dm_channel_json
 
 
 def _channels() -> ChannelService:
     res = resources()
-    return ChannelService(db(), res.ids, res.message_store, events=res.session_events())
+    return ChannelService(db(), res.ids, res.message_store, events=res.session_events(), blobs=res.blob_store)
 
 
 @route("/channels/<channel_id>", "GET", summary="Get a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,
        public=False)
 def get_channel(channel_id: int):
-    return json_response(channel_json(_channels().get_channel(current_user(), channel_id)))
+    user = current_user()
+    channel = _channels().get_channel(user, channel_id)
+    if channel.type == ChannelType.DM:
+        res = resources()
+        recipients = DirectService(db(), res.ids, events=res.session_events()).recipients(user, channel)
+        return json_response(dm_channel_json(channel, recipients))
+    return json_response(channel_json(channel))
 
 
 @route("/channels/<channel_id>", "PATCH", summary="Edit a channel", responses=ok("Channel"), body=ChannelEdit,
@@ -48,4 +57,12 @@ def put_overwrite(channel_id: int, overwrite_id: int):
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def delete_overwrite(channel_id: int, overwrite_id: int):
     _channels().delete_overwrite(current_user(), channel_id, overwrite_id)
+    return no_content()
+
+
+@route("/channels/<channel_id>/typing", "POST", summary="Show the typing indicator", responses=NO_CONTENT,
+       rate_limit=OWN_BUCKET, public=False)
+def trigger_typing(channel_id: int):
+    res = resources()
+    TypingService(db(), events=res.session_events()).start_typing(current_user(), channel_id)
     return no_content()

@@ -5,14 +5,26 @@ from datetime import datetime, timezone
 
 from flask import Response, request
 
-from app.api import current_user, db, parse_body, query_int, query_snowflake, read_path, resources, route
+from app.api import (
+    attachment_links,
+    current_user,
+    db,
+    parse_body,
+    query_int,
+    query_snowflake,
+    read_path,
+    resources,
+    route,
+)
 from app.api.bodies import MESSAGE_JSON_LIMIT
 from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
 from app.api.serializers import messages_json
+from app.api.uploads import uploads
 from app.errors import InvalidForm
 from app.events import relay
+from app.services.attachments import AttachmentService
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.messages import MessageLookup, MessageService
@@ -24,7 +36,7 @@ LEGACY_PINS_LIMIT = 50
 
 
 def _lookup() -> MessageLookup:
-    return MessageLookup(db(), resources().message_store, read_path())
+    return MessageLookup(db(), resources().message_store, read_path(), attachment_links())
 
 
 def _writes() -> ChannelWrites:
@@ -36,7 +48,8 @@ def _writes() -> ChannelWrites:
 def _messages() -> MessageService:
     res = resources()
     return MessageService(_lookup(), res.ids, _writes(), Dispatch(res.ids),
-                          nonce_ttl_seconds=res.settings.nonce_ttl_seconds)
+                          nonce_ttl_seconds=res.settings.nonce_ttl_seconds,
+                          attachments=AttachmentService(res.blob_store, res.ids))
 
 
 def _reactions() -> ReactionService:
@@ -74,8 +87,7 @@ def get_message(channel_id: int, message_id: int):
        rate_limit="messages.create", public=False, json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def create_message(channel_id: int):
     body = parse_body(MessageCreate)
-    fields = body.model_dump(exclude_unset=True)
-    bundle = _messages().create_message(current_user(), channel_id, fields)
+    bundle = _messages().create_message(current_user(), channel_id, body.fields(), uploads())
     payload = message_json(bundle.messages[0], bundle)
     if bundle.nonce is not None:
         payload["nonce"] = bundle.nonce
@@ -86,7 +98,7 @@ def create_message(channel_id: int):
        body=MessageEdit, rate_limit=OWN_BUCKET, public=False, json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def edit_message(channel_id: int, message_id: int):
     body = parse_body(MessageEdit)
-    bundle = _messages().edit_message(current_user(), channel_id, message_id, body.model_dump(exclude_unset=True))
+    bundle = _messages().edit_message(current_user(), channel_id, message_id, body.fields(), uploads())
     return json_response(message_json(bundle.messages[0], bundle))
 
 

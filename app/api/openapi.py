@@ -49,8 +49,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                      "permissions": {"type": "string", "pattern": "^[0-9]+$"}}),
     "Guild": _object({"id": SNOWFLAKE, "name": {"type": "string"}, "owner_id": SNOWFLAKE,
                       "roles": {"type": "array", "items": _ref("Role")}}),
-    "Channel": _object({"id": SNOWFLAKE, "type": {"type": "integer"}, "guild_id": NULLABLE_SNOWFLAKE,
-                        "permission_overwrites": {"type": "array"}}),
+    # A guild channel has guild_id and permission_overwrites; a DM (type 1) has recipients instead.
+    "Channel": _object({"id": SNOWFLAKE, "type": {"type": "integer"}}, guild_id=NULLABLE_SNOWFLAKE,
+                       permission_overwrites={"type": "array"}, recipients={"type": "array", "items": _ref("User")}),
+    "PartialGuild": _object({"id": SNOWFLAKE, "name": {"type": "string"}, "owner": {"type": "boolean"},
+                             "permissions": {"type": "string", "pattern": "^[0-9]+$"}},
+                            approximate_member_count={"type": "integer"}),
     "Member": _object({"user": _ref("User"), "roles": {"type": "array", "items": SNOWFLAKE},
                        "joined_at": TIMESTAMP}),
     "Message": _object({"id": SNOWFLAKE, "type": {"type": "integer"}, "channel_id": SNOWFLAKE,
@@ -128,6 +132,8 @@ def _request_schemas() -> tuple[dict[str, Any], dict[str, str]]:
             continue
         schema = operation.body.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
+        # Discord's documented fields that the route refuses (app.api.schemas): every body must say which.
+        schema["x-discord-unsupported"] = sorted(operation.body.unsupported)
         components[operation.body.__name__] = schema
         references[operation.body.__name__] = f"#/components/schemas/{operation.body.__name__}"
     return components, references

@@ -1,16 +1,21 @@
 """Request schemas (pydantic). IDs arrive as strings (Discord's form) or integers (discord.py's): both parse.
 
-Unknown fields are ignored, as Discord ignores them: clients send fields this service does not model.
+Every schema names, in ``unsupported``, the fields Discord documents for its route that this service does not
+implement: a request that gives one (not null) is refused with 400 naming it (app.api.parse_body), never
+accepted and dropped. The OpenAPI document lists them (``x-discord-unsupported``), and a test sends each. Keys
+Discord does not document are ignored, as Discord ignores them.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.api.rich_content import EMBED_TOTAL_LIMIT, ActionRow, AttachmentEntry, Components, Embed
 from app.auth.permissions import OverwriteType, parse_permissions
 from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, MAX_POSITION, ChannelType, MessageReferenceType
+from app.errors import InvalidForm
 from app.ids import InvalidSnowflake, parse_snowflake
 
 
@@ -46,7 +51,18 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
 
 
-class GuildCreate(Schema):
+class Body(Schema):
+    """A request body. Subclasses must set ``unsupported`` (possibly empty): building the OpenAPI document
+    fails for a body that does not, so a new route cannot forget to say what it refuses."""
+
+    unsupported: ClassVar[frozenset[str]]
+
+
+class GuildCreate(Body):
+    unsupported = frozenset({"region", "icon", "verification_level", "default_message_notifications",
+                             "explicit_content_filter", "roles", "channels", "afk_channel_id", "afk_timeout",
+                             "system_channel_id", "system_channel_flags"})
+
     name: Annotated[str, StringConstraints(min_length=2, max_length=100)]
 
 
@@ -63,7 +79,17 @@ class OverwriteIn(Schema):
 ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
-class ChannelEdit(Schema):
+#: Channel fields of voice, forum and media channels and of threads, which this service does not implement.
+_CHANNEL_UNSUPPORTED = frozenset({
+    "bitrate", "user_limit", "rtc_region", "video_quality_mode", "default_auto_archive_duration",
+    "default_reaction_emoji", "available_tags", "default_sort_order", "default_forum_layout",
+    "default_thread_rate_limit_per_user"})
+
+
+class ChannelEdit(Body):
+    unsupported = _CHANNEL_UNSUPPORTED | {"type", "flags", "icon", "archived", "auto_archive_duration", "locked",
+                                          "invitable", "applied_tags"}
+
     name: ChannelName | None = None
     topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
     position: Annotated[int, Field(ge=0, le=MAX_POSITION)] | None = None
@@ -76,29 +102,58 @@ class ChannelEdit(Schema):
 class ChannelCreate(ChannelEdit):
     """The fields of an edit, with a name required and the channel's type (which an edit cannot change)."""
 
+    unsupported = _CHANNEL_UNSUPPORTED
+
     name: ChannelName
     type: CreatableChannelType | None = ChannelType.GUILD_TEXT
 
 
-class OverwriteEdit(Schema):
+class OverwriteEdit(Body):
+    unsupported = frozenset()
+
     type: OverwriteTypeValue
     allow: NullablePermissions = 0
     deny: NullablePermissions = 0
 
 
-class RoleCreate(Schema):
+RoleColor = Annotated[int, Field(ge=0, le=0xFFFFFF)]
+
+
+class RoleColors(Schema):
+    """Discord's role colours; only the primary one is implemented, so the others must be absent or null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    primary_color: RoleColor
+    secondary_color: None = None
+    tertiary_color: None = None
+
+
+class RoleCreate(Body):
+    unsupported = frozenset({"icon", "unicode_emoji"})
+
     name: Annotated[str, StringConstraints(max_length=100)] | None = None
     permissions: NullablePermissions = None
-    color: Annotated[int, Field(ge=0, le=0xFFFFFF)] | None = None
+    color: RoleColor | None = None
+    colors: RoleColors | None = None
     hoist: bool | None = None
     mentionable: bool | None = None
+
+    @model_validator(mode="after")
+    def _primary_color_is_the_color(self):
+        # discord.py (2.6 and later) sends the colour only as colors.primary_color.
+        if self.colors is not None and self.color is None:
+            self.color = self.colors.primary_color
+        return self
 
 
 class RoleEdit(RoleCreate):
     pass
 
 
-class MemberAdd(Schema):
+class MemberAdd(Body):
+    unsupported = frozenset({"mute", "deaf"})
+
     #: The added user's OAuth2 access token with the guilds.join scope, granted to the calling bot.
     access_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nick: Annotated[str, StringConstraints(max_length=32)] | None = None
@@ -132,25 +187,72 @@ Nonce = Annotated[str | int | None, BeforeValidator(_nonce)]
 Content = Annotated[str, StringConstraints(max_length=2000)]
 
 
-class MessageCreate(Schema):
+Embeds = Annotated[list[Embed], Field(max_length=10)]
+Attachments = Annotated[list[AttachmentEntry], Field(max_length=10)]
+
+
+class MessageEdit(Body):
+    unsupported = frozenset()
+
     content: Content | None = None
+    embeds: Embeds | None = None
+    embed: Embed | None = None
+    allowed_mentions: AllowedMentions | None = None
+    flags: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    components: Components | None = None
+    attachments: Attachments | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The fields given, embeds and components in their stored form."""
+        fields = self.model_dump(exclude_unset=True, exclude={"embeds", "embed", "components", "attachments"})
+        if self.embeds is not None or self.embed is not None:
+            embeds = [*(self.embeds or ()), *([self.embed] if self.embed is not None else [])]
+            _check_embed_total(embeds)
+            fields["embeds"] = [embed.stored() for embed in embeds]
+        if self.components is not None:
+            fields["components"] = _stored_components(self.components)
+        if self.attachments is not None:
+            fields["attachments"] = [entry.model_dump(exclude_none=True) for entry in self.attachments]
+        return fields
+
+
+class MessageCreate(MessageEdit):
+    unsupported = frozenset({"sticker_ids", "poll", "shared_client_theme"})
+
     nonce: Nonce = None
     enforce_nonce: bool | None = None
     tts: bool | None = None
-    embeds: Annotated[list[dict[str, Any]], Field(max_length=10)] | None = None
-    embed: dict[str, Any] | None = None
-    allowed_mentions: AllowedMentions | None = None
     message_reference: MessageReferenceIn | None = None
-    flags: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
 
-class MessageEdit(Schema):
-    content: Content | None = None
-    embeds: Annotated[list[dict[str, Any]], Field(max_length=10)] | None = None
-    embed: dict[str, Any] | None = None
-    allowed_mentions: AllowedMentions | None = None
-    flags: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+def _check_embed_total(embeds: list[Embed]) -> None:
+    total = sum(embed.characters() for embed in embeds)
+    if total > EMBED_TOTAL_LIMIT:
+        raise InvalidForm.field("embeds", "MESSAGE_EMBED_TOTAL_TOO_LONG",
+                                f"Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}")
 
 
-class BulkDelete(Schema):
+def _stored_components(rows: list[ActionRow]) -> list[dict[str, Any]]:
+    """The rows as stored; custom ids are unique across a message, as Discord requires."""
+    seen: set[str] = set()
+    for row_index, row in enumerate(rows):
+        for index, component in enumerate(row.components):
+            if component.custom_id is None:
+                continue
+            if component.custom_id in seen:
+                raise InvalidForm.field(("components", str(row_index), "components", str(index), "custom_id"),
+                                        "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
+            seen.add(component.custom_id)
+    return [row.model_dump(exclude_none=True) for row in rows]
+
+
+class DMCreate(Body):
+    unsupported = frozenset({"access_tokens", "nicks"})
+
+    recipient_id: Snowflake
+
+
+class BulkDelete(Body):
+    unsupported = frozenset()
+
     messages: list[Snowflake]

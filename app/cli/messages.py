@@ -18,10 +18,12 @@ import click
 import orjson
 from sqlalchemy import select
 
+from app.blobs.base import BlobNotFound
 from app.cli import SNOWFLAKE, CommandGroup, resources
 from app.domain import UserSnapshot
 from app.ids import snowflake_time
 from app.messages.base import Message, StoreUnavailable
+from app.services.attachments import attachment_records, blob_key
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle
@@ -67,7 +69,10 @@ class MessageImporter:
     any store call, as in the services: on SQLite the process has one connection, which the SQL store needs too.
     """
 
-    def __init__(self, res, now: datetime):
+    def __init__(self, res, now: datetime, files: Path | None = None):
+        self.blobs = res.blob_store
+        #: A directory of attachment files as ``export --files`` writes them, copied to the blob store.
+        self.files = files
         self.open_session = res.session
         self.store = res.message_store
         self.writes = ChannelWrites(res.engine, res.message_store, record_events=res.settings.events_enabled)
@@ -89,7 +94,9 @@ class MessageImporter:
         for number, line in batch:
             try:
                 parsed[number] = self._parse(line)
+                self._check_files(parsed[number][0])
             except BadLine as problem:
+                parsed.pop(number, None)
                 outcomes[number] = problem
         stored = self._stored_messages([message for message, _ in parsed.values()])
         firsts: dict[tuple[int, int], Message] = {}
@@ -117,6 +124,8 @@ class MessageImporter:
         channel_id = message.channel_id
         guild_id = self._channel_guilds.get(channel_id)
         if line.stored is None:
+            # The files before the message that names them, as a create through the API stores them.
+            self._copy_files(message)
             users = {u: user for u in (message.author_id, *message.mentions) if (user := self._user(u)) is not None}
             wire = message_json(message, MessageBundle(messages=[message], users=users, guild_id=guild_id))
             event = self.dispatch.message_created(wire, guild_id=guild_id, channel_id=channel_id)
@@ -131,6 +140,28 @@ class MessageImporter:
             self.writes.apply(channel_id, lambda: self.store.pin_message(channel_id, message.id, pinned_at),
                               events=lambda _: [event], check={"pin": [channel_id, message.id], "pinned": True})
         return line.stored is None
+
+    def _file_of(self, message: Message, record: dict) -> Path | None:
+        if self.files is None:
+            return None
+        path = self.files / blob_key(message.channel_id, int(record["id"]))
+        return path if path.is_file() else None
+
+    def _check_files(self, message: Message) -> None:
+        """Every attachment's file must be in --files or already in the blob store: an imported message never
+        names a file that is not there."""
+        for record in attachment_records(message):
+            if self._file_of(message, record) is None and \
+                    self.blobs.stat(blob_key(message.channel_id, int(record["id"]))) is None:
+                raise BadLine(f"attachment {record['id']} of message {message.id}: no file in the blob store"
+                              + (f" nor in {self.files}" if self.files is not None else " (give --files)"))
+
+    def _copy_files(self, message: Message) -> None:
+        for record in attachment_records(message):
+            path = self._file_of(message, record)
+            if path is not None:
+                with path.open("rb") as source:
+                    self.blobs.put(blob_key(message.channel_id, int(record["id"])), source, record["content_type"])
 
     def _parse(self, line: bytes) -> tuple[Message, datetime | None]:
         """The line's message and pin time, after checking its form, its time, its channel and its author."""
@@ -237,16 +268,19 @@ def _batches(lines: FilePass):
 @click.option("--strict", is_flag=True, help="Import nothing if any line is bad (every line is checked first).")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on stderr (default: only when stderr is a terminal).")
+@click.option("--files", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Attachment files as `export --files` wrote them, copied into the blob store.")
 @click.pass_context
-def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool | None) -> None:
+def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool | None, files: Path | None) -> None:
     """Import FILE: JSON Lines of Discord message objects, keeping their ids.
 
     Channels and authors must exist. A message already stored unchanged is skipped, so a file can be imported
     again safely; pinned messages are pinned (at ``pinned_at`` if given, else at the message's time). Bad
-    lines are reported on stderr with their numbers; the summary follows. Exits 1 if any line failed.
+    lines are reported on stderr with their numbers; the summary follows. Exits 1 if any line failed. A message
+    with attachments is imported only when each file is in --files or already in the blob store.
     """
     show_progress = sys.stderr.isatty() if progress is None else progress
-    importer = MessageImporter(resources(), datetime.now(timezone.utc))
+    importer = MessageImporter(resources(), datetime.now(timezone.utc), files)
     counts = ImportCounts()
     try:
         if strict:
@@ -285,8 +319,9 @@ def import_command(ctx: click.Context, file: Path, strict: bool, progress: bool 
         ctx.exit(1)
 
 
-def write_channel_history(out: IO[bytes], channel_id: int) -> int:
-    """Write the channel's messages oldest first, one bucket in memory at a time; return how many."""
+def write_channel_history(out: IO[bytes], channel_id: int, files: Path | None = None) -> int:
+    """Write the channel's messages oldest first, one bucket in memory at a time; return how many. With
+    ``files``, each attachment's bytes go to ``files/{channel_id}/{attachment_id}``, streamed."""
     res = resources()
     store = res.message_store
     # Pins are few (a per-channel limit), so their times are held; export adds them to pinned messages.
@@ -303,6 +338,8 @@ def write_channel_history(out: IO[bytes], channel_id: int) -> int:
         bundle = MessageBundle(messages=messages, users=users)
         for message in reversed(messages):
             body = message_json(message, bundle)
+            if files is not None:
+                _export_files(res.blob_store, message, files)
             if message.id in pin_times:
                 body["pinned_at"] = timestamp(pin_times[message.id])
             out.write(orjson.dumps(body) + b"\n")
@@ -310,21 +347,38 @@ def write_channel_history(out: IO[bytes], channel_id: int) -> int:
     return written
 
 
+def _export_files(blobs, message: Message, directory: Path) -> None:
+    for record in attachment_records(message):
+        key = blob_key(message.channel_id, int(record["id"]))
+        target = directory / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            chunks = blobs.read(key)
+        except BlobNotFound:
+            raise click.ClickException(f"attachment {record['id']} of message {message.id} has no file") from None
+        with target.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+
+
 @messages_cli.command("export")
 @click.option("--channel", "channel_id", type=SNOWFLAKE, required=True, help="The channel to export.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write to this file instead of stdout.")
-def export_command(channel_id: int, out: Path | None) -> None:
+@click.option("--files", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write every attachment's file under this directory, for `import --files`.")
+def export_command(channel_id: int, out: Path | None, files: Path | None) -> None:
     """Write a channel's messages, oldest first, as JSON Lines that ``flask messages import`` reads back.
 
-    Pinned messages carry ``pinned_at``. Reactions are not exported.
+    Pinned messages carry ``pinned_at``; attachments their records (their url is a path without a signature),
+    and with --files their bytes. Reactions are not exported.
     """
     with resources().session() as session:
         if session.get(Channel, channel_id) is None:
             raise click.ClickException(f"unknown channel {channel_id}")
     try:
         with click.open_file(str(out) if out else "-", "wb") as stream:
-            written = write_channel_history(stream, channel_id)
+            written = write_channel_history(stream, channel_id, files)
     except StoreUnavailable as exc:
         raise click.ClickException(f"message store unavailable ({exc}); the export is incomplete") from None
     click.echo(f"exported {written} messages of channel {channel_id}", err=True)

@@ -68,6 +68,10 @@ class Message:
     reference_message_id: int | None = None
     reference_channel_id: int | None = None
     reference_guild_id: int | None = None
+    #: The message's files as a JSON list of attachment records (app.blobs.attachments), None when it has none.
+    attachments_json: str | None = None
+    #: Discord's message components (action rows, buttons, select menus) as JSON, None when it has none.
+    components_json: str | None = None
 
     @property
     def bucket(self) -> int:
@@ -79,7 +83,8 @@ class Message:
 
 #: Fields an edit may change; everything else is fixed when the message is created.
 EDITABLE_FIELDS = frozenset(
-    {"content", "flags", "mention_everyone", "mentions", "mention_roles", "embeds_json", "pinned", "edited_at"}
+    {"content", "flags", "mention_everyone", "mentions", "mention_roles", "embeds_json", "pinned", "edited_at",
+     "attachments_json", "components_json"}
 )
 
 

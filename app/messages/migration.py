@@ -222,7 +222,7 @@ def message_digest(message: Message, reactions: dict[str, int]) -> bytes:
     state = (message.id, message.author_id, message.content, message.type, message.flags, message.tts,
              message.mention_everyone, tuple(message.mentions), tuple(message.mention_roles), message.embeds_json,
              message.pinned, _millis(message.edited_at), message.reference_message_id,
-             tuple(sorted(reactions.items())))
+             tuple(sorted(reactions.items())), message.attachments_json, message.components_json)
     return hashlib.sha256(repr(state).encode()).digest()
 
 

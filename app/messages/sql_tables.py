@@ -52,6 +52,8 @@ class StoredMessage(Base):
     reference_message_id: Mapped[int | None] = mapped_column(Snowflake)
     reference_channel_id: Mapped[int | None] = mapped_column(Snowflake)
     reference_guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    attachments_json: Mapped[str | None] = mapped_column(Text)
+    components_json: Mapped[str | None] = mapped_column(Text)
 
 
 class ChannelBucket(Base):

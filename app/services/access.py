@@ -8,9 +8,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
-from app.domain import ChannelRef, UserSnapshot
+from app.domain import ChannelRef, ChannelType, UserSnapshot
 from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
-from models import Channel, Guild, Member, MemberRole, Role, User
+from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, User
+
+#: What both users of a DM may do there, as on Discord: no roles or overwrites apply; nobody manages the other's
+#: messages, but either may pin.
+DM_PERMISSIONS = (Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.READ_MESSAGE_HISTORY
+                  | Permission.ADD_REACTIONS | Permission.ATTACH_FILES | Permission.EMBED_LINKS
+                  | Permission.USE_EXTERNAL_EMOJIS | Permission.SEND_TTS_MESSAGES | Permission.PIN_MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,8 @@ class AccessService:
         if found is None:
             raise UnknownChannel()
         channel, guild, member = found
+        if channel.type == ChannelType.DM:
+            return self._dm_access(channel, user)
         if channel.guild_id is None or guild is None or member is None:
             raise MissingAccess()
         guild_access = self._guild_access(guild, member)
@@ -120,3 +128,10 @@ class AccessService:
         if require_view and not permissions & Permission.VIEW_CHANNEL:
             raise MissingAccess()
         return ChannelAccess(channel=channel, guild=guild_access, permissions=permissions)
+
+    def _dm_access(self, channel: Channel, user: User | UserSnapshot) -> ChannelAccess:
+        """A DM's two users have DM_PERMISSIONS; to anyone else it does not exist, not even as a 403."""
+        pair = self.session.get(DirectChannel, channel.id)
+        if pair is None or user.id not in (pair.user_low_id, pair.user_high_id):
+            raise UnknownChannel()
+        return ChannelAccess(channel=channel, guild=None, permissions=DM_PERMISSIONS)

@@ -1,6 +1,7 @@
 """Guild channels and their permission overwrites."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -8,8 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
+from app.blobs.base import BlobStore, BlobStoreUnavailable
 from app.domain import MAX_POSITION, ChannelType
-from app.errors import InvalidForm, MissingPermissions, UnknownOverwrite
+from app.errors import DMChannelAction, InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
 from app.services.dispatch import SessionEvents
@@ -17,12 +19,16 @@ from app.services.rows import add_unless_present
 from app.services.wire import channel_json
 from models import Channel, Member, PermissionOverwrite, Role
 
+log = logging.getLogger(__name__)
+
 
 class ChannelService:
-    def __init__(self, session: Session, ids, store: MessageStore | None = None, *, events: SessionEvents):
+    def __init__(self, session: Session, ids, store: MessageStore | None = None, *, events: SessionEvents,
+                 blobs: BlobStore | None = None):
         self.session = session
         self.ids = ids
         self.store = store
+        self.blobs = blobs
         self.events = events
         self.access = AccessService(session)
 
@@ -88,8 +94,15 @@ class ChannelService:
         self.session.commit()
         return channel
 
-    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+    def _guild_channel_access(self, channel_id: int, user) -> ChannelAccess:
+        """Access to a channel that only guild channels support (edits, deletes, overwrites): 50003 for a DM."""
         access = self.access.channel_access(channel_id, user)
+        if access.guild is None:
+            raise DMChannelAction()
+        return access
+
+    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
         if "permission_overwrites" in fields and fields["permission_overwrites"] is not None:
@@ -109,7 +122,7 @@ class ChannelService:
         return channel
 
     def delete_channel(self, user, channel_id: int) -> Channel:
-        access = self.access.channel_access(channel_id, user)
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
         # Deleting a category leaves its channels in the guild, outside any category, as Discord does.
@@ -122,10 +135,16 @@ class ChannelService:
         self.session.commit()
         if self.store is not None:
             self.store.delete_channel(channel_id)
+        if self.blobs is not None:
+            # After the messages that name them; a failure leaves orphan files, never a message without its file.
+            try:
+                self.blobs.delete_under(str(channel_id))
+            except BlobStoreUnavailable as exc:
+                log.warning("could not delete the attachments of deleted channel %s: %s", channel_id, exc)
         return channel
 
     def _overwrite_manager(self, user, channel_id: int) -> ChannelAccess:
-        access = self.access.channel_access(channel_id, user)
+        access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_ROLES)
         return access
 

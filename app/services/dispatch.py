@@ -46,6 +46,10 @@ class Dispatch:
         return self.event("MESSAGE_DELETE_BULK", {"ids": [str(i) for i in message_ids], "channel_id": str(channel_id)},
                           guild_id=guild_id, channel_id=channel_id)
 
+    def typing_started(self, data: dict[str, Any], *, guild_id: int | None, channel_id: int) -> Event:
+        """TYPING_START: ``channel_id``, ``user_id``, ``timestamp`` (unix seconds) and, in a guild, ``member``."""
+        return self.event("TYPING_START", data, guild_id=guild_id, channel_id=channel_id)
+
     # -- reactions ------------------------------------------------------------------------------------------
 
     def _reaction(self, type_: str, message_id: int, emoji: Emoji | None, *, guild_id: int | None, channel_id: int,

@@ -7,6 +7,7 @@ connection, which the SQL message store needs too.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
+from app.blobs.links import AttachmentLinks
 from app.domain import (
     ChannelPermissions,
     ChannelRef,
@@ -40,13 +42,14 @@ from app.ids import MAX_SNOWFLAKE, snowflake_time
 from app.messages.base import Message, MessageStore, ReactionCount
 from app.read_cache import NO_CACHE, KeptPage, ReadPath
 from app.services.access import AccessService, ChannelAccess
+from app.services.attachments import AttachmentService, Upload, attachment_records
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.wire import message_json
 from models import Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM})
 TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
 DELETABLE_TYPES = frozenset({
     MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
@@ -57,8 +60,6 @@ REPLYABLE_TYPES = frozenset({TYPE_DEFAULT, TYPE_REPLY})
 SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
 SETTABLE_FLAGS_ON_CREATE = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
 BULK_DELETE_MAX_AGE = timedelta(days=14)
-EMBED_LIMITS = {"title": 256, "description": 4096, "footer.text": 2048, "author.name": 256}
-EMBED_TOTAL_LIMIT = 6000
 
 # [0-9], not \d: \d also matches other scripts' digits, which int() would read as an id.
 _USER_MENTION = re.compile(r"<@!?([0-9]{1,20})>")
@@ -85,6 +86,8 @@ class MessageBundle:
     referenced: dict[int, Message | None] = field(default_factory=dict)
     guild_id: int | None = None
     nonce: str | int | None = None
+    #: Signs the attachments' links when the bundle is rendered; None renders bare paths (exports).
+    links: AttachmentLinks | None = None
 
 
 def _kept_page(bundle: MessageBundle) -> KeptPage:
@@ -94,7 +97,8 @@ def _kept_page(bundle: MessageBundle) -> KeptPage:
     anonymous = {message_id: [ReactionCount(r.emoji, r.count, False) for r in counts]
                  for message_id, counts in bundle.reactions.items()}
     return KeptPage(bundle=MessageBundle(messages=bundle.messages, users=bundle.users, reactions=anonymous,
-                                         referenced=bundle.referenced, guild_id=bundle.guild_id), has_reactions=True)
+                                         referenced=bundle.referenced, guild_id=bundle.guild_id,
+                                         links=bundle.links), has_reactions=True)
 
 
 class MessageLookup:
@@ -105,10 +109,12 @@ class MessageLookup:
     connection, which the SQL message store needs too.
     """
 
-    def __init__(self, session: Session, store: MessageStore, reads: ReadPath = NO_CACHE):
+    def __init__(self, session: Session, store: MessageStore, reads: ReadPath = NO_CACHE,
+                 links: AttachmentLinks | None = None):
         self.session = session
         self.store = store
         self.reads = reads
+        self.links = links
 
     def channel_access(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
         kept = self.reads.channel_permissions(channel_id, user.id)
@@ -118,7 +124,7 @@ class MessageLookup:
         full = AccessService(self.session).channel_access(channel_id, user)
         self.session.commit()
         # A timeout's end changes the permissions without a write: the entry lasts until then.
-        timeout = full.guild.member.communication_disabled_until
+        timeout = full.guild.member.communication_disabled_until if full.guild is not None else None
         kept = ChannelPermissions(channel=ChannelRef.of(full.channel), permissions=full.permissions,
                                   until=timeout if timeout is not None and timeout > datetime.now(timezone.utc)
                                   else None)
@@ -163,7 +169,7 @@ class MessageLookup:
         reactions = self.store.reaction_counts(channel_id, reacted, viewer.id) if reacted else {}
         users = self.users({m.author_id for m in everything} | {u for m in everything for u in m.mentions})
         return MessageBundle(messages=messages, users=users, reactions=reactions, referenced=referenced,
-                             guild_id=access.channel.guild_id)
+                             guild_id=access.channel.guild_id, links=self.links)
 
     def users(self, user_ids: set[int]) -> dict[int, UserSnapshot]:
         found = {u: kept for u in user_ids if (kept := self.reads.user(u)) is not None}
@@ -182,7 +188,8 @@ class MessageService:
     """Reading history, sending, editing and deleting messages."""
 
     def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, dispatch: Dispatch, *,
-                 nonce_ttl_seconds: int = 600):
+                 nonce_ttl_seconds: int = 600, attachments: AttachmentService | None = None):
+        self.attachments = attachments or AttachmentService(None, ids)
         self.lookup = lookup
         self.session = lookup.session
         self.store = lookup.store
@@ -197,7 +204,7 @@ class MessageService:
                       around: int | None, limit: int) -> MessageBundle:
         access = self.lookup.channel_access(user, channel_id)
         if not access.has(Permission.READ_MESSAGE_HISTORY):
-            return MessageBundle(messages=[], guild_id=access.channel.guild_id)
+            return MessageBundle(messages=[], guild_id=access.channel.guild_id, links=self.lookup.links)
         key = (before, after, around, limit)
         kept = self.lookup.reads.page(channel_id, key)
         if kept is not None:
@@ -217,7 +224,7 @@ class MessageService:
         ids = [m.id for m in page.messages] + [m.id for m in page.referenced.values() if m is not None]
         return MessageBundle(messages=page.messages, users=page.users, referenced=page.referenced,
                              reactions=self.store.reaction_counts(channel_id, ids, viewer.id),
-                             guild_id=page.guild_id)
+                             guild_id=page.guild_id, links=self.lookup.links)
 
     def _around(self, channel_id: int, around: int, limit: int) -> list[Message]:
         """``limit // 2`` messages on each side of ``around``, plus ``around`` itself when it exists."""
@@ -236,15 +243,20 @@ class MessageService:
 
     # -- sending --------------------------------------------------------------------------------------------
 
-    def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any]) -> MessageBundle:
+    def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any],
+                       uploads: Sequence[Upload] = ()) -> MessageBundle:
         access = self.lookup.channel_access(user, channel_id)
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
         access.require(Permission.SEND_MESSAGES)
         content = body.get("content") or ""
         embeds = self._embeds(body)
+        components = body.get("components") or []
         reference = body.get("message_reference")
-        if not content.strip() and not embeds:
+        _, new_files = self.attachments.plan(body.get("attachments"), list(uploads), [])
+        if new_files:
+            access.require(Permission.ATTACH_FILES)
+        if not content.strip() and not embeds and not components and not new_files:
             raise EmptyMessage()
 
         # Validate everything before claiming the nonce: a rejected request must leave it free for the
@@ -264,6 +276,7 @@ class MessageService:
                 bundle.nonce = nonce
                 return bundle
 
+        records = self.attachments.store(channel_id, new_files)
         message = Message(
             id=message_id, channel_id=channel_id, author_id=user.id, content=content,
             type=TYPE_REPLY if replied else TYPE_DEFAULT,
@@ -275,6 +288,8 @@ class MessageService:
             reference_message_id=replied.id if replied else None,
             reference_channel_id=channel_id if replied else None,
             reference_guild_id=access.channel.guild_id if replied else None,
+            attachments_json=orjson.dumps(records).decode() if records else None,
+            components_json=orjson.dumps(components).decode() if components else None,
         )
         bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
@@ -285,6 +300,8 @@ class MessageService:
                 wire["nonce"] = nonce
             return [self.dispatch.message_created(wire, guild_id=access.channel.guild_id, channel_id=channel_id)]
 
+        # A failed write may still have landed (a lost commit acknowledgement): its files stay, as orphans at
+        # worst, so that no message can point at nothing.
         self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
                           events=created, check={"message": [channel_id, message.id], "exists": True})
         return bundle
@@ -351,51 +368,21 @@ class MessageService:
         self.session.commit()
         return tuple(user_ids), tuple(role_ids), everyone
 
-    def _embeds(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        embeds = list(body.get("embeds") or [])
-        if body.get("embed"):
-            embeds.append(body["embed"])
-        total = 0
-        for index, embed in enumerate(embeds):
-            for key, limit in EMBED_LIMITS.items():
-                value: Any = embed
-                for part in key.split("."):
-                    value = value.get(part) if isinstance(value, dict) else None
-                if value is None:
-                    continue
-                if not isinstance(value, str):
-                    raise InvalidForm.field(("embeds", str(index), *key.split(".")), "BASE_TYPE_STRING",
-                                            "Could not interpret value as string.")
-                if len(value) > limit:
-                    raise InvalidForm.field(("embeds", str(index), *key.split(".")), "BASE_TYPE_MAX_LENGTH",
-                                            f"Must be {limit} or fewer in length.")
-                total += len(value)
-            fields = embed.get("fields") or []
-            if not isinstance(fields, list) or len(fields) > 25:
-                raise InvalidForm.field(("embeds", str(index), "fields"), "BASE_TYPE_MAX_LENGTH",
-                                        "Must be 25 or fewer in length.")
-            for field_index, embed_field in enumerate(fields):
-                if not isinstance(embed_field, dict) or not isinstance(embed_field.get("name"), str) \
-                        or not isinstance(embed_field.get("value"), str):
-                    raise InvalidForm.field(("embeds", str(index), "fields", str(field_index)),
-                                            "BASE_TYPE_REQUIRED", "This field is required")
-                if len(embed_field["name"]) > 256 or len(embed_field["value"]) > 1024:
-                    raise InvalidForm.field(("embeds", str(index), "fields", str(field_index)),
-                                            "BASE_TYPE_MAX_LENGTH", "Embed field too long.")
-                total += len(embed_field["name"]) + len(embed_field["value"])
-            embed["type"] = "rich"
-        if total > EMBED_TOTAL_LIMIT:
-            raise InvalidForm.field("embeds", "MESSAGE_EMBED_TOTAL_TOO_LONG",
-                                    f"Embed size exceeds maximum size of {EMBED_TOTAL_LIMIT}")
-        return embeds
+    @staticmethod
+    def _embeds(body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The embeds as the request layer validated them (app/api/rich_content.py): Discord's field types,
+        lengths, URL schemes and the 6000-character total, ``embed`` folded into ``embeds``."""
+        return list(body.get("embeds") or [])
 
     # -- editing and deleting -------------------------------------------------------------------------------
 
-    def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any]) -> MessageBundle:
+    def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any],
+                     uploads: Sequence[Upload] = ()) -> MessageBundle:
         access = self.lookup.channel_access(user, channel_id)
         message = self.lookup.message_to_change(access, user, message_id)
         changes: dict[str, Any] = {}
-        edits_content = any(body.get(k) is not None for k in ("content", "embeds", "embed"))
+        edits_files = body.get("attachments") is not None or bool(uploads)
+        edits_content = edits_files or any(body.get(k) is not None for k in ("content", "embeds", "components"))
         if message.author_id != user.id:
             if edits_content:
                 raise CannotEditOthersMessage()
@@ -406,19 +393,33 @@ class MessageService:
         if body.get("flags") is not None:
             # Only SUPPRESS_EMBEDS can be changed; other bits are ignored without error, as on Discord.
             changes["flags"] = (message.flags & ~SUPPRESS_EMBEDS) | (body["flags"] & SUPPRESS_EMBEDS)
+        existing_files = attachment_records(message)
+        kept_files, new_files, dropped_files = existing_files, [], []
         if edits_content:
             content = body["content"] if body.get("content") is not None else message.content
-            embeds = self._embeds(body) if body.get("embeds") is not None or body.get("embed") else None
+            embeds = self._embeds(body) if body.get("embeds") is not None else None
             if embeds is not None:
                 changes["embeds_json"] = orjson.dumps(embeds).decode() if embeds else None
             has_embeds = bool(embeds) if embeds is not None else message.embeds_json is not None
-            if not content.strip() and not has_embeds:
+            if body.get("components") is not None:
+                changes["components_json"] = orjson.dumps(body["components"]).decode() if body["components"] else None
+            has_components = changes.get("components_json", message.components_json) is not None
+            if edits_files:
+                kept_files, new_files = self.attachments.plan(body.get("attachments"), list(uploads), existing_files)
+                kept_ids = {record["id"] for record in kept_files}
+                dropped_files = [record for record in existing_files if record["id"] not in kept_ids]
+                if new_files:
+                    access.require(Permission.ATTACH_FILES)
+            if not content.strip() and not has_embeds and not has_components and not kept_files and not new_files:
                 raise EmptyMessage()
             changes["content"] = content
             mentions, mention_roles, everyone = self._mentions(access, content, body.get("allowed_mentions"),
                                                                replied)
             changes.update(mentions=mentions, mention_roles=mention_roles, mention_everyone=everyone,
                            edited_at=datetime.now(timezone.utc))
+        if edits_files:
+            records = kept_files + self.attachments.store(channel_id, new_files)
+            changes["attachments_json"] = orjson.dumps(records).decode() if records else None
         if changes:
             expected = message.replace(**changes)
             updated = self.writes.apply(
@@ -432,6 +433,8 @@ class MessageService:
             updated = message
         if updated is None:
             raise UnknownMessage()
+        # Only once no record names them any more.
+        self.attachments.delete(channel_id, dropped_files)
         return self.lookup.bundle([updated], access, user)
 
     def _updated_events(self, access: ChannelAccess, message: Message, changes: dict[str, Any],
@@ -446,7 +449,7 @@ class MessageService:
             if result is None:
                 return []
             bundle = MessageBundle(messages=[result], users=users, referenced=referenced,
-                                   guild_id=access.channel.guild_id)
+                                   guild_id=access.channel.guild_id, links=self.lookup.links)
             return [self.dispatch.message_updated(message_json(result, bundle), guild_id=access.channel.guild_id,
                                                   channel_id=access.channel.id)]
         return updated
@@ -462,6 +465,8 @@ class MessageService:
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
                           deleted={message_id}, events=lambda _: [event],
                           check={"message": [channel_id, message_id], "exists": False})
+        # The files go once the message that names them is gone.
+        self.attachments.delete(channel_id, attachment_records(message))
 
     def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
         access = self.lookup.channel_access(user, channel_id)
@@ -475,9 +480,12 @@ class MessageService:
             raise BulkDeleteTooOld()
         # Unknown ids (or ids of other channels) count toward the limits above but delete nothing, so the
         # event names only the messages that were in this channel.
-        existing = sorted(self.store.get_messages(channel_id, message_ids))
+        found = self.store.get_messages(channel_id, message_ids)
+        existing = sorted(found)
         if not existing:
             return
         event = self.dispatch.messages_deleted(existing, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
                           events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})
+        self.attachments.delete(channel_id, [record for message in found.values()
+                                             for record in attachment_records(message)])

@@ -14,6 +14,7 @@ import orjson
 from app.domain import TOPIC_CHANNEL_TYPES, VOICE_CHANNEL_TYPES, MessageReferenceType, MessageType, UserSnapshot
 from app.ids import InvalidSnowflake, parse_snowflake, snowflake_ms, snowflake_time
 from app.messages.base import Message
+from app.services.attachments import attachments_wire, records_from_wire
 from app.services.emoji import emoji_from_key
 from models import Channel, Guild, Role, User
 
@@ -52,12 +53,14 @@ def message_json(message: Message, bundle: MessageBundle, *, nested: bool = Fals
     body: dict[str, Any] = {
         "id": str(message.id), "type": message.type, "content": message.content,
         "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),
-        "attachments": [], "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
+        "attachments": attachments_wire(message, bundle.links),
+        "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
         "mentions": [_author_json(u, bundle.users) for u in message.mentions],
         "mention_roles": [str(r) for r in message.mention_roles], "pinned": message.pinned,
         "mention_everyone": message.mention_everyone, "tts": message.tts,
         "timestamp": timestamp(snowflake_time(message.id)), "edited_timestamp": timestamp(message.edited_at),
-        "flags": message.flags, "components": [],
+        "flags": message.flags,
+        "components": orjson.loads(message.components_json) if message.components_json else [],
     }
     reactions = bundle.reactions.get(message.id)
     if reactions:
@@ -166,6 +169,10 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         reference_channel_id = _snowflake(reference.get("channel_id", channel_id), "message_reference.channel_id")
         if reference.get("guild_id") is not None:
             reference_guild_id = _snowflake(reference["guild_id"], "message_reference.guild_id")
+    components = _typed(body, "components", list, [])
+    if not all(isinstance(component, dict) for component in components):
+        raise WireFormError("components: expected a list of component objects")
+    attachments_json = records_from_wire(_typed(body, "attachments", list, None), WireFormError)
     edited = body.get("edited_timestamp")
     pinned = _typed(body, "pinned", bool, False)
     pinned_at = parse_timestamp(body["pinned_at"], "pinned_at") if pinned and body.get("pinned_at") else None
@@ -180,7 +187,8 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         pinned=pinned,
         edited_at=parse_timestamp(edited, "edited_timestamp") if edited is not None else None,
         reference_message_id=reference_message_id, reference_channel_id=reference_channel_id,
-        reference_guild_id=reference_guild_id,
+        reference_guild_id=reference_guild_id, attachments_json=attachments_json,
+        components_json=orjson.dumps(components).decode() if components else None,
     )
     return message, pinned_at
 
@@ -230,6 +238,23 @@ def channel_json(channel: Channel) -> dict[str, Any]:
     if channel.type in VOICE_CHANNEL_TYPES:
         body.update(bitrate=64000, user_limit=0, rtc_region=None, rate_limit_per_user=channel.rate_limit_per_user,
                     last_message_id=str(channel.last_message_id) if channel.last_message_id else None)
+    return body
+
+
+def dm_channel_json(channel: Channel, recipients: list[User]) -> dict[str, Any]:
+    """A DM channel (type 1) as Discord serves it: no guild, no name, the other user in ``recipients``."""
+    return {"id": str(channel.id), "type": channel.type,
+            "last_message_id": str(channel.last_message_id) if channel.last_message_id else None,
+            "flags": 0, "recipients": [user_json(user) for user in recipients]}
+
+
+def partial_guild_json(guild: Guild, viewer_id: int, permissions: int, member_count: int | None) -> dict[str, Any]:
+    """A guild as GET /users/@me/guilds lists it to ``viewer_id``."""
+    body = {"id": str(guild.id), "name": guild.name, "icon": None, "banner": None,
+            "owner": guild.owner_id == viewer_id, "permissions": str(permissions), "features": []}
+    if member_count is not None:
+        body["approximate_member_count"] = member_count
+        body["approximate_presence_count"] = 0
     return body
 
 

@@ -419,3 +419,40 @@ def test_the_flask_executable_imports_and_reports(database, client, owner, chann
     assert f"line {len(good) + 1}: not JSON: " in result.stderr
     assert f"imported {len(good)}, skipped 0 (already present and identical), failed 1" in result.stderr
     assert history_ids(client, owner, channel_id) == sorted((int(m["id"]) for m in good), reverse=True)
+
+
+def test_attachments_and_components_travel_with_export_files(database, app, client, resources, owner, channel_id,
+                                                              tmp_path):
+    import io
+
+    url = f"/api/v10/channels/{channel_id}/messages"
+    rows = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "go", "custom_id": "go"}]}]
+    sent = json_body(client.post(url, content_type="multipart/form-data", headers=owner.headers, data={
+        "payload_json": json.dumps({"content": "files", "components": rows}),
+        "files[0]": (io.BytesIO(b"alpha"), "a.txt"), "files[1]": (io.BytesIO(bytes(range(200))), "b.bin")}), 200)
+    files = tmp_path / "files"
+    exported = run(app, "export", "--channel", str(channel_id), "--out", str(tmp_path / "export.jsonl"),
+                   "--files", str(files))
+    assert exported.exit_code == 0, exported.output
+    line = json.loads((tmp_path / "export.jsonl").read_text().splitlines()[-1])
+    assert [a["filename"] for a in line["attachments"]] == ["a.txt", "b.bin"] and line["components"] == rows
+
+    (tmp_path / "copy").mkdir()
+    with migrated_database("sqlite" if database.is_sqlite else "postgres", tmp_path / "copy") as copy_settings:
+        copy = create_app(copy_settings)
+        copy_resources = copy.extensions["chatstore"]
+        try:
+            copy_metadata(resources.engine, copy_resources.engine)
+            without_files = import_file(copy, tmp_path / "export.jsonl")
+            assert without_files.exit_code == 1 and "no file in the blob store" in without_files.output
+            imported = import_file(copy, tmp_path / "export.jsonl", "--files", str(files))
+            assert summary(imported) == "imported 1, skipped 0 (already present and identical), failed 0"
+            copy_client = copy.test_client()
+            copied = json_body(copy_client.get(f"{url}/{sent['id']}", headers=owner.headers), 200)
+            assert copied["components"] == rows
+            for attachment, expected in zip(copied["attachments"], (b"alpha", bytes(range(200))), strict=True):
+                path, _, query = attachment["url"].partition("?")
+                download = copy_client.get(path.removeprefix("http://localhost"), query_string=query)
+                assert (download.status_code, download.data) == (200, expected)
+        finally:
+            copy_resources.close()

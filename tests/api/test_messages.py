@@ -374,7 +374,7 @@ def test_embed_limits_are_form_errors(client, room):
     too_many_fields = [{"fields": [{"name": "n", "value": "v"}] * 26}]
     assert codes(too_many_fields, "embeds", "0", "fields") == ["BASE_TYPE_MAX_LENGTH"]
     long_field_value = [{"fields": [{"name": "n", "value": "v" * 1025}]}]
-    assert codes(long_field_value, "embeds", "0", "fields", "0") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes(long_field_value, "embeds", "0", "fields", "0", "value") == ["BASE_TYPE_MAX_LENGTH"]
     assert codes([{"title": "t"}] * 11, "embeds") == ["BASE_TYPE_MAX_LENGTH"]
     over_6000_in_total = [{"description": "d" * 4000}, {"description": "d" * 2001}]
     error(post(client, room.member, room.channel_id, content="x", embeds=over_6000_in_total), 400, 50035)

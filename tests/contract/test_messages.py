@@ -18,7 +18,9 @@ def full_message(message_id: int = BASE) -> Message:
         id=message_id, channel_id=CHANNEL, author_id=AUTHOR, content="hello <@7>", type=19, flags=4, tts=True,
         mention_everyone=True, mentions=(7, 2**62), mention_roles=(11,), embeds_json='[{"title":"t"}]',
         nonce="n-1", pinned=True, edited_at=EDITED_AT, reference_message_id=BASE - MS,
-        reference_channel_id=CHANNEL, reference_guild_id=99)
+        reference_channel_id=CHANNEL, reference_guild_id=99,
+        attachments_json='[{"id":"5","filename":"a.txt","size":3}]',
+        components_json='[{"type":1,"components":[{"type":2,"style":1,"label":"b","custom_id":"c"}]}]')
 
 
 def test_every_field_round_trips(store):
@@ -85,7 +87,8 @@ class TestUpdate:
     def test_every_editable_field_can_change(self, store):
         post(store, BASE)
         changes = {"content": "new", "flags": 4, "mention_everyone": True, "mentions": (1, 2), "mention_roles": (3,),
-                   "embeds_json": "[]", "pinned": True, "edited_at": EDITED_AT}
+                   "embeds_json": "[]", "pinned": True, "edited_at": EDITED_AT,
+                   "attachments_json": '[{"id":"1"}]', "components_json": '[{"type":1,"components":[]}]'}
         updated = store.update_message(CHANNEL, BASE, changes)
         assert {name: getattr(updated, name) for name in changes} == changes
         assert store.get_message(CHANNEL, BASE) == updated

@@ -41,6 +41,8 @@ class Rule:
     body: dict | None = None
     #: Who wrote the message the path points at: the guild's owner, or the caller (edits are the author's).
     author: str = "owner"
+    #: The JSON code a user outside the guild gets (403).
+    outsider: int = 50001
     overrides: dict = field(default_factory=dict)
 
 
@@ -49,6 +51,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/users/@me"): Rule("user"),
     ("GET", "/oauth2/applications/@me"): Rule("user"),
     ("GET", "/users/<user_id>"): Rule("user", overrides={"user_id": "owner"}),
+    ("GET", "/users/@me/guilds"): Rule("user"),
+    # A DM needs a guild in common with its recipient (the owner here): an outsider has none.
+    ("POST", "/users/@me/channels"): Rule("guild", outsider=50007, overrides={"body": "dm_with_owner"}),
     ("POST", "/guilds"): Rule("user", success=201, body={"name": "mine"}),
     ("GET", "/guilds/<guild_id>"): Rule("guild"),
     ("GET", "/guilds/<guild_id>/channels"): Rule("guild"),
@@ -76,6 +81,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("PATCH", "/channels/<channel_id>/messages/<message_id>"): Rule("channel", VIEW, denied=50001,
                                                                    body={"content": "edited"}, author="caller"),
     ("DELETE", "/channels/<channel_id>/messages/<message_id>"): Rule("channel", P.MANAGE_MESSAGES, 204),
+    ("POST", "/channels/<channel_id>/typing"): Rule("channel", P.SEND_MESSAGES, 204),
     ("POST", "/channels/<channel_id>/messages/bulk-delete"): Rule("channel", P.MANAGE_MESSAGES, 204,
                                                                   overrides={"body": "two_messages"}),
     ("PUT", "/channels/<channel_id>/messages/<message_id>/reactions/<emoji>/@me"): Rule(
@@ -185,6 +191,8 @@ class World:
         if self.rule.overrides.get("body") == "consent":
             # The newcomer's consent to the caller (callers without a user get the owner's, never reached).
             return {"access_token": self.make.grant(self.newcomer, self.callers.get(caller, self.owner))}
+        if self.rule.overrides.get("body") == "dm_with_owner":
+            return {"recipient_id": str(self.owner.id)}
         return self.rule.body
 
     def call(self, method: str, template: str, caller: str, message_id: int | None = None):
@@ -202,7 +210,7 @@ def expected(rule: Rule, caller: str) -> tuple[int, int | None]:
     if rule.scope == "user" or caller == "holder":
         return rule.success, None
     if caller == "outsider":
-        return 403, 50001
+        return 403, rule.outsider
     return (403, rule.denied) if rule.permission else (rule.success, None)
 
 

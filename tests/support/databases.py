@@ -84,7 +84,9 @@ def migrated_database(backend: str, directory: Path):
             engine.dispose()
         # Suites that send many requests in a burst would meet the production rate limits; tests/security
         # turns them on with its own small limits.
-        yield Settings(database_url=url, db_pool_size=5, rate_limit_enabled=False)
+        # Attachments' files go beside the database, never into the checkout's var/.
+        yield Settings(database_url=url, db_pool_size=5, rate_limit_enabled=False,
+                       blob_directory=str(directory / "attachments"))
 
 
 def empty_tables(engine) -> None:

@@ -64,6 +64,8 @@ def gunicorn_server(environment: Mapping[str, str] | None = None, *, start_timeo
     host, _, port = overrides["BIND"].rpartition(":")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **overrides}
     with tempfile.TemporaryDirectory(prefix="gunicorn-") as directory:
+        # Attachments' files (and the key that signs their links) live with the server, not in the checkout.
+        env.setdefault("BLOB_DIRECTORY", str(Path(directory) / "attachments"))
         log_path = Path(directory) / "gunicorn.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(

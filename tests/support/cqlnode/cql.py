@@ -61,6 +61,14 @@ class CreateTable:
 
 
 @dataclass
+class AlterTableAdd:
+    """``ALTER TABLE t ADD c type`` or ``ADD (c type, ...)``: the only schema change the migrations make."""
+
+    table: TableRef
+    columns: list[tuple[str, str]]
+
+
+@dataclass
 class Truncate:
     table: TableRef
 
@@ -233,6 +241,8 @@ class _Parser:
             return self.create_keyspace()
         if self.accept("create", "table") or self.accept("create", "columnfamily"):
             return self.create_table()
+        if self.accept("alter", "table"):
+            return self.alter_table_add()
         if self.accept("truncate"):
             self.accept("table")
             return Truncate(self.table_ref())
@@ -260,6 +270,15 @@ class _Parser:
         if self.accept("and", "durable_writes", "="):
             durable_writes = self.literal()
         return CreateKeyspace(name, if_not_exists, replication, durable_writes)
+
+    def alter_table_add(self) -> AlterTableAdd:
+        table = self.table_ref()
+        self.expect("add")
+        if self.accept("("):
+            columns = self.comma_list(lambda: (self.name(), self.type_name()), ")")
+        else:
+            columns = [(self.name(), self.type_name())]
+        return AlterTableAdd(table, columns)
 
     def create_table(self) -> CreateTable:
         if_not_exists = self.if_not_exists()

@@ -21,7 +21,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from . import protocol
-from .cql import CqlSyntaxError, CreateKeyspace, CreateTable, Select, Truncate, Use, parse
+from .cql import AlterTableAdd, CqlSyntaxError, CreateKeyspace, CreateTable, Select, Truncate, Use, parse
 from .storage import (
     AlreadyExists,
     Dataset,
@@ -307,9 +307,11 @@ class _Connection:
                 dataset.keyspace(statement.keyspace)
                 self.keyspace = statement.keyspace
                 return protocol.result(SetKeyspace(statement.keyspace))
-            if isinstance(statement, (CreateKeyspace, CreateTable)):
+            if isinstance(statement, (CreateKeyspace, CreateTable, AlterTableAdd)):
                 if isinstance(statement, CreateKeyspace):
                     change = dataset.create_keyspace(statement)
+                elif isinstance(statement, AlterTableAdd):
+                    change = dataset.alter_table_add(statement, self.keyspace)
                 else:
                     change = dataset.create_table(statement, self.keyspace)
                 if change is None:
@@ -330,7 +332,7 @@ class _Connection:
 
     def _prepare(self, text: str) -> bytes:
         statement = self._parse(text)
-        if isinstance(statement, (Use, CreateKeyspace, CreateTable, Truncate)):
+        if isinstance(statement, (Use, CreateKeyspace, CreateTable, AlterTableAdd, Truncate)):
             raise StatementError(protocol.error(protocol.INVALID, "this node prepares DML and SELECT only"))
         with _statement_errors():
             prepared = self._dataset_for(statement).prepare(statement, self.keyspace)

@@ -350,6 +350,22 @@ class Dataset:
         self.schema_version = uuid.uuid4()
         return SchemaChange("CREATED", "TABLE", keyspace.name, schema.name)
 
+    def alter_table_add(self, statement, current_keyspace: str | None) -> SchemaChange:
+        schema = self.table(statement.table, current_keyspace)
+        for name, type_name in statement.columns:
+            if name in schema.columns:
+                raise InvalidRequest(f"Invalid column name {name} because it conflicts with an existing column")
+            try:
+                column_type = parse_type(type_name)
+            except InvalidType as exc:
+                raise InvalidRequest(str(exc)) from None
+            schema.columns[name] = Column(name, column_type, "regular", -1)
+            self.write_row("columns", (schema.keyspace,), (schema.name, name), {
+                "clustering_order": "none", "column_name_bytes": name.encode(), "kind": "regular",
+                "position": -1, "type": str(column_type)})
+        self.schema_version = uuid.uuid4()
+        return SchemaChange("UPDATED", "TABLE", schema.keyspace, schema.name)
+
     def write_row(self, table: str, key: tuple, clustering: tuple, values: dict, keyspace=_SCHEMA_KEYSPACE) -> None:
         """Insert a row directly, as the node's own bookkeeping does (schema tables, system.local)."""
         timestamp = int(self.now() * 1e6)
