@@ -80,6 +80,14 @@ class Settings:
     event_relay: str = "worker"
     event_redis_prefix: str = "chatstore:events"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The Discord gateway (app/gateway): the URL /gateway/bot hands out ("" means ws:// on the request's host),
+    # the heartbeat interval HELLO announces, identifies per user per 24 hours and per 5 seconds, and how long a
+    # closed session stays resumable.
+    public_gateway_url: str = ""
+    gateway_heartbeat_interval_ms: int = 41250
+    gateway_session_start_limit: int = 1000
+    gateway_max_concurrency: int = 1
+    gateway_resume_window_seconds: int = 300
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -194,6 +202,12 @@ def _bind(raw: str) -> str:
     return raw
 
 
+def _websocket_url(raw: str) -> str:
+    if not raw.startswith(("ws://", "wss://")):
+        raise ValueError("must be a ws:// or wss:// URL")
+    return raw
+
+
 def _database_url(raw: str) -> str:
     if not raw.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
         raise ValueError("must be a sqlite:// or postgresql:// URL")
@@ -248,6 +262,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EVENT_RETENTION": ("event_retention", _retention),
     "EVENT_RELAY": ("event_relay", _choice(*EVENT_RELAYS)),
     "EVENT_REDIS_PREFIX": ("event_redis_prefix", _key_prefix),
+    "PUBLIC_GATEWAY_URL": ("public_gateway_url", _websocket_url),
+    "GATEWAY_HEARTBEAT_INTERVAL_MS": ("gateway_heartbeat_interval_ms", _positive_int),
+    "GATEWAY_SESSION_START_LIMIT": ("gateway_session_start_limit", _positive_int),
+    "GATEWAY_MAX_CONCURRENCY": ("gateway_max_concurrency", _positive_int),
+    "GATEWAY_RESUME_WINDOW_SECONDS": ("gateway_resume_window_seconds", _positive_int),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -318,6 +337,13 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_RELAY": "Where the outbox relay runs: `worker` (a greenlet in each gunicorn worker, one active), "
                    "`process` (`flask events relay`), `off`",
     "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
+    "PUBLIC_GATEWAY_URL": "The WebSocket URL `/gateway` and `/gateway/bot` hand out (`wss://...` behind a proxy); "
+                          "empty: `ws://` on the host the request named, path `/gateway`",
+    "GATEWAY_HEARTBEAT_INTERVAL_MS": "The heartbeat interval HELLO announces; a session silent for longer (plus "
+                                     "a margin) is closed with 4009",
+    "GATEWAY_SESSION_START_LIMIT": "IDENTIFYs a user may make per 24 hours (`session_start_limit.total`)",
+    "GATEWAY_MAX_CONCURRENCY": "IDENTIFYs a user may make per 5 seconds (`session_start_limit.max_concurrency`)",
+    "GATEWAY_RESUME_WINDOW_SECONDS": "How long a closed gateway session can still be resumed",
 }
 
 
