@@ -1,7 +1,8 @@
 """Unmodified discord.py's gateway client in a plain Python process (asyncio under gevent's patch is unreliable).
 
 Usage: discord_bot_scenario.py BASE_URL TOKEN (content|plain). Only ``Route.BASE`` is changed; the gateway URL
-comes from GET /gateway/bot (AutoShardedClient asks for it; discord.Client would connect to Discord's own). Prints one JSON line per thing the client observed; stops on "stop" on stdin.
+comes from GET /gateway/bot (AutoShardedClient asks for it; discord.Client would connect to Discord's own).
+Prints one JSON line per thing the client observed; stops on "stop" on stdin.
 """
 import asyncio
 import json
