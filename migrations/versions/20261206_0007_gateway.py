@@ -45,8 +45,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('users') as batch:
-        batch.drop_column('privileged_intents')
+    # A plain DROP COLUMN (SQLite has it since 3.35): a batch copy of the table would drop its metadata-version
+    # triggers (revision 0005).
+    op.drop_column('users', 'privileged_intents')
     op.drop_index('ix_gateway_identifies_user_time', table_name='gateway_identifies')
     op.drop_table('gateway_identifies')
     op.drop_index(op.f('ix_gateway_sessions_expires_at'), table_name='gateway_sessions')
