@@ -24,9 +24,10 @@ from config import PROJECT_ROOT
 from models import User
 from tests.support.databases import migrated_database
 from tests.support.factories import Actor, Factory
+from tests.support.gateway import CuttableProxy
 from tests.support.http import JsonClient
 from tests.support.redis import REDIS_URL, delete_prefixed, require_redis, unique_prefix
-from tests.support.server import RunningServer, children_of, gunicorn_server, wait_for
+from tests.support.server import RunningServer, children_of, free_port, gunicorn_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -40,6 +41,7 @@ WAIT = 30
 @dataclass
 class World:
     server: RunningServer
+    proxy: CuttableProxy
     friend: Actor
     bot: Actor
     plain: Actor
@@ -121,10 +123,18 @@ def world(request, tmp_path_factory):
             make.overwrite(hidden, plain.id, 1, deny=int(Permission.VIEW_CHANNEL))
             with resources.engine.begin() as connection:
                 connection.execute(update(User).where(User.id == bot.id).values(privileged_intents=PRIVILEGED_INTENTS))
+            # Bots reach the gateway through a proxy that a test can cut (PUBLIC_GATEWAY_URL names it); REST goes
+            # to the server directly.
+            port, proxy_port = free_port(), free_port()
+            proxy = CuttableProxy(proxy_port, port)
             environment = {"DATABASE_URL": base.database_url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "false",
+                           "BIND": f"127.0.0.1:{port}", "PUBLIC_GATEWAY_URL": f"ws://127.0.0.1:{proxy_port}/gateway",
                            "GATEWAY_HEARTBEAT_INTERVAL_MS": "5000", "GATEWAY_MAX_CONCURRENCY": "100", **events}
-            with gunicorn_server(environment) as server:
-                yield World(server, friend, bot, plain, guild_id, general, hidden)
+            try:
+                with gunicorn_server(environment) as server:
+                    yield World(server, proxy, friend, bot, plain, guild_id, general, hidden)
+            finally:
+                proxy.stop()
         finally:
             resources.close()
             if request.param == "redis":
@@ -177,6 +187,21 @@ def test_without_message_content_only_mentions_carry_content_and_hidden_channels
         assert plain.next("message", id=mention)["content"] == f"<@{world.plain.id}> look"
     finally:
         plain.stop()
+
+
+def test_a_connection_dropped_mid_stream_is_resumed_with_nothing_lost_or_repeated(world, bot):
+    bot.next("ready")
+    sent = [world.say(world.general, "before the cut")]
+    bot.next("message", id=sent[0])
+    assert world.proxy.cut() == 1
+    sent += [world.say(world.general, f"while cut {n}") for n in range(3)]
+    bot.next("resumed")
+    sent.append(world.say(world.general, "after the resume"))
+    for message_id in sent[1:]:
+        bot.observed("message", id=message_id)
+    messages = [seen["id"] for seen in bot.seen if seen["event"] == "message"]
+    assert messages == sent
+    assert sum(seen["event"] == "ready" for seen in bot.seen) == 1
 
 
 def test_sigterm_of_the_workers_makes_discord_py_resume_with_nothing_lost_or_repeated(world, bot):

@@ -106,3 +106,59 @@ class GatewayClient:
 
     def close(self) -> None:
         self.ws.close()
+
+
+class CuttableProxy:
+    """A TCP proxy in this (gevent) process in front of a server, whose connections the test can cut at once, as
+    a network failure would: both sides see the connection end without a WebSocket close frame."""
+
+    def __init__(self, listen_port: int, target_port: int, host: str = "127.0.0.1"):
+        from gevent.server import StreamServer
+
+        self.target = (host, target_port)
+        self.pairs: list[tuple] = []
+        self.server = StreamServer((host, listen_port), self._serve)
+        self.server.start()
+
+    def _serve(self, client, _address) -> None:
+        import gevent
+        from gevent import socket
+
+        upstream = socket.create_connection(self.target)
+        pair = (client, upstream)
+        self.pairs.append(pair)
+        pumps = [gevent.spawn(_pump, client, upstream), gevent.spawn(_pump, upstream, client)]
+        gevent.joinall(pumps, count=1)
+        if pair in self.pairs:
+            self.pairs.remove(pair)
+        for sock in pair:
+            sock.close()
+        gevent.killall(pumps)
+
+    def cut(self) -> int:
+        """Cut every open connection; how many there were."""
+        import socket as stdlib_socket
+
+        pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(stdlib_socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        return len(pairs)
+
+    def stop(self) -> None:
+        self.cut()
+        self.server.stop()
+
+
+def _pump(source, destination) -> None:
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                return
+            destination.sendall(data)
+    except OSError:
+        return
