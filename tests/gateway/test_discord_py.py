@@ -223,6 +223,10 @@ def test_sigterm_of_the_workers_makes_discord_py_resume_with_nothing_lost_or_rep
     assert sum(seen["event"] == "ready" for seen in bot.seen) == 1
 
 
+def test_the_readme_shows_the_example_verbatim():
+    assert "```python\n" + EXAMPLE.read_text() + "```" in (PROJECT_ROOT / "README.md").read_text()
+
+
 def test_the_readme_example_runs_and_answers_ping(world):
     example = subprocess.Popen([PYTHON, str(EXAMPLE)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": "", "CHATSTORE_URL": world.server.url,
