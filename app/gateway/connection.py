@@ -16,9 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 import orjson
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
 from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
@@ -64,10 +61,7 @@ CHUNK_SIZE = 1000
 _PRIVILEGED_NAMES = {int(Intent.GUILD_MEMBERS): "GUILD_MEMBERS", int(Intent.GUILD_PRESENCES): "GUILD_PRESENCES",
                      int(Intent.MESSAGE_CONTENT): "MESSAGE_CONTENT"}
 
-#: One fixed window per connection, 120 sends per 60 s as Discord counts them (the `limits` package, in memory:
-#: the count belongs to the connection, which lives in one worker).
-_SEND_LIMIT = RateLimitItemPerMinute(SENDS_PER_MINUTE)
-_send_limiter = FixedWindowRateLimiter(MemoryStorage())
+SEND_WINDOW_SECONDS = 60.0
 
 
 class CloseConnection(Exception):
@@ -107,6 +101,12 @@ class GatewayConnection:
         self.interval = self.settings.gateway_heartbeat_interval_ms / 1000
         self.last_heartbeat = time.monotonic()
         self.heartbeat_requested = False
+        # Discord's 120 payloads per 60 s, as a fixed window of two numbers on the connection. By hand rather than
+        # with the `limits` package (the REST limits' library): its in-memory storage keeps a lock and a key per
+        # counter and, after every hit, runs a timer that scans all keys, for a count that dies with its
+        # connection anyway.
+        self.window_started = time.monotonic()
+        self.window_sends = 0
 
     # -- the read loop -----------------------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class GatewayConnection:
     def _handle(self, raw: str | bytes) -> None:
         if len(raw) > MAX_PAYLOAD_BYTES:
             raise CloseConnection(Close.DECODE_ERROR, f"payloads are limited to {MAX_PAYLOAD_BYTES} bytes")
-        if not _send_limiter.hit(_SEND_LIMIT, self.owner):
+        if not self._within_send_limit():
             raise CloseConnection(Close.RATE_LIMITED, f"more than {SENDS_PER_MINUTE} payloads in 60 s")
         try:
             payload = orjson.loads(raw)
@@ -187,6 +187,13 @@ class GatewayConnection:
             raise CloseConnection(Close.DECODE_ERROR, "d must be an object")
         # Presence and voice updates are accepted and have no effect: the service stores no presences and has
         # no voice (docs/gateway.md).
+
+    def _within_send_limit(self) -> bool:
+        now = time.monotonic()
+        if now - self.window_started >= SEND_WINDOW_SECONDS:
+            self.window_started, self.window_sends = now, 0
+        self.window_sends += 1
+        return self.window_sends <= SENDS_PER_MINUTE
 
     # -- heartbeats --------------------------------------------------------------------------------------------
 
@@ -593,7 +600,6 @@ class GatewayConnection:
 
     def _finish(self) -> None:
         self.closed = True
-        _send_limiter.clear(_SEND_LIMIT, self.owner)
         if self.session_id is not None and not self.handed_over:
             self.hub.unregister(self)
             self._save(open_=False)
