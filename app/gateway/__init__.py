@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import gevent
+import gevent.event
 from flask import Blueprint, Flask, current_app, request
 from flask_sock import Sock
 
@@ -72,8 +74,17 @@ def gateway_socket(ws) -> None:
         connection.run()
 
 
+def _reader_greenlet(target) -> gevent.Greenlet:
+    return gevent.Greenlet(target)
+
+
 def register(app: Flask) -> None:
-    # simple-websocket closes with 1009 beyond this; the connection itself closes with 4002 from 4096 bytes on,
-    # as Discord does. The margin lets a slightly large payload get Discord's code.
-    app.config.setdefault("SOCK_SERVER_OPTIONS", {"max_message_size": 4 * MAX_PAYLOAD_BYTES})
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {
+        # simple-websocket closes with 1009 beyond this; the connection itself closes with 4002 from 4096 bytes
+        # on, as Discord does. The margin lets a slightly large payload get Discord's code.
+        "max_message_size": 4 * MAX_PAYLOAD_BYTES,
+        # Its reader as a bare greenlet and its wake-up as gevent's Event rather than threading's (patched, they
+        # are a Thread object with its own locks and a Condition): what an idle connection holds is smaller.
+        "thread_class": _reader_greenlet, "event_class": gevent.event.Event,
+    })
     app.register_blueprint(gateway)
