@@ -94,6 +94,9 @@ class GatewayConnection:
         self.pending: deque[tuple[int, int | None, str | None]] = deque()
         #: While a RESUME replays the stream, live events wait here (then those it replayed are dropped).
         self.buffer: list[PreparedEvent] | None = None
+        #: After a RESUME, per partition, the order key of the position through which the session has every event:
+        #: this worker's hub may be behind the worker the session came from, and hand out events again.
+        self.floor: dict[int, tuple[int, ...]] = {}
         self._out: deque[bytes] = deque()
         self._writer: gevent.Greenlet | None = None
         self.closed = False
@@ -335,7 +338,7 @@ class GatewayConnection:
             raise CloseConnection(Close.UNKNOWN_ERROR, "event stream unavailable; reconnect") from None
         buffered, self.buffer = self.buffer, None
         for prepared in buffered:
-            if prepared.event.id not in replayed:
+            if prepared.event.id not in replayed and not self._already_has(prepared):
                 self.deliver(prepared)
         self._dispatch("RESUMED", b"{}", None, None)
         GATEWAY_RESUMES.labels("ok").inc()
@@ -349,12 +352,12 @@ class GatewayConnection:
         stale = timedelta(seconds=self.interval * 1.5 + 1.0)
         deadline = time.monotonic() + RESUME_WAIT_SECONDS
         while True:
-            outcome, saved = self.hub.store.claim(session_id, self.owner,
+            outcome, saved = self.hub.store.claim(session_id, user_id, self.owner,
                                                   stale_before=datetime.now(timezone.utc) - stale)
             if outcome != "busy" or time.monotonic() > deadline:
                 break
             gevent.sleep(0.1)
-        if outcome == "ok" and saved.user_id == user_id:
+        if outcome == "ok":
             return saved
         GATEWAY_RESUMES.labels(outcome if outcome != "ok" else "invalid").inc()
         # Busy: another connection still holds the session, so the client may try again (d true); otherwise the
@@ -363,8 +366,11 @@ class GatewayConnection:
         return None
 
     def _replay(self, partition: int, after: str | None, replayed: set[int]) -> None:
+        bus = self.hub.bus
         while True:
-            events = self.hub.bus.read(partition, after, 500, 0)
+            if after is not None:
+                self.floor[partition] = bus.position_order(after)
+            events = bus.read(partition, after, 500, 0)
             if not events:
                 return
             for event in events:
@@ -426,8 +432,12 @@ class GatewayConnection:
             return
         if self.buffer is not None:
             self.buffer.append(prepared)
-        else:
+        elif not self._already_has(prepared):
             self.deliver(prepared)
+
+    def _already_has(self, prepared: PreparedEvent) -> bool:
+        floor = self.floor.get(prepared.event.partition) if self.floor else None
+        return floor is not None and self.hub.bus.position_order(prepared.event.position) <= floor
 
     def deliver(self, prepared: PreparedEvent, *, position: tuple[int, str] | None = None) -> None:
         """Send what this session receives of the event: nothing, the event, or the GUILD_CREATE/DELETE and

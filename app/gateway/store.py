@@ -61,8 +61,10 @@ class SessionStore:
                     gateway_sessions.c.session_id == session_id)).first() is None:
                 connection.execute(insert(gateway_sessions).values(session_id=session_id, owner=owner, **values))
 
-    def claim(self, session_id: str, owner: str, *, stale_before: datetime) -> tuple[str, SavedSession | None]:
-        """Take a closed (or abandoned: open but not saved since ``stale_before``) session for ``owner``.
+    def claim(self, session_id: str, user_id: int, owner: str, *,
+              stale_before: datetime) -> tuple[str, SavedSession | None]:
+        """Take a closed (or abandoned: open but not saved since ``stale_before``) session of ``user_id`` for
+        ``owner``; another user's session is "unknown".
 
         Returns ("ok", state), ("unknown", None) when there is no such live session, or ("busy", None) when a
         connection still serves it.
@@ -70,7 +72,8 @@ class SessionStore:
         now = datetime.now(timezone.utc)
         with self.engine.begin() as connection:
             row = connection.execute(select(gateway_sessions.c.state, gateway_sessions.c.expires_at)
-                                     .where(gateway_sessions.c.session_id == session_id)).first()
+                                     .where(gateway_sessions.c.session_id == session_id,
+                                            gateway_sessions.c.user_id == user_id)).first()
             if row is None or row.expires_at <= now:
                 return "unknown", None
             taken = connection.execute(
