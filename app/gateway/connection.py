@@ -49,8 +49,8 @@ log = logging.getLogger(__name__)
 #: Frames queued for one client beyond which it is too slow to follow: it is closed with 4000 (Discord's
 #: "unknown error, reconnect"), and its RESUME replays what it missed from the stream.
 MAX_QUEUED_FRAMES = 2000
-#: A client that neither identifies nor resumes within this many heartbeat intervals (at least 10 s) is closed
-#: with 4003.
+#: A client that neither identifies nor resumes within this many heartbeat intervals is closed with 4003, even if
+#: it heartbeats.
 IDENTIFY_INTERVALS = 2
 #: How long a RESUME waits for the worker that still serves the session to let it go.
 RESUME_WAIT_SECONDS = 3.0
@@ -102,7 +102,7 @@ class GatewayConnection:
         self.closed = False
         self.handed_over = False
         self.interval = self.settings.gateway_heartbeat_interval_ms / 1000
-        self.last_heartbeat = time.monotonic()
+        self.opened = self.last_heartbeat = time.monotonic()
         self.heartbeat_requested = False
         # Discord's 120 payloads per 60 s, as a fixed window of two numbers on the connection. By hand rather than
         # with the `limits` package (the REST limits' library): its in-memory storage keeps a lock and a key per
@@ -115,11 +115,10 @@ class GatewayConnection:
 
     def run(self) -> None:
         GATEWAY_SESSIONS.inc()
-        opened = time.monotonic()
         try:
             self._send(_frame(Op.HELLO, {"heartbeat_interval": self.settings.gateway_heartbeat_interval_ms}))
             while not self.closed:
-                if self.user_id is None and time.monotonic() - opened > max(10.0, IDENTIFY_INTERVALS * self.interval):
+                if self.user_id is None and time.monotonic() - self.opened > IDENTIFY_INTERVALS * self.interval:
                     raise CloseConnection(Close.NOT_AUTHENTICATED, "identify or resume in time")
                 raw = self.ws.receive(timeout=self._until_deadline())
                 if raw is None:
@@ -144,10 +143,14 @@ class GatewayConnection:
         self._close(close.code, close.reason)
 
     def _until_deadline(self) -> float:
-        """Seconds until the next heartbeat check: the request for one (op 1), then the 4009 deadline."""
+        """Seconds until the next check: the request for a heartbeat (op 1), the 4009 deadline, or (before
+        IDENTIFY) the 4003 one."""
         elapsed = time.monotonic() - self.last_heartbeat
         target = self.interval * (1.5 if self.heartbeat_requested else 1.25)
-        return max(0.05, target - elapsed + 1.0)
+        wait = target - elapsed + 1.0
+        if self.user_id is None:
+            wait = min(wait, IDENTIFY_INTERVALS * self.interval - (time.monotonic() - self.opened) + 0.05)
+        return max(0.05, wait)
 
     def _check_heartbeat(self) -> None:
         elapsed = time.monotonic() - self.last_heartbeat

@@ -3,6 +3,7 @@ close code, dispatch filtering (intents, MESSAGE_CONTENT, VIEW_CHANNEL, shards),
 RESUME. One server for the module; each test uses its own connections."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -284,6 +285,22 @@ def test_close_codes(world, name, send, code):
     try:
         send(client, world)
         assert client.close_code() == code, name
+    finally:
+        client.close()
+
+
+def test_a_connection_that_never_identifies_is_closed_4003_even_if_it_heartbeats(world):
+    client = GatewayClient(world.ws_url)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Closed) as closed:
+            while True:
+                client.send(1, None)
+                assert client.receive()["op"] == 11
+                with contextlib.suppress(TimeoutError):  # a pause that still reads the close frame when it comes
+                    client.receive(timeout=HEARTBEAT_MS / 1000 / 4)
+        assert closed.value.code == 4003
+        assert 2 * HEARTBEAT_MS / 1000 <= time.monotonic() - started < 2 * HEARTBEAT_MS / 1000 + 3
     finally:
         client.close()
 
