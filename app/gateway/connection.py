@@ -36,7 +36,7 @@ from app.gateway.protocol import (
 )
 from app.gateway.store import SavedSession
 from app.gateway.views import guilds_of, search_members
-from app.observability.metrics import GATEWAY_CLOSES, GATEWAY_DISPATCHES, GATEWAY_RESUMES, GATEWAY_SESSIONS
+from app.observability.metrics import GATEWAY_CLOSES, GATEWAY_RESUMES, GATEWAY_SESSIONS
 from app.read_cache import ReadPath
 from app.services.wire import user_json
 from models import User
@@ -58,6 +58,8 @@ RESUME_WAIT_SECONDS = 3.0
 MAX_SHARDS = 4096
 #: Members per GUILD_MEMBERS_CHUNK, as Discord sends them.
 CHUNK_SIZE = 1000
+# Plain ints: ``&`` with an IntFlag member builds a new flag each time, a cost paid per session per event.
+_GUILDS, _GUILD_MEMBERS, _MESSAGE_CONTENT = int(Intent.GUILDS), int(Intent.GUILD_MEMBERS), int(Intent.MESSAGE_CONTENT)
 _PRIVILEGED_NAMES = {int(Intent.GUILD_MEMBERS): "GUILD_MEMBERS", int(Intent.GUILD_PRESENCES): "GUILD_PRESENCES",
                      int(Intent.MESSAGE_CONTENT): "MESSAGE_CONTENT"}
 
@@ -287,7 +289,7 @@ class GatewayConnection:
             "user_settings": {}, "auth": {},
         }
         self._dispatch("READY", orjson.dumps(ready), None, None)
-        if self.intents & Intent.GUILDS:
+        if self.intents & _GUILDS:
             for guild in guild_creates:
                 self._dispatch("GUILD_CREATE", orjson.dumps(guild), None, None)
         self._save(open_=True)
@@ -408,7 +410,7 @@ class GatewayConnection:
             raise CloseConnection(Close.DECODE_ERROR, "query or user_ids is required")
         if type(limit) is not int or limit < 0:
             raise CloseConnection(Close.DECODE_ERROR, "limit must be a non-negative integer")
-        if user_ids is None and not query and not self.intents & Intent.GUILD_MEMBERS:
+        if user_ids is None and not query and not self.intents & _GUILD_MEMBERS:
             # Discord: listing every member needs the GUILD_MEMBERS intent.
             raise CloseConnection(Close.INVALID_INTENTS, "requesting all members needs GUILD_MEMBERS")
         for guild_id in guild_ids:
@@ -455,20 +457,20 @@ class GatewayConnection:
             if joined and self._in_shard(guild_id) and view is not None and view.members.get(me) is not None:
                 self.guilds.add(guild_id)
                 self.hub.joined(self, guild_id)
-                if self.intents & Intent.GUILDS:
+                if self.intents & _GUILDS:
                     self._dispatch("GUILD_CREATE", orjson.dumps(view.guild_create(me)), partition, pos)
             return
         if event.type == "GUILD_MEMBER_REMOVE" and prepared.member_user_id == me:
             self.guilds.discard(guild_id)
             self.hub.left(self, guild_id)
-            if self.intents & Intent.GUILDS:
+            if self.intents & _GUILDS:
                 self._dispatch("GUILD_DELETE", orjson.dumps({"id": str(guild_id)}), partition, pos)
             return
         if view is None:
             return
         if event.type in ("GUILD_CREATE", "GUILD_MEMBER_ADD") and prepared.member_user_id in (None, me):
             return  # its own membership, already known
-        if self.intents & Intent.GUILDS:
+        if self.intents & _GUILDS:
             self._visibility_changes(prepared, partition, pos)
         need = required_intent(event.type, True)
         if need is None or not self.intents & need:
@@ -492,7 +494,7 @@ class GatewayConnection:
         if channel_id is not None and not view.can_view(me, channel_id):
             return
         data = prepared.data
-        if event.type in CONTENT_EVENTS and not self.intents & Intent.MESSAGE_CONTENT and not (
+        if event.type in CONTENT_EVENTS and not self.intents & _MESSAGE_CONTENT and not (
                 prepared.author_id == me or me in prepared.mention_ids):
             data = prepared.stripped
         self._dispatch(event.type, data, partition, pos)
@@ -516,7 +518,7 @@ class GatewayConnection:
     def _dispatch(self, type_: str, data: bytes, partition: int | None, position: str | None) -> None:
         self.seq += 1
         self.pending.append((self.seq, partition, position))
-        GATEWAY_DISPATCHES.labels(type_).inc()
+        self.hub.dispatched[type_] += 1
         # The shared ``d`` is spliced in, not serialized again per session.
         self._send(b'{"op":0,"s":%d,"t":"%s","d":%s}' % (self.seq, type_.encode(), data))
 

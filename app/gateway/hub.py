@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,7 +25,7 @@ from app.gateway.protocol import CONTENT_EVENTS
 from app.gateway.store import SessionStore
 from app.gateway.views import INVALIDATING_EVENTS, GuildView, load_members, load_view
 from app.ids import snowflake_ms
-from app.observability.metrics import GATEWAY_FANOUT_LATENCY
+from app.observability.metrics import GATEWAY_DISPATCHES, GATEWAY_FANOUT_LATENCY
 
 if TYPE_CHECKING:
     from app.extensions import Resources
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: Events read per call, and how long a read waits for one before looking again.
 READ_BATCH = 500
 READ_BLOCK_SECONDS = 5.0
+#: How often the dispatch counts reach the metric.
+METRICS_FLUSH_SECONDS = 1.0
 #: Ids remembered per partition to drop the duplicates of at-least-once delivery.
 SEEN_IDS = 2048
 
@@ -90,6 +92,9 @@ class GatewayHub:
         self._start_lock = gevent.lock.Semaphore()
         self._readers: list[gevent.Greenlet] = []
         self.stopping = False
+        #: Dispatches queued per type since the last flush to the metric: a Counter's labelled increment takes a
+        #: lock and would be paid per session per event.
+        self.dispatched: Counter[str] = Counter()
 
     @property
     def bus(self):
@@ -108,6 +113,7 @@ class GatewayHub:
             positions = {p: bus.latest_position(p) for p in range(bus.partitions)}
             self.positions.update(positions)
             self._readers = [gevent.spawn(self._follow, p) for p in range(bus.partitions)]
+            self._readers.append(gevent.spawn(self._flush_metrics))
 
     def shutdown(self) -> None:
         """Graceful stop: every session is saved and told to RECONNECT (it resumes on another worker)."""
@@ -116,6 +122,13 @@ class GatewayHub:
             reader.kill(block=False)
         connections = list(self.sessions.values())
         gevent.joinall([gevent.spawn(c.reconnect_elsewhere) for c in connections], timeout=10)
+
+    def _flush_metrics(self) -> None:
+        while not self.stopping:
+            gevent.sleep(METRICS_FLUSH_SECONDS)
+            counts, self.dispatched = self.dispatched, Counter()
+            for type_, count in counts.items():
+                GATEWAY_DISPATCHES.labels(type_).inc(count)
 
     # -- sessions ----------------------------------------------------------------------------------------------
 
