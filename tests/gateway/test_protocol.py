@@ -4,6 +4,7 @@ RESUME. One server for the module; each test uses its own connections."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -398,3 +399,31 @@ def test_resume_past_retention_is_invalid(world):
         assert payload == {"op": 9, "d": False, "s": None, "t": None}
     finally:
         resumed.close()
+
+
+def _gateway_metrics(world) -> dict[str, float]:
+    connection = http.client.HTTPConnection(world.server.host, world.server.port, timeout=10)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("chatstore_gateway_")}
+
+
+def test_metrics_count_sessions_dispatches_and_closes(world):
+    client, _ = world.connect(world.bot, ALL_GUILD)
+    try:
+        client.dispatches(1)
+        assert _gateway_metrics(world)["chatstore_gateway_sessions"] >= 1
+        # Dispatch counts reach the metric within a second (the hub batches them).
+        values = wait_for(lambda: (m := _gateway_metrics(world)).get(
+            'chatstore_gateway_dispatches_total{type="READY"}') and m, 10, "the dispatch count")
+    finally:
+        client.close()
+    assert values["chatstore_gateway_dispatches_total{type=\"GUILD_CREATE\"}"] >= 1
+    refused = GatewayClient(world.ws_url)
+    refused.send_raw("{not json")
+    assert refused.close_code() == 4002
+    assert _gateway_metrics(world)['chatstore_gateway_closes_total{code="4002"}'] >= 1
