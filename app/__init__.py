@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.api.json import OrjsonProvider
     from app.cli import register as register_cli
     from app.extensions import Resources
+    from app.gateway import register as register_gateway
     from app.observability import init_app as init_observability
 
     settings = settings or load_settings()
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["chatstore"] = resources
     init_observability(app, settings)
     register_api(app)
+    register_gateway(app)
     register_cli(app)
     atexit.register(resources.close)
     return app

@@ -114,6 +114,14 @@ class Settings:
     attachment_url_ttl_seconds: int = 24 * 3600
     attachment_signing_key: str = ""
     public_base_url: str = ""
+    # The Discord gateway (app/gateway): the URL /gateway/bot hands out ("" means ws:// on the request's host),
+    # the heartbeat interval HELLO announces, identifies per user per 24 hours and per 5 seconds, and how long a
+    # closed session stays resumable.
+    public_gateway_url: str = ""
+    gateway_heartbeat_interval_ms: int = 41250
+    gateway_session_start_limit: int = 1000
+    gateway_max_concurrency: int = 1
+    gateway_resume_window_seconds: int = 300
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -241,6 +249,12 @@ def _signing_key(raw: str) -> str:
     return raw
 
 
+def _websocket_url(raw: str) -> str:
+    if not raw.startswith(("ws://", "wss://")):
+        raise ValueError("must be a ws:// or wss:// URL")
+    return raw
+
+
 def _database_url(raw: str) -> str:
     if not raw.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://", "postgres://")):
         raise ValueError("must be a sqlite:// or postgresql:// URL")
@@ -313,6 +327,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "ATTACHMENT_URL_TTL_SECONDS": ("attachment_url_ttl_seconds", _positive_int),
     "ATTACHMENT_SIGNING_KEY": ("attachment_signing_key", _signing_key),
     "PUBLIC_BASE_URL": ("public_base_url", _http_url),
+    "PUBLIC_GATEWAY_URL": ("public_gateway_url", _websocket_url),
+    "GATEWAY_HEARTBEAT_INTERVAL_MS": ("gateway_heartbeat_interval_ms", _positive_int),
+    "GATEWAY_SESSION_START_LIMIT": ("gateway_session_start_limit", _positive_int),
+    "GATEWAY_MAX_CONCURRENCY": ("gateway_max_concurrency", _positive_int),
+    "GATEWAY_RESUME_WINDOW_SECONDS": ("gateway_resume_window_seconds", _positive_int),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -417,6 +436,13 @@ DESCRIPTIONS: dict[str, str] = {
                               "required with `BLOB_STORE=s3`",
     "PUBLIC_BASE_URL": "`https://host` under which clients reach this service, for attachment links; unset, "
                        "each request's own host is used",
+    "PUBLIC_GATEWAY_URL": "The WebSocket URL `/gateway` and `/gateway/bot` hand out (`wss://...` behind a proxy); "
+                          "empty: `ws://` on the host the request named, path `/gateway`",
+    "GATEWAY_HEARTBEAT_INTERVAL_MS": "The heartbeat interval HELLO announces; a session silent for longer (plus "
+                                     "a margin) is closed with 4009",
+    "GATEWAY_SESSION_START_LIMIT": "IDENTIFYs a user may make per 24 hours (`session_start_limit.total`)",
+    "GATEWAY_MAX_CONCURRENCY": "IDENTIFYs a user may make per 5 seconds (`session_start_limit.max_concurrency`)",
+    "GATEWAY_RESUME_WINDOW_SECONDS": "How long a closed gateway session can still be resumed",
 }
 
 

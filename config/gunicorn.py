@@ -57,6 +57,12 @@ class FairGeventWorker(ConnectionPolicy, GeventWorker):
                 start_response.__self__.force_close()
             return start_response(status, headers, exc_info)
         return self.application(environ, start)
+    def handle_exit(self, sig, frame):
+        """SIGTERM: stop as gunicorn does, and first hand the gateway's sessions over. Its WebSockets would
+        otherwise hold the worker until graceful_timeout and then drop; saved and told to RECONNECT, their
+        clients resume on another worker with nothing missed."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(_hand_over_gateway_sessions, self)
 
 
 _NEXT_LOOP_TURN_SECONDS = 1e-6
@@ -150,6 +156,17 @@ def post_worker_init(worker):
 
         # With EVENT_RELAY=worker (the default) every worker runs one and one of them leads; otherwise nothing.
         start_relay(resources, confirm=StoreChecks(resources.message_store))
+
+
+def _hand_over_gateway_sessions(worker):
+    application = getattr(worker, "application", None)
+    if application is None:
+        return
+    from app.gateway import live_hub
+
+    hub = live_hub(application)
+    if hub is not None:
+        hub.shutdown()
 
 
 def _resources_of(worker):

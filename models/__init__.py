@@ -12,6 +12,7 @@ from models.events import (
     event_relay_lease,
     event_stream,
 )
+from models.gateway import gateway_identifies, gateway_sessions
 from models.metadata import (
     AccessToken,
     Channel,
@@ -32,5 +33,5 @@ __all__ = [
     "MetadataVersion",
     "PermissionOverwrite", "Role", "Token", "User",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
-    "event_stream",
+    "event_stream", "gateway_identifies", "gateway_sessions",
 ]

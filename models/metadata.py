@@ -28,6 +28,9 @@ class User(Base):
     avatar: Mapped[str | None] = mapped_column(String(64))
     bot: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The privileged gateway intents (GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT bits) an admin allowed this
+    #: user to identify with (``flask users intents``); the gateway closes 4014 for the others.
+    privileged_intents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Token(Base):

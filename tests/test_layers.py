@@ -23,6 +23,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "app/ratelimit",
         # health, metrics endpoint, access log, hub watch: wired into the app and the gunicorn workers.
         "app/observability",
+        # The Discord gateway: WebSocket sessions fed by the event stream.
+        "app/gateway",
     ),
     "services": ("app/services",),
     "components": (

@@ -318,7 +318,14 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
 
 def register(app) -> None:
     """Mount the API under both versions and its error handlers."""
-    from app.api import channels, guilds, messages, openapi, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api import (  # noqa: F401  (their routes attach to ``api``)
+        channels,
+        gateway,
+        guilds,
+        messages,
+        openapi,
+        users,
+    )
     from app.api.attachments import cdn
     from app.api.errors import register_error_handlers
 

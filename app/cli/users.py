@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.auth.tokens import ACCESS_TOKEN_LIFETIME, SCOPES, issue_access_token, issue_token, revoke_token
 from app.cli import SNOWFLAKE, CommandGroup, resources
+from app.gateway.protocol import PRIVILEGED_BY_NAME, PRIVILEGED_INTENTS
 from app.services.guilds import GuildService
 from models import Channel, Guild, User
 
@@ -36,6 +37,27 @@ def create_user_command(username: str, bot: bool) -> None:
     res = resources()
     with res.session() as session:
         click.echo(create_user(session, res.ids, username, bot).id)
+
+
+@users_cli.command("intents")
+@click.argument("user_id", type=SNOWFLAKE)
+@click.option("--allow", "allowed", multiple=True, type=click.Choice(sorted(PRIVILEGED_BY_NAME)),
+              help="A privileged gateway intent to allow (repeatable).")
+@click.option("--deny", "denied", multiple=True, type=click.Choice(sorted(PRIVILEGED_BY_NAME)),
+              help="A privileged gateway intent to refuse again (repeatable).")
+def intents_command(user_id: int, allowed: tuple[str, ...], denied: tuple[str, ...]) -> None:
+    """Allow or deny USER_ID the privileged gateway intents; prints those it now has."""
+    with resources().session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise click.ClickException(f"unknown user {user_id}")
+        for name in allowed:
+            user.privileged_intents |= int(PRIVILEGED_BY_NAME[name])
+        for name in denied:
+            user.privileged_intents &= ~int(PRIVILEGED_BY_NAME[name])
+        session.commit()
+        click.echo(" ".join(n for n, bit in sorted(PRIVILEGED_BY_NAME.items()) if user.privileged_intents & bit)
+                   or "(none)")
 
 
 @tokens_cli.command("create")
@@ -100,6 +122,8 @@ def bootstrap_command() -> None:
                        f"(new token: flask tokens create {bot.id})")
             return
         bot = create_user(session, res.ids, DEMO_BOT, bot=True)
+        # The demo bot may use every privileged intent, so that `make run` serves a bot written the usual way.
+        bot.privileged_intents = PRIVILEGED_INTENTS
         guild = GuildService(session, res.ids, events=res.session_events()).create_guild(bot, "Demo guild")
         channel = session.scalar(select(Channel).where(Channel.guild_id == guild.id))
         issued = issue_token(session, res.ids.next_id(), bot.id)

@@ -143,6 +143,12 @@ class EventBus(ABC):
         """
 
     @abstractmethod
+    def position_order(self, position: str) -> tuple[int, ...]:
+        """A key that sorts positions of one partition in publication order (positions stay opaque otherwise):
+        a reader that got the same partition's events from two places (a gateway session resumed on another
+        worker) tells with it which of them it already has. ``ValueError`` for a malformed position."""
+
+    @abstractmethod
     def oldest_position(self, partition: int) -> str | None:
         """The position of the oldest retained event of the partition, or None when none is retained."""
 

@@ -116,6 +116,9 @@ class RedisEventBus(EventBus):
                 # BLOCK 0 would wait forever.
                 block_ms = max(1, int(min(remaining, BLOCK_SLICE_SECONDS) * 1000))
 
+    def position_order(self, position: str) -> tuple[int, ...]:
+        return _stream_id(position)
+
     def oldest_position(self, partition: int) -> str | None:
         with self._calls():
             entries = self.client.xrange(self.stream(partition), count=1)

@@ -179,6 +179,9 @@ class SqlEventBus(EventBus):
                                     .where(event_stream.c.partition == partition)).scalar()
         return None if oldest is None else str(oldest)
 
+    def position_order(self, position: str) -> tuple[int, ...]:
+        return (_position(position),)
+
     def oldest_position(self, partition: int) -> str | None:
         with self._transaction(read_only=True) as connection:
             return self._oldest(connection, partition)

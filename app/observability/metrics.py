@@ -84,6 +84,24 @@ EVENT_GROUP_LAG = Gauge(
     "chatstore_event_group_lag", "Events on the bus not yet delivered to a consumer group, by group.",
     ["group"], multiprocess_mode="livemax",
 )
+GATEWAY_SESSIONS = Gauge(
+    "chatstore_gateway_sessions", "Gateway WebSocket connections open, over all live workers.",
+    multiprocess_mode="livesum",
+)
+GATEWAY_DISPATCHES = Counter(
+    "chatstore_gateway_dispatches", "Dispatches (op 0) queued to gateway sessions, by event type.", ["type"],
+)
+GATEWAY_FANOUT_LATENCY = Histogram(
+    "chatstore_gateway_fanout_latency_seconds",
+    "From an event's creation by its writer to its dispatch being queued to the sessions that receive it.",
+    buckets=HTTP_BUCKETS,
+)
+GATEWAY_RESUMES = Counter(
+    "chatstore_gateway_resumes", "RESUME attempts, by outcome (ok, invalid, busy).", ["outcome"],
+)
+GATEWAY_CLOSES = Counter(
+    "chatstore_gateway_closes", "Gateway connections closed by the server, by close code.", ["code"],
+)
 RESIDENT_MEMORY = Gauge(
     # liveall keeps one series per live worker (labelled by pid), so a leaking worker stands out; the default
     # process collector cannot work here, since it only describes the process that answers the scrape.

@@ -61,6 +61,15 @@ def test_reads_replay_from_a_position_in_pages(bus):
     assert bus.read(2, bus.latest_position(2), limit=10) == []
 
 
+def test_position_order_sorts_positions_in_publication_order(bus):
+    guild = guilds_per_partition(PARTITIONS)[2]
+    bus.publish([event(guild) for _ in range(12)])
+    positions = [e.position for e in read_all(bus, 2)]
+    assert sorted(reversed(positions), key=bus.position_order) == positions
+    with pytest.raises(ValueError):
+        bus.position_order("not-a-position")
+
+
 def test_positions_of_an_empty_partition(bus):
     assert bus.oldest_position(3) is None
     assert bus.latest_position(3) is None

@@ -49,6 +49,8 @@ class Rule:
 MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/openapi.json"): Rule("public"),
     ("GET", "/users/@me"): Rule("user"),
+    ("GET", "/gateway"): Rule("public"),
+    ("GET", "/gateway/bot"): Rule("user"),
     ("GET", "/oauth2/applications/@me"): Rule("user"),
     ("GET", "/users/<user_id>"): Rule("user", overrides={"user_id": "owner"}),
     ("GET", "/users/@me/guilds"): Rule("user"),

@@ -60,6 +60,9 @@ def test_no_operation_answers_5xx_or_off_its_schema(app, world, mode):
     failures = []
     for result in api.get_all_operations():
         operation = result.ok()
+        if mode == GenerationMode.NEGATIVE and not operation.definition.raw.get("parameters") and (
+                operation.definition.raw.get("security") == [] and "requestBody" not in operation.definition.raw):
+            continue  # public and without input (GET /gateway): there is nothing to get wrong
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES[mode], derandomize=True, deadline=None, database=None,
