@@ -57,6 +57,7 @@ class FairGeventWorker(ConnectionPolicy, GeventWorker):
                 start_response.__self__.force_close()
             return start_response(status, headers, exc_info)
         return self.application(environ, start)
+
     def handle_exit(self, sig, frame):
         """SIGTERM: stop as gunicorn does, and first hand the gateway's sessions over. Its WebSockets would
         otherwise hold the worker until graceful_timeout and then drop; saved and told to RECONNECT, their
