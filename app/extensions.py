@@ -19,6 +19,8 @@ from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
 from app.read_cache import ReadCache
+from app.search import build_engine
+from app.search.base import SearchEngine
 from app.services.dispatch import SessionEvents, session_events
 from app.sqlite import create_sqlite_engine
 from config import Settings
@@ -69,6 +71,7 @@ class Resources:
         self._ids: LeasedSnowflakes | None = None
         self._read_cache: ReadCache | None = None
         self._event_bus: EventBus | None = None
+        self._search_engine: SearchEngine | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -78,6 +81,7 @@ class Resources:
             self._engine = self._sessionmaker = self._store = self._ids = self._read_cache = None
             # The parent's bus connections are left to the parent, like its engine's.
             self._event_bus = None
+            self._search_engine = None
             self._pid = os.getpid()
 
     @property
@@ -134,10 +138,23 @@ class Resources:
                     self._event_bus = build_bus(self.settings, engine)
         return self._event_bus
 
+    @property
+    def search_engine(self) -> SearchEngine:
+        """The search engine that ``SEARCH_ENGINE`` names (app.search), built on first use in this process."""
+        engine = self.engine
+        if self._search_engine is None:
+            with self._lock:
+                if self._search_engine is None:
+                    self._search_engine = build_engine(self.settings, engine)
+        return self._search_engine
+
     def close(self) -> None:
         """Release everything this process holds (worker exit, CLI exit, test teardown)."""
         if os.getpid() != self._pid:
             return
+        if self._search_engine is not None:
+            self._search_engine.close()
+            self._search_engine = None
         if self._event_bus is not None:
             self._event_bus.close()
             self._event_bus = None

@@ -19,6 +19,8 @@ DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "chatstore.sqlite3"
 MESSAGE_STORES = ("sql", "scylla", "dual")
 EVENT_BUSES = ("sql", "redis", "off")
 EVENT_RELAYS = ("worker", "process", "off")
+SEARCH_ENGINES = ("sqlite", "postgres", "elasticsearch", "off")
+SEARCH_INDEXERS = ("worker", "process", "off")
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
@@ -80,6 +82,13 @@ class Settings:
     event_relay: str = "worker"
     event_redis_prefix: str = "chatstore:events"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Message search (app/search): the engine, where its indexer (a consumer group of the event stream) runs,
+    # the SQLite engine's file ("" = beside the SQLite database, or var/ with PostgreSQL) and Elasticsearch's.
+    search_engine: str = "sqlite"
+    search_indexer: str = "worker"
+    search_sqlite_path: str = ""
+    search_elasticsearch_url: str = "http://127.0.0.1:9200"
+    search_elasticsearch_index: str = "chatstore-messages"
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -91,6 +100,23 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def search_enabled(self) -> bool:
+        """Search is fed by the event stream: without one (EVENT_BUS=off) there is none either."""
+        return self.search_engine != "off" and self.events_enabled
+
+    @property
+    def search_index_path(self) -> Path:
+        """The SQLite search engine's file: SEARCH_SQLITE_PATH, else beside the SQLite database
+        (``chatstore.sqlite3`` -> ``chatstore.search.sqlite3``), else var/chatstore.search.sqlite3."""
+        if self.search_sqlite_path:
+            return Path(self.search_sqlite_path)
+        database = self.database_url.partition(":///")[2] if self.is_sqlite else ""
+        if database and database != ":memory:":
+            path = Path(database)
+            return path.with_name(path.stem + ".search" + (path.suffix or ".sqlite3"))
+        return DEFAULT_SQLITE_PATH.with_name("chatstore.search.sqlite3")
 
 
 def _positive_int(raw: str) -> int:
@@ -172,6 +198,18 @@ def _key_prefix(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
+def _index_name(raw: str) -> str:
+    if not raw or raw != raw.lower() or any(c in raw for c in ' "*\\<|,>/?#:') or raw.startswith(("-", "_", "+")):
+        raise ValueError("must be a lowercase Elasticsearch index name without spaces or punctuation")
+    return raw
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -248,6 +286,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EVENT_RETENTION": ("event_retention", _retention),
     "EVENT_RELAY": ("event_relay", _choice(*EVENT_RELAYS)),
     "EVENT_REDIS_PREFIX": ("event_redis_prefix", _key_prefix),
+    "SEARCH_ENGINE": ("search_engine", _choice(*SEARCH_ENGINES)),
+    "SEARCH_INDEXER": ("search_indexer", _choice(*SEARCH_INDEXERS)),
+    "SEARCH_SQLITE_PATH": ("search_sqlite_path", str),
+    "SEARCH_ELASTICSEARCH_URL": ("search_elasticsearch_url", _http_url),
+    "SEARCH_ELASTICSEARCH_INDEX": ("search_elasticsearch_index", _index_name),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -318,6 +361,16 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_RELAY": "Where the outbox relay runs: `worker` (a greenlet in each gunicorn worker, one active), "
                    "`process` (`flask events relay`), `off`",
     "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
+    "SEARCH_ENGINE": "Where messages are indexed for `GET /guilds/{id}/messages/search`: `sqlite` (FTS5, in a file "
+                     "of its own), `postgres` (`tsvector`/GIN in the database above, which must be PostgreSQL), "
+                     "`elasticsearch`, or `off` (the route answers 404 and nothing is indexed; so also with "
+                     "`EVENT_BUS=off`, since the index is fed by the event stream)",
+    "SEARCH_INDEXER": "Where the search indexer (a consumer group of the event stream) runs: `worker` (a greenlet "
+                      "in each gunicorn worker), `process` (`flask search indexer`), `off`",
+    "SEARCH_SQLITE_PATH": "The SQLite engine's index file; empty: beside the SQLite database "
+                          "(`var/chatstore.search.sqlite3` by default)",
+    "SEARCH_ELASTICSEARCH_URL": "Elasticsearch's URL with `SEARCH_ENGINE=elasticsearch`",
+    "SEARCH_ELASTICSEARCH_INDEX": "Name of the Elasticsearch index (and prefix of its template and state index)",
 }
 
 
@@ -343,6 +396,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         problems.append(f"SCYLLA_HOSTS: required when MESSAGE_STORE={settings.message_store}")
     if settings.message_store == "dual" and settings.dual_primary == settings.dual_secondary:
         problems.append("DUAL_PRIMARY and DUAL_SECONDARY must name different stores")
+    if settings.search_engine == "postgres" and settings.is_sqlite:
+        problems.append("SEARCH_ENGINE=postgres: DATABASE_URL must be PostgreSQL (the index lives in it)")
     if problems:
         raise SettingsError(problems)
     return settings

@@ -26,7 +26,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "services": ("app/services",),
     "components": (
-        "app/messages", "app/events", "app/read_cache", "app/auth",
+        "app/messages", "app/events", "app/search", "app/read_cache", "app/auth",
         # The database pool that reports its metrics, built with the engine.
         "app/observability/instrumentation",
     ),

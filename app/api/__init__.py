@@ -261,7 +261,7 @@ def form_errors(exc: ValidationError) -> dict[str, Any]:
 
 def register(app) -> None:
     """Mount the API under both versions and its error handlers."""
-    from app.api import channels, guilds, messages, openapi, users  # noqa: F401  (their routes attach to ``api``)
+    from app.api import channels, guilds, messages, openapi, search, users  # noqa: F401  (routes attach to ``api``)
     from app.api.errors import register_error_handlers
 
     ratelimit.init_app(app, app.config["SETTINGS"])

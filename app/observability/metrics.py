@@ -84,6 +84,17 @@ EVENT_GROUP_LAG = Gauge(
     "chatstore_event_group_lag", "Events on the bus not yet delivered to a consumer group, by group.",
     ["group"], multiprocess_mode="livemax",
 )
+SEARCH_INDEXED = Counter(
+    "chatstore_search_indexed",
+    "Events the search indexer applied to the search engine (redelivered ones count again).",
+)
+SEARCH_INDEX_FAILURES = Counter(
+    "chatstore_search_index_failures", "Search indexer batches the engine refused or failed (the events are retried).",
+)
+SEARCH_INDEX_LAG = Histogram(
+    "chatstore_search_index_lag_seconds", "From an event's write (its id's time) to its being searchable.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
 RESIDENT_MEMORY = Gauge(
     # liveall keeps one series per live worker (labelled by pid), so a leaking worker stands out; the default
     # process collector cannot work here, since it only describes the process that answers the scrape.
