@@ -82,9 +82,10 @@ class Settings:
     event_relay: str = "worker"
     event_redis_prefix: str = "chatstore:events"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # Message search (app/search): the engine, where its indexer (a consumer group of the event stream) runs,
-    # the SQLite engine's file ("" = beside the SQLite database, or var/ with PostgreSQL) and Elasticsearch's.
-    search_engine: str = "sqlite"
+    # Message search (app/search): the engine ("": the database's own kind), where its indexer (a consumer
+    # group of the event stream) runs, the SQLite engine's file ("" = beside the SQLite database, or var/ with
+    # PostgreSQL) and Elasticsearch's.
+    search_engine: str = ""
     search_indexer: str = "worker"
     search_sqlite_path: str = ""
     search_elasticsearch_url: str = "http://127.0.0.1:9200"
@@ -100,6 +101,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def search_backend(self) -> str:
+        """The engine in use: SEARCH_ENGINE, or by default the database's kind (sqlite or postgres)."""
+        return self.search_engine or ("sqlite" if self.is_sqlite else "postgres")
 
     @property
     def search_enabled(self) -> bool:
@@ -363,6 +369,7 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
     "SEARCH_ENGINE": "Where messages are indexed for `GET /guilds/{id}/messages/search`: `sqlite` (FTS5, in a file "
                      "of its own), `postgres` (`tsvector`/GIN in the database above, which must be PostgreSQL), "
+                     "empty for the database's own kind of the two, "
                      "`elasticsearch`, or `off` (the route answers 404 and nothing is indexed; so also with "
                      "`EVENT_BUS=off`, since the index is fed by the event stream)",
     "SEARCH_INDEXER": "Where the search indexer (a consumer group of the event stream) runs: `worker` (a greenlet "
@@ -396,7 +403,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         problems.append(f"SCYLLA_HOSTS: required when MESSAGE_STORE={settings.message_store}")
     if settings.message_store == "dual" and settings.dual_primary == settings.dual_secondary:
         problems.append("DUAL_PRIMARY and DUAL_SECONDARY must name different stores")
-    if settings.search_engine == "postgres" and settings.is_sqlite:
+    if settings.search_backend == "postgres" and settings.is_sqlite:
         problems.append("SEARCH_ENGINE=postgres: DATABASE_URL must be PostgreSQL (the index lives in it)")
     if problems:
         raise SettingsError(problems)

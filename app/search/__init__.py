@@ -39,13 +39,13 @@ ENGINES: dict[str, Callable[[Settings, Engine], SearchEngine]] = {
 
 
 def build_engine(settings: Settings, database: Engine) -> SearchEngine:
-    """The engine ``settings.search_engine`` names. Connects nothing: connections are made on first use.
+    """The engine ``settings.search_backend`` names. Connects nothing: connections are made on first use.
 
     ValueError when search is off (``SEARCH_ENGINE=off``, or no event stream to feed it).
     """
     if not settings.search_enabled:
         raise ValueError("search is off in this deployment (SEARCH_ENGINE=off or EVENT_BUS=off)")
-    return ENGINES[settings.search_engine](settings, database)
+    return ENGINES[settings.search_backend](settings, database)
 
 
 __all__ = ["ENGINES", "build_engine"]

@@ -75,7 +75,8 @@ def test_every_word_must_match_and_phrases_keep_their_order(search_engine):
 
 
 def test_cjk_is_found_by_characters_and_pairs(search_engine):
-    tokyo, kyoto, korean = index(search_engine, doc("東京タワーに行きました"), doc("京都の寺"), doc("안녕하세요 여러분"))
+    tokyo, kyoto, korean = index(search_engine, doc("東京タワーに行きました"), doc("京都の寺"),
+                                 doc("안녕하세요 여러분"))
     assert found(search_engine, content=content("東京")) == ids(tokyo)
     assert found(search_engine, content=content("京")) == ids(tokyo, kyoto)
     assert found(search_engine, content=content("東京タワー")) == ids(tokyo)
