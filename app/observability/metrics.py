@@ -93,7 +93,7 @@ SEARCH_INDEX_FAILURES = Counter(
 )
 SEARCH_INDEX_LAG = Histogram(
     "chatstore_search_index_lag_seconds", "From an event's write (its id's time) to its being searchable.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 RESIDENT_MEMORY = Gauge(
     # liveall keeps one series per live worker (labelled by pid), so a leaking worker stands out; the default

@@ -206,7 +206,9 @@ class SqliteSearchEngine(SearchEngine):
 
         source = "documents d"
         if query.content is not None:
-            source = "documents_text t JOIN documents d ON d.message_id = t.rowid"
+            # CROSS JOIN makes the full-text index drive (SQLite keeps the left table outermost): the planner
+            # otherwise walks the guild's documents and evaluates MATCH for each, seconds for a large guild.
+            source = "documents_text t CROSS JOIN documents d ON d.message_id = t.rowid"
             where.append("documents_text MATCH ?")
             parameters.append(query.content.fts5())
         if query.channel_ids is not None:

@@ -34,6 +34,8 @@ MAX_QUERY_TERMS = 32
 
 def fold(text: str) -> str:
     """Compatibility forms, case and the accents of alphabetic scripts folded away."""
+    if text.isascii():
+        return text.lower()  # the common case, and nothing below would change more than the case of ASCII
     decomposed = unicodedata.normalize("NFKD", text)
     kept: list[str] = []
     base = 0
@@ -53,8 +55,11 @@ def _cjk_tokens(run: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """The index tokens of ``text``, in order."""
+    folded = fold(text)
+    if folded.isascii():
+        return _WORD.findall(folded)
     found: list[str] = []
-    for word in _WORD.findall(fold(text)):
+    for word in _WORD.findall(folded):
         position = 0
         for match in _CJK.finditer(word):
             if match.start() > position:
