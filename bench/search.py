@@ -264,7 +264,7 @@ def reindex_rate(dataset: Dataset, size: int) -> dict:
     resources = Resources(_settings(dataset.database_url, dataset.search_path))
     try:
         factory = Factory(resources)
-        owner = factory.actor()
+        owner = factory.actor(f"reindexer-{time.time_ns()}")
         guild_id, channel_id = factory.guild(owner, "reindex benchmark")
         now_ms = int(time.time() * 1000)
         entries = [(channel_id, snowflake_from_ms(now_ms - n * 1000) + n % 4096, owner.id, line)
