@@ -103,7 +103,7 @@ class SearchIndexer:
         if not events:
             return 0
         try:
-            self.engine.apply(changes_of(events, self._pins_of))
+            self.engine.apply(self._changes(events))
         except Exception:
             SEARCH_INDEX_FAILURES.inc()
             raise
@@ -113,6 +113,21 @@ class SearchIndexer:
         for event in events:
             SEARCH_INDEX_LAG.observe(max(0.0, (searchable_ms - snowflake_ms(event.id)) / 1000))
         return len(events)
+
+    def _changes(self, events) -> list:
+        """The batch's index changes. An event that cannot be read as its type says (a bug upstream) is logged,
+        counted as a failure and skipped: retrying it would stop the group behind it for good. A store that cannot
+        answer (for pins) fails the batch, which is retried."""
+        changes = []
+        for event in events:
+            try:
+                changes.extend(changes_of([event], self._pins_of))
+            except _TRANSIENT:
+                raise
+            except Exception:  # noqa: BLE001 (logged with its traceback; see the docstring)
+                SEARCH_INDEX_FAILURES.inc()
+                log.exception("search indexer skips event %s (%s), which it cannot read", event.id, event.type)
+        return changes
 
     def drain(self) -> int:
         """Index until no event is left (tests, the CLI's ``--once``)."""

@@ -191,3 +191,14 @@ def test_bad_parameters_are_400_50035_at_their_path(client, room, params, path, 
     response = search(client, room.owner, room.guild_id, **params)
     error(response, 400, 50035)
     assert field_error_codes(response, *path) == [code]
+
+
+def test_an_unreadable_event_is_skipped_and_does_not_stop_the_ones_behind_it(client, resources, room):
+    from app.events.base import Event
+
+    resources.event_bus.publish([Event(id=resources.ids.next_id(), type="MESSAGE_CREATE", guild_id=room.guild_id,
+                                       channel_id=room.channel_id, data={"id": "1", "content": "no author"})])
+    post(client, room.owner, room.channel_id, "after the bad one")
+    index_now(resources)
+    assert found(client, room.owner, room.guild_id) == ["after the bad one"]
+    assert index_now(resources) == 0, "the bad event was acknowledged, not left to block the group"

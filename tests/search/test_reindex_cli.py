@@ -100,3 +100,6 @@ def test_a_reindex_killed_and_resumed_indexes_everything_exactly_once(seeded):
     # Every stored message counted once by the rebuild: the new one came from the indexer, the gone one was
     # counted before its delete.
     assert done.documents_indexed == len(ids)
+    status = subprocess.run([FLASK, "search", "status", "--guild", str(guild_id)], cwd=PROJECT_ROOT, env=environment,
+                            capture_output=True, text=True, timeout=60)
+    assert status.stdout.strip() == f"guild {guild_id}: ready, {len(expected)} documents", status.stderr
