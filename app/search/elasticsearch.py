@@ -241,7 +241,7 @@ class ElasticsearchSearchEngine(SearchEngine):
 
     def guild_index(self, guild_id: int) -> GuildIndex | None:
         found = self._call(self.client.options(ignore_status=404).get, index=self.guilds, id=str(guild_id),
-                           realtime=True)
+                           realtime=True).body
         return self._guild(guild_id, found.get("_source") if found.get("found") else None)
 
     def count_documents(self, guild_id: int) -> int:
@@ -277,7 +277,7 @@ class ElasticsearchSearchEngine(SearchEngine):
             # Compare-and-set on the document's sequence number: of two claimers, one wins.
             answer = self._call(self.client.options(ignore_status=409).index, index=self.guilds, id=hit["_id"],
                                 document=source, if_seq_no=hit["_seq_no"], if_primary_term=hit["_primary_term"],
-                                refresh=self.refresh)
+                                refresh=self.refresh).body
             if answer.get("result") in ("created", "updated"):
                 return self._guild(int(hit["_id"]), source)
         return None
