@@ -7,9 +7,15 @@ Every call runs in gevent's thread pool on a connection of that thread: a full-t
 takes milliseconds of CPU inside SQLite, which would otherwise stop the worker's hub, and SQLite releases the
 GIL meanwhile, so queries use both cores. Outside gevent (the CLI, tests) calls run in the caller's thread.
 
-Tables: ``documents`` (one row per message, the filters' columns, indexed by guild and by author, channel and
-message order), ``documents_text`` (FTS5 over the tokens, rowid = message id, Porter stemming over unicode61;
-the tokens are made in app.search.text), ``mentions``, ``tombstones`` and ``guilds`` (index states).
+Tables: ``documents`` (one row per message: the filters' columns, indexed by guild and by author, channel and
+message order, and the tokens made in app.search.text), ``documents_text`` (FTS5, rowid = message id, Porter
+stemming over unicode61), ``mentions``, ``tombstones`` and ``guilds`` (index states).
+
+Each token is indexed under its guild (``g123#word``): a guild's words are terms of their own, so a content query
+and its exact count read only that guild's postings, without looking up each match's guild (which cost 0.3 s
+for 30,000 matches in a guild of a million, against 30 ms for the postings alone). Porter ignores the prefix: it
+holds no vowel, so the measure of every stem is unchanged. The FTS table is contentless (the tokens are kept in
+``documents``, from which a delete gives FTS5 back what it indexed).
 """
 from __future__ import annotations
 
@@ -43,17 +49,17 @@ from app.search.base import (
 T = TypeVar("T")
 #: How long a write waits for another process's write lock (in a pool thread, so the hub runs meanwhile).
 BUSY_TIMEOUT_SECONDS = 10.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
     message_id INTEGER PRIMARY KEY, guild_id INTEGER NOT NULL, channel_id INTEGER NOT NULL,
     author_id INTEGER NOT NULL, author_type INTEGER NOT NULL, has_bits INTEGER NOT NULL,
-    pinned INTEGER NOT NULL, mention_everyone INTEGER NOT NULL, version INTEGER NOT NULL);
+    pinned INTEGER NOT NULL, mention_everyone INTEGER NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS documents_guild ON documents (guild_id, message_id);
 CREATE INDEX IF NOT EXISTS documents_author ON documents (guild_id, author_id, message_id);
 CREATE INDEX IF NOT EXISTS documents_channel ON documents (channel_id, message_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS documents_text USING fts5 (
-    body, tokenize = 'porter unicode61 remove_diacritics 0');
+    body, content = '', tokenize = "porter unicode61 remove_diacritics 0 tokenchars '#'");
 CREATE TABLE IF NOT EXISTS mentions (
     user_id INTEGER NOT NULL, message_id INTEGER NOT NULL, PRIMARY KEY (user_id, message_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mentions_message ON mentions (message_id);
@@ -65,6 +71,17 @@ CREATE TABLE IF NOT EXISTS guilds (
 """
 
 _ThreadLocal = monkey.get_original("threading", "local") if monkey.is_module_patched("threading") else threading.local
+
+
+def _has_filters(query: SearchQuery) -> bool:
+    """Whether the query filters on more than words and id bounds (those need the documents table)."""
+    return bool(query.author_ids or query.author_types or query.excluded_author_types or query.mentions
+                or query.mention_everyone is not None or query.has or query.has_not or query.pinned is not None)
+
+
+def scoped(guild_id: int, tokens: str) -> str:
+    """Tokens as the FTS table holds them: each under its guild."""
+    return " ".join(f"g{guild_id}#{token}" for token in tokens.split())
 
 
 def _now() -> float:
@@ -96,7 +113,11 @@ class SqliteSearchEngine(SearchEngine):
                                          check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            if connection.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise RuntimeError(f"{self.path} is a search index of another release (schema {version}): "
+                                   "delete it and run `flask search reindex`")
+            if version == 0:
                 connection.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
             self._local.connection = connection
             self._local.generation = self._generation
@@ -174,19 +195,27 @@ class SqliteSearchEngine(SearchEngine):
     def _insert(connection: sqlite3.Connection, documents: Sequence[SearchDocument]) -> None:
         connection.executemany(
             "INSERT INTO documents (message_id, guild_id, channel_id, author_id, author_type, has_bits, pinned, "
-            "mention_everyone, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "mention_everyone, version, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(d.message_id, d.guild_id, d.channel_id, d.author_id, int(d.author_type), int(d.has), int(d.pinned),
-              int(d.mention_everyone), d.version) for d in documents])
+              int(d.mention_everyone), d.version, d.text) for d in documents])
         connection.executemany("INSERT INTO documents_text (rowid, body) VALUES (?, ?)",
-                               [(d.message_id, d.text) for d in documents])
+                               [(d.message_id, scoped(d.guild_id, d.text)) for d in documents])
         connection.executemany("INSERT OR IGNORE INTO mentions (user_id, message_id) VALUES (?, ?)",
                                [(user_id, d.message_id) for d in documents for user_id in d.mentions])
 
     @staticmethod
     def _remove(connection: sqlite3.Connection, message_ids: Sequence[int]) -> None:
-        rows = [(message_id,) for message_id in message_ids]
+        indexed = []
+        for start in range(0, len(message_ids), 500):
+            chunk = list(message_ids[start:start + 500])
+            indexed.extend(connection.execute(
+                f"SELECT message_id, guild_id, text FROM documents WHERE message_id IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall())
+        # A contentless table forgets a row when told exactly what it indexed for it.
+        connection.executemany("INSERT INTO documents_text (documents_text, rowid, body) VALUES ('delete', ?, ?)",
+                               [(message_id, scoped(guild_id, text)) for message_id, guild_id, text in indexed])
+        rows = [(message_id,) for message_id, _, _ in indexed]
         connection.executemany("DELETE FROM documents WHERE message_id = ?", rows)
-        connection.executemany("DELETE FROM documents_text WHERE rowid = ?", rows)
         connection.executemany("DELETE FROM mentions WHERE message_id = ?", rows)
 
     # -- searching -------------------------------------------------------------------------------------------
@@ -198,6 +227,11 @@ class SqliteSearchEngine(SearchEngine):
 
     @staticmethod
     def _search(connection: sqlite3.Connection, query: SearchQuery) -> SearchResult:
+        direction = "DESC" if query.descending else "ASC"
+        # bm25 is lower for better matches: "descending" relevance is bm25 ascending.
+        relevance = f"bm25(documents_text) {'ASC' if query.descending else 'DESC'}"
+        if query.content is not None and query.channel_ids is None and not _has_filters(query):
+            return SqliteSearchEngine._search_text(connection, query, direction, relevance)
         where, parameters = ["d.guild_id = ?"], [query.guild_id]
 
         def any_of(column: str, values) -> None:
@@ -210,7 +244,7 @@ class SqliteSearchEngine(SearchEngine):
             # otherwise walks the guild's documents and evaluates MATCH for each, seconds for a large guild.
             source = "documents_text t CROSS JOIN documents d ON d.message_id = t.rowid"
             where.append("documents_text MATCH ?")
-            parameters.append(query.content.fts5())
+            parameters.append(query.content.fts5(prefix=f"g{query.guild_id}#"))
         if query.channel_ids is not None:
             any_of("d.channel_id", query.channel_ids)
         if query.author_ids:
@@ -243,15 +277,37 @@ class SqliteSearchEngine(SearchEngine):
             where.append("d.message_id < ?")
             parameters.append(query.max_id)
         condition = " AND ".join(where)
-        direction = "DESC" if query.descending else "ASC"
-        # bm25 is lower for better matches: "descending" relevance is bm25 ascending.
-        order = (f"bm25(documents_text) {'ASC' if query.descending else 'DESC'}, d.message_id {direction}"
-                 if query.by_relevance else f"d.message_id {direction}")
+        order = f"{relevance}, d.message_id {direction}" if query.by_relevance else f"d.message_id {direction}"
         total = connection.execute(f"SELECT count(*) FROM {source} WHERE {condition}", parameters).fetchone()[0]
         rows = connection.execute(
             f"SELECT d.message_id, d.channel_id FROM {source} WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
             [*parameters, query.limit, query.offset]).fetchall() if total > query.offset else []
         return SearchResult(total=total, hits=[Hit(message_id, channel_id) for message_id, channel_id in rows])
+
+    @staticmethod
+    def _search_text(connection: sqlite3.Connection, query: SearchQuery, direction: str,
+                     relevance: str) -> SearchResult:
+        """Words (and id bounds) alone in the whole guild: the guild's postings answer, count included, and only
+        the page's rows are looked up for their channel."""
+        where, parameters = ["documents_text MATCH ?"], [query.content.fts5(prefix=f"g{query.guild_id}#")]
+        if query.min_id is not None:
+            where.append("rowid > ?")
+            parameters.append(query.min_id)
+        if query.max_id is not None:
+            where.append("rowid < ?")
+            parameters.append(query.max_id)
+        condition = " AND ".join(where)
+        total = connection.execute(f"SELECT count(*) FROM documents_text WHERE {condition}",
+                                   parameters).fetchone()[0]
+        if total <= query.offset:
+            return SearchResult(total=total)
+        order = f"{relevance}, rowid {direction}" if query.by_relevance else f"rowid {direction}"
+        ids = [row[0] for row in connection.execute(
+            f"SELECT rowid FROM documents_text WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*parameters, query.limit, query.offset])]
+        channels = dict(connection.execute(
+            f"SELECT message_id, channel_id FROM documents WHERE message_id IN ({', '.join('?' * len(ids))})", ids))
+        return SearchResult(total=total, hits=[Hit(i, channels[i]) for i in ids if i in channels])
 
     # -- guild states ----------------------------------------------------------------------------------------
 

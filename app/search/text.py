@@ -117,12 +117,13 @@ class ContentQuery:
     def matches_nothing(self) -> bool:
         return not self.positive
 
-    def fts5(self) -> str:
-        """The query in SQLite FTS5's syntax (every term quoted, so no word is read as an operator)."""
+    def fts5(self, prefix: str = "") -> str:
+        """The query in SQLite FTS5's syntax (every term quoted, so no word is read as an operator), each term
+        with ``prefix`` (the SQLite engine indexes a guild's tokens under the guild)."""
         def rendered(clause: Clause) -> str:
             if clause.phrase:
-                return '"' + " ".join(clause.terms) + '"'
-            return " AND ".join(f'"{term}"' for term in clause.terms)
+                return '"' + " ".join(prefix + term for term in clause.terms) + '"'
+            return " AND ".join(f'"{prefix}{term}"' for term in clause.terms)
 
         text = " AND ".join(f"({rendered(c)})" for c in self.positive)
         for clause in self.negative:

@@ -8,7 +8,7 @@ from app.search.base import GuildCreated
 from app.search.indexer import build_indexer
 
 SEARCH_TABLES = ("search_documents", "search_tombstones", "search_guilds")
-SQLITE_TABLES = ("documents", "documents_text", "mentions", "tombstones", "guilds")
+SQLITE_TABLES = ("documents", "mentions", "tombstones", "guilds")
 
 
 def index_now(resources) -> int:
@@ -36,6 +36,8 @@ def empty_search_index(resources) -> None:
                 connection.execute(text(f"DELETE FROM {table}"))
     elif engine.name == "sqlite":
         def empty(connection):
+            # The full-text table is contentless: emptied by its own command, not by DELETE.
+            connection.execute("INSERT INTO documents_text (documents_text) VALUES ('delete-all')")
             for table in SQLITE_TABLES:
                 connection.execute(f"DELETE FROM {table}")
 
