@@ -10,8 +10,8 @@ Then real gunicorn (2 workers, the indexer in them) serves it, and wrk drives, w
 
 - ``history``: the latest 25 messages of a channel, the baseline of the same run (the read the search route
   does after the engine's query, without the query);
-- ``content``: a content query for a word of middling frequency (ranks 50-300 of the vocabulary, so from about
-  0.1 % to 1 % of the guild), newest first, 25 per page;
+- ``content``: a content query for a word of middling frequency (ranks 50-300 of the vocabulary, found in about
+  0.4 % to 3 % of the guild's messages: 4,000 to 30,000 of a million), newest first, 25 per page;
 - ``author``: the messages of one author (about 1 in 1,000);
 - while ``create`` posts messages under wrk, the indexer's lag (from a message's write to its being searchable)
   from the service's ``chatstore_search_index_lag_seconds`` histogram: p50 and p99 as bucket bounds.
