@@ -163,3 +163,18 @@ class ServiceUnavailable(AppError):
     def __init__(self, message: str | None = None, retry_after: float = 1.0):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SearchIndexNotReady(AppError):
+    """The guild's search index is being built: Discord answers such a search 202 with this body."""
+
+    status, code, message = 202, 110000, "Index not yet available. Try again later"
+
+    def __init__(self, *, documents_indexed: int, retry_after: float = 2.0):
+        super().__init__()
+        self.documents_indexed = documents_indexed
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, "code": self.code, "retry_after": self.retry_after,
+                "documents_indexed": self.documents_indexed}

@@ -23,6 +23,8 @@ from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
 from app.read_cache import ReadCache
+from app.search import build_engine
+from app.search.base import SearchEngine
 from app.services.dispatch import SessionEvents, session_events
 from app.sqlite import create_sqlite_engine
 from config import Settings
@@ -115,6 +117,7 @@ class Resources:
         self._event_bus: EventBus | None = None
         self._blob_store: BlobStore | None = None
         self._signing_key: bytes | None = None
+        self._search_engine: SearchEngine | None = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:
@@ -125,6 +128,7 @@ class Resources:
             # The parent's bus connections are left to the parent, like its engine's.
             self._event_bus = None
             # The S3 client is rebuilt by the store itself after a fork; the filesystem holds nothing open.
+            self._search_engine = None
             self._pid = os.getpid()
 
     @property
@@ -195,11 +199,22 @@ class Resources:
         if self._signing_key is None:
             self._signing_key = signing_key(self.settings)
         return self._signing_key
+    def search_engine(self) -> SearchEngine:
+        """The search engine that ``SEARCH_ENGINE`` names (app.search), built on first use in this process."""
+        engine = self.engine
+        if self._search_engine is None:
+            with self._lock:
+                if self._search_engine is None:
+                    self._search_engine = build_engine(self.settings, engine)
+        return self._search_engine
 
     def close(self) -> None:
         """Release everything this process holds (worker exit, CLI exit, test teardown)."""
         if os.getpid() != self._pid:
             return
+        if self._search_engine is not None:
+            self._search_engine.close()
+            self._search_engine = None
         if self._event_bus is not None:
             self._event_bus.close()
             self._event_bus = None

@@ -24,6 +24,8 @@ EVENT_RELAYS = ("worker", "process", "off")
 #: answer, as when a request body could not be read to its end.
 CLOSE_CONNECTION = "chatstore.close_connection"
 BLOB_STORES = ("filesystem", "s3")
+SEARCH_ENGINES = ("sqlite", "postgres", "elasticsearch", "off")
+SEARCH_INDEXERS = ("worker", "process", "off")
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
@@ -122,6 +124,14 @@ class Settings:
     gateway_session_start_limit: int = 1000
     gateway_max_concurrency: int = 1
     gateway_resume_window_seconds: int = 300
+    # Message search (app/search): the engine ("": the database's own kind), where its indexer (a consumer
+    # group of the event stream) runs, the SQLite engine's file ("" = beside the SQLite database, or var/ with
+    # PostgreSQL) and Elasticsearch's.
+    search_engine: str = ""
+    search_indexer: str = "worker"
+    search_sqlite_path: str = ""
+    search_elasticsearch_url: str = "http://127.0.0.1:9200"
+    search_elasticsearch_index: str = "chatstore-messages"
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -133,6 +143,28 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def search_backend(self) -> str:
+        """The engine in use: SEARCH_ENGINE, or by default the database's kind (sqlite or postgres)."""
+        return self.search_engine or ("sqlite" if self.is_sqlite else "postgres")
+
+    @property
+    def search_enabled(self) -> bool:
+        """Search is fed by the event stream: without one (EVENT_BUS=off) there is none either."""
+        return self.search_engine != "off" and self.events_enabled
+
+    @property
+    def search_index_path(self) -> Path:
+        """The SQLite search engine's file: SEARCH_SQLITE_PATH, else beside the SQLite database
+        (``chatstore.sqlite3`` -> ``chatstore.search.sqlite3``), else var/chatstore.search.sqlite3."""
+        if self.search_sqlite_path:
+            return Path(self.search_sqlite_path)
+        database = self.database_url.partition(":///")[2] if self.is_sqlite else ""
+        if database and database != ":memory:":
+            path = Path(database)
+            return path.with_name(path.stem + ".search" + (path.suffix or ".sqlite3"))
+        return DEFAULT_SQLITE_PATH.with_name("chatstore.search.sqlite3")
 
 
 def _positive_int(raw: str) -> int:
@@ -211,6 +243,18 @@ def _redis_url(raw: str) -> str:
 def _key_prefix(raw: str) -> str:
     if not raw or any(character.isspace() or character in "{}" for character in raw):
         raise ValueError("must be non-empty, without spaces or braces (braces are the partitions' hash tags)")
+    return raw
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
+def _index_name(raw: str) -> str:
+    if not raw or raw != raw.lower() or any(c in raw for c in ' "*\\<|,>/?#:') or raw.startswith(("-", "_", "+")):
+        raise ValueError("must be a lowercase Elasticsearch index name without spaces or punctuation")
     return raw
 
 
@@ -332,6 +376,11 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "GATEWAY_SESSION_START_LIMIT": ("gateway_session_start_limit", _positive_int),
     "GATEWAY_MAX_CONCURRENCY": ("gateway_max_concurrency", _positive_int),
     "GATEWAY_RESUME_WINDOW_SECONDS": ("gateway_resume_window_seconds", _positive_int),
+    "SEARCH_ENGINE": ("search_engine", _choice(*SEARCH_ENGINES)),
+    "SEARCH_INDEXER": ("search_indexer", _choice(*SEARCH_INDEXERS)),
+    "SEARCH_SQLITE_PATH": ("search_sqlite_path", str),
+    "SEARCH_ELASTICSEARCH_URL": ("search_elasticsearch_url", _http_url),
+    "SEARCH_ELASTICSEARCH_INDEX": ("search_elasticsearch_index", _index_name),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -443,6 +492,17 @@ DESCRIPTIONS: dict[str, str] = {
     "GATEWAY_SESSION_START_LIMIT": "IDENTIFYs a user may make per 24 hours (`session_start_limit.total`)",
     "GATEWAY_MAX_CONCURRENCY": "IDENTIFYs a user may make per 5 seconds (`session_start_limit.max_concurrency`)",
     "GATEWAY_RESUME_WINDOW_SECONDS": "How long a closed gateway session can still be resumed",
+    "SEARCH_ENGINE": "Where messages are indexed for `GET /guilds/{id}/messages/search`: `sqlite` (FTS5, in a file "
+                     "of its own), `postgres` (`tsvector`/GIN in the database above, which must be PostgreSQL), "
+                     "empty for the database's own kind of the two, "
+                     "`elasticsearch`, or `off` (the route answers 404 and nothing is indexed; so also with "
+                     "`EVENT_BUS=off`, since the index is fed by the event stream)",
+    "SEARCH_INDEXER": "Where the search indexer (a consumer group of the event stream) runs: `worker` (a greenlet "
+                      "in each gunicorn worker), `process` (`flask search indexer`), `off`",
+    "SEARCH_SQLITE_PATH": "The SQLite engine's index file; empty: beside the SQLite database "
+                          "(`var/chatstore.search.sqlite3` by default)",
+    "SEARCH_ELASTICSEARCH_URL": "Elasticsearch's URL with `SEARCH_ENGINE=elasticsearch`",
+    "SEARCH_ELASTICSEARCH_INDEX": "Name of the Elasticsearch index (and prefix of its template and state index)",
 }
 
 
@@ -475,6 +535,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides) -> Sett
         problems.append("BLOB_S3_BUCKET: required when BLOB_STORE=s3")
     if settings.blob_store == "s3" and not settings.attachment_signing_key:
         problems.append("ATTACHMENT_SIGNING_KEY: required when BLOB_STORE=s3 (every host must sign alike)")
+    if settings.search_backend == "postgres" and settings.is_sqlite:
+        problems.append("SEARCH_ENGINE=postgres: DATABASE_URL must be PostgreSQL (the index lives in it)")
     if problems:
         raise SettingsError(problems)
     return settings

@@ -142,8 +142,8 @@ if _settings.hub_blocking_threshold_ms:
 
 
 def post_worker_init(worker):
-    """Start the hub watch and the event relay in this worker, now that the app is loaded and before it accepts
-    connections."""
+    """Start the hub watch, the event relay and the search indexer in this worker, now that the app is loaded and
+    before it accepts connections."""
     if _settings.hub_blocking_threshold_ms:
         # Only for this hub: with the setting left on, every hub started later (in a native thread of gevent's
         # threadpool, say) would start a monitor thread of its own.
@@ -153,10 +153,13 @@ def post_worker_init(worker):
     resources = _resources_of(worker)
     if resources is not None:
         from app.events.relay import start_relay
+        from app.search.indexer import start_indexer
         from app.services.channel_writes import StoreChecks
 
         # With EVENT_RELAY=worker (the default) every worker runs one and one of them leads; otherwise nothing.
         start_relay(resources, confirm=StoreChecks(resources.message_store))
+        # With SEARCH_INDEXER=worker (the default) every worker is a consumer of the indexer's group.
+        start_indexer(resources)
 
 
 def _hand_over_gateway_sessions(worker):
@@ -214,11 +217,14 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Hand the event relay over, give back the worker's snowflake slot and close its pools and driver sessions."""
+    """Stop the search indexer, hand the event relay over, give back the worker's snowflake slot and close its
+    pools and driver sessions."""
     resources = _resources_of(worker)
     if resources is not None:
         from app.events.relay import stop_relay
+        from app.search.indexer import stop_indexer
 
+        stop_indexer()
         stop_relay()
         resources.close()
         server.log.info("worker %s closed its database pool, message store and snowflake slot", worker.pid)

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 import app.messages.dual_tables  # noqa: F401  (registers the dual-write log on the metadata)
 import app.messages.sql_tables  # noqa: F401  (registers the SQL message store's tables on the metadata)
+import app.search.postgres_tables  # noqa: F401  (registers the PostgreSQL search engine's tables)
 import models
 from config import load_settings
 from models.base import UTCDateTime

@@ -28,7 +28,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "services": ("app/services",),
     "components": (
-        "app/messages", "app/events", "app/read_cache", "app/auth", "app/blobs",
+        "app/messages", "app/events", "app/search", "app/read_cache", "app/auth", "app/blobs",
         # The rate limits' counts shared by a host's workers: a storage of the `limits` package.
         "app/ratelimit_shared",
         # The database pool that reports its metrics, built with the engine.

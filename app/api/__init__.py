@@ -324,6 +324,7 @@ def register(app) -> None:
         guilds,
         messages,
         openapi,
+        search,
         users,
     )
     from app.api.attachments import cdn

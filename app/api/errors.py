@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.json import json_response
 from app.errors import AppError, ServiceUnavailable
 from app.messages.base import StoreUnavailable
+from app.search.base import SearchUnavailable
 from config import CLOSE_CONNECTION
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def _store_unavailable(error: StoreUnavailable):
         log.warning("message store unavailable: %s", error)
+        return _unavailable(ServiceUnavailable(retry_after=error.retry_after))
+
+    @app.errorhandler(SearchUnavailable)
+    def _search_unavailable(error: SearchUnavailable):
+        log.warning("search engine unavailable: %s", error)
         return _unavailable(ServiceUnavailable(retry_after=error.retry_after))
 
     @app.errorhandler(PendingRollbackError)

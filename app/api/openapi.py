@@ -66,6 +66,13 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "PinPage": _object({"items": {"type": "array", "items": _object({"pinned_at": TIMESTAMP,
                                                                       "message": _ref("Message")})},
                         "has_more": {"type": "boolean"}}),
+    "SearchResults": _object({"total_results": {"type": "integer", "minimum": 0},
+                              "messages": {"type": "array", "items": {"type": "array", "items": _ref("Message")}},
+                              "threads": {"type": "array"}, "members": {"type": "array"},
+                              "doing_deep_historical_index": {"type": "boolean"}}),
+    "SearchIndexNotReady": _object({"code": {"type": "integer", "const": 110000}, "message": {"type": "string"},
+                                    "retry_after": {"type": "number"},
+                                    "documents_indexed": {"type": "integer", "minimum": 0}}),
 }
 
 

@@ -46,11 +46,13 @@ def register(app: Flask) -> None:
     from app.cli.messages import messages_cli
     from app.cli.migration import COMMANDS as MIGRATION_COMMANDS
     from app.cli.scylla import scylla_cli
+    from app.cli.search import search_cli
     from app.cli.users import demo_cli, tokens_cli, users_cli
 
     for command in MIGRATION_COMMANDS:
         messages_cli.add_command(command)
-    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli, scylla_cli, events_cli):
+    for group in (users_cli, tokens_cli, guilds_cli, messages_cli, db_cli, demo_cli, scylla_cli, events_cli,
+                  search_cli):
         app.cli.add_command(group)
 
     @app.shell_context_processor

@@ -102,6 +102,17 @@ GATEWAY_RESUMES = Counter(
 GATEWAY_CLOSES = Counter(
     "chatstore_gateway_closes", "Gateway connections closed by the server, by close code.", ["code"],
 )
+SEARCH_INDEXED = Counter(
+    "chatstore_search_indexed",
+    "Events the search indexer applied to the search engine (redelivered ones count again).",
+)
+SEARCH_INDEX_FAILURES = Counter(
+    "chatstore_search_index_failures", "Search indexer batches the engine refused or failed (the events are retried).",
+)
+SEARCH_INDEX_LAG = Histogram(
+    "chatstore_search_index_lag_seconds", "From an event's write (its id's time) to its being searchable.",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
 RESIDENT_MEMORY = Gauge(
     # liveall keeps one series per live worker (labelled by pid), so a leaking worker stands out; the default
     # process collector cannot work here, since it only describes the process that answers the scrape.

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 import app.messages.dual_tables  # noqa: F401  (the backends' tables join models.Base.metadata on import)
 import app.messages.sql_tables  # noqa: F401
+import app.search.postgres_tables  # noqa: F401
 import models
 from app.cli.db import alembic_config
 from tests.support.databases import postgres_database, sqlite_database

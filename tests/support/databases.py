@@ -94,6 +94,7 @@ def empty_tables(engine) -> None:
     metadata version (which the deletes bump, so no worker keeps what it read of the deleted rows)."""
     import app.messages.dual_tables  # noqa: F401  (the backends' tables join models.Base.metadata on import)
     import app.messages.sql_tables  # noqa: F401
+    import app.search.postgres_tables  # noqa: F401
     import models
 
     # DELETE, children first, rather than TRUNCATE: on PostgreSQL a TRUNCATE of every table costs about 0.3 s

@@ -1,0 +1,77 @@
+"""Searching a guild's messages, as Discord's ``GET /guilds/{guild.id}/messages/search`` does.
+
+Permissions are decided at query time, with the same algorithm as the history routes
+(:meth:`AccessService.readable_channels`): the engine is asked only about channels where the caller has
+VIEW_CHANNEL and READ_MESSAGE_HISTORY now, so ``total_results`` counts only those, and a channel hidden after
+its messages were indexed is hidden from results at once.
+
+The engine gives ids; the messages served are read from the message store by id, as the history routes serve
+them (reactions with the caller's ``me``, replies, current authors). So an edit, a delete or a reaction shows in
+results at once, even before the indexer has seen it; a hit deleted since it was indexed is left out of its page
+(``total_results`` may count it until the indexer catches up, within its lag).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from sqlalchemy.orm import Session
+
+from app.domain import UserSnapshot
+from app.errors import SearchIndexNotReady
+from app.messages.base import Message, MessageStore
+from app.search.base import IndexState, SearchEngine, SearchQuery
+from app.services.access import AccessService, ChannelAccess
+from app.services.messages import MessageBundle, MessageLookup
+from models.base import begin_read_only
+
+
+@dataclass
+class SearchPage:
+    total: int
+    #: Each hit with the bundle that serializes it (one bundle per channel of the page).
+    hits: list[tuple[Message, MessageBundle]]
+
+
+class SearchService:
+    def __init__(self, lookup: MessageLookup, engine: SearchEngine, *, retry_after: float = 2.0):
+        self.lookup = lookup
+        self.session: Session = lookup.session
+        self.store: MessageStore = lookup.store
+        self.engine = engine
+        self.retry_after = retry_after
+
+    def search(self, user: UserSnapshot, query: SearchQuery, requested_channels: frozenset[int]) -> SearchPage:
+        """``query`` as the caller asked it, without ``channel_ids``; ``requested_channels`` the channels it
+        named (none: all). Raises UnknownGuild/MissingAccess as the guild routes do, and
+        :class:`SearchIndexNotReady` while the guild's index is being built (queuing the build on first ask)."""
+        begin_read_only(self.session)
+        every, readable = AccessService(self.session).readable_channels(query.guild_id, user)
+        self.session.commit()
+        state = self.engine.guild_index(query.guild_id)
+        if state is None:
+            state = self.engine.request_index(query.guild_id)
+        if state.state is not IndexState.READY:
+            raise SearchIndexNotReady(documents_indexed=self.engine.count_documents(query.guild_id),
+                                      retry_after=self.retry_after)
+        channels = readable & requested_channels if requested_channels else readable
+        # Every channel readable and none named: no channel filter, which engines answer from their guild index.
+        scoped = replace(query, channel_ids=None if channels == every.keys() else channels)
+        result = self.engine.search(scoped)
+
+        by_channel: dict[int, list[int]] = {}
+        for hit in result.hits:
+            by_channel.setdefault(hit.channel_id, []).append(hit.message_id)
+        found: dict[int, tuple[Message, MessageBundle]] = {}
+        for channel_id, message_ids in by_channel.items():
+            if channel_id not in channels:
+                continue  # moved out of reach since the query began: never served
+            messages = self.store.get_messages(channel_id, message_ids)
+            if not messages:
+                continue
+            # The bundle reads reactions and users for serializing; permissions were decided above.
+            access = ChannelAccess(channel=every[channel_id], guild=None, permissions=0)
+            bundle = self.lookup.bundle(list(messages.values()), access, user)
+            for message in bundle.messages:
+                found[message.id] = (message, bundle)
+        return SearchPage(total=result.total, hits=[found[h.message_id] for h in result.hits
+                                                    if h.message_id in found])
