@@ -80,6 +80,11 @@ class Settings:
     event_relay: str = "worker"
     event_redis_prefix: str = "chatstore:events"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Traces (app/observability/tracing.py), under OpenTelemetry's own variable names: off while the endpoint is
+    # empty; a sampled share of new traces (a caller's sampled trace is always continued).
+    otel_exporter_otlp_endpoint: str = ""
+    otel_traces_sampler_arg: float = 1.0
+    otel_service_name: str = "chatstore"
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -166,6 +171,19 @@ def _redis_url(raw: str) -> str:
     return raw
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL (OTLP over HTTP)")
+    return raw
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return value
+
+
 def _key_prefix(raw: str) -> str:
     if not raw or any(character.isspace() or character in "{}" for character in raw):
         raise ValueError("must be non-empty, without spaces or braces (braces are the partitions' hash tags)")
@@ -248,6 +266,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "EVENT_RETENTION": ("event_retention", _retention),
     "EVENT_RELAY": ("event_relay", _choice(*EVENT_RELAYS)),
     "EVENT_REDIS_PREFIX": ("event_redis_prefix", _key_prefix),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", _http_url),
+    "OTEL_TRACES_SAMPLER_ARG": ("otel_traces_sampler_arg", _ratio),
+    "OTEL_SERVICE_NAME": ("otel_service_name", str),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -318,6 +339,11 @@ DESCRIPTIONS: dict[str, str] = {
     "EVENT_RELAY": "Where the outbox relay runs: `worker` (a greenlet in each gunicorn worker, one active), "
                    "`process` (`flask events relay`), `off`",
     "EVENT_REDIS_PREFIX": "Key prefix of the streams with `EVENT_BUS=redis`",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry collector base URL (`http://collector:4318`; OTLP over HTTP, traces "
+                                   "sent to `/v1/traces`); empty turns tracing off",
+    "OTEL_TRACES_SAMPLER_ARG": "Share of new traces sampled, 0 to 1 (a request whose `traceparent` is sampled is "
+                               "always traced)",
+    "OTEL_SERVICE_NAME": "`service.name` of the spans",
 }
 
 

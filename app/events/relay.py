@@ -39,6 +39,8 @@ from datetime import datetime, timedelta, timezone
 import gevent
 import gevent.event
 import orjson
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 
@@ -51,6 +53,7 @@ from app.observability.metrics import (
     EVENT_RELAY_LAG,
     EVENTS_PUBLISHED,
 )
+from app.observability.tracing import TRACER, first_sampled, links_to
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_outbox, event_relay_lease
 
@@ -254,7 +257,15 @@ class EventRelay:
                 publish.append(event_from_bytes(row.payload))
         if publish:
             try:
-                self.bus.publish(publish)
+                # One span per batch, linked to the trace of each event's write (OpenTelemetry's messaging
+                # convention for a batch: a span cannot have many parents), in the first sampled one.
+                traceparents = [event.traceparent for event in publish]
+                with TRACER.start_as_current_span(
+                        "chatstore.events.publish", context=first_sampled(traceparents), kind=SpanKind.PRODUCER,
+                        links=links_to(traceparents),
+                        attributes={"messaging.system": self.bus.backend,
+                                    "messaging.batch.message_count": len(publish)}):
+                    self.bus.publish(publish)
             except EventBusUnavailable:
                 EVENT_PUBLISH_FAILURES.inc()
                 raise
@@ -274,7 +285,15 @@ class EventRelay:
         return verdict
 
     def run(self) -> None:
-        """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure."""
+        """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure.
+
+        Its SQL statements are never traced: a poll every fraction of a second would each be a trace of its own.
+        Its publish spans, linked to the writes' traces, are.
+        """
+        with suppress_instrumentation():
+            self._relay_until_stopped()
+
+    def _relay_until_stopped(self) -> None:
         backoff = FIRST_BACKOFF_SECONDS
         while not self._stopping.is_set():
             self._wakeup.clear()
