@@ -20,13 +20,14 @@ def rendered(overlay: str) -> tuple[dict, ...]:
     return tuple(render(DEPLOY / "overlays" / overlay))
 
 
-def require_tool(name: str, path: Path | None, how: str) -> Path:
-    """The tool's path; without it the test fails under ``make test`` (REQUIRE_DEPLOY_TOOLS=1, which it sets)
-    and skips, saying how to get it, elsewhere."""
+def require_tool(name: str, path: Path | None, how: str, required_by: str = "REQUIRE_DEPLOY_TOOLS") -> Path:
+    """The tool's path. Without it the test fails where ``required_by`` is 1 (``make test`` sets
+    REQUIRE_DEPLOY_TOOLS for the tools it installs, .ci/run REQUIRE_PROMTOOL) and skips, saying how to get it,
+    elsewhere."""
     found = path if path is not None and path.exists() else (Path(p) if (p := shutil.which(name)) else None)
     if found is None:
         message = f"{name} is not installed: {how}"
-        if os.environ.get("REQUIRE_DEPLOY_TOOLS") == "1":
+        if os.environ.get(required_by) == "1":
             pytest.fail(message)
         pytest.skip(message)
     return found
