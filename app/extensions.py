@@ -18,7 +18,7 @@ from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
-from app.observability.tracing import TRACER, tracing_enabled
+from app.observability.tracing import trace_statements, tracing_enabled
 from app.read_cache import ReadCache
 from app.services.dispatch import SessionEvents, session_events
 from app.sqlite import create_sqlite_engine
@@ -40,22 +40,6 @@ def create_db_engine(settings: Settings) -> Engine:
     if tracing_enabled(settings):
         trace_statements(engine)
     return engine
-
-
-def trace_statements(engine: Engine) -> None:
-    """A client span per SQL statement (its text, never its parameters), a child of the current span.
-
-    OpenTelemetry's engine tracer itself rather than ``SQLAlchemyInstrumentor().instrument(engine=...)``: the
-    instrumentor is a process-wide singleton that instruments the first engine only, and a process (the tests,
-    a CLI next to a relay) may build several.
-    """
-    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-    from opentelemetry.metrics import get_meter
-
-    # The pool's own metrics are Prometheus's (app/observability/instrumentation.py); this counter goes to
-    # OpenTelemetry's no-op meter.
-    usage = get_meter("chatstore").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(TRACER, engine, usage)
 
 
 def _create_db_engine(settings: Settings) -> Engine:

@@ -39,7 +39,6 @@ from datetime import datetime, timedelta, timezone
 import gevent
 import gevent.event
 import orjson
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import sqlite
@@ -285,15 +284,7 @@ class EventRelay:
         return verdict
 
     def run(self) -> None:
-        """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure.
-
-        Its SQL statements are never traced: a poll every fraction of a second would each be a trace of its own.
-        Its publish spans, linked to the writes' traces, are.
-        """
-        with suppress_instrumentation():
-            self._relay_until_stopped()
-
-    def _relay_until_stopped(self) -> None:
+        """Relay until :meth:`stop`: lead when possible, move what is there, wait to be woken, back off on failure."""
         backoff = FIRST_BACKOFF_SECONDS
         while not self._stopping.is_set():
             self._wakeup.clear()

@@ -17,9 +17,7 @@ def init_app(app, settings) -> None:
     from app.observability.tracing import configure_tracing
 
     configure_logging(settings.log_level)
-    if configure_tracing(settings):
-        trace_requests(app)
-    register_request_hooks(app, metrics_enabled=settings.metrics_enabled)
+    register_request_hooks(app, metrics_enabled=settings.metrics_enabled, traced=configure_tracing(settings))
     app.register_blueprint(health)
     watch_hub()
     # Reports queued while a request blocked the hub are written as that request ends (the async wake-up in
@@ -28,14 +26,3 @@ def init_app(app, settings) -> None:
     if settings.metrics_enabled:
         app.add_url_rule("/metrics", endpoint="metrics", view_func=metrics_view)
         sample_resident_memory(force=True)  # a worker that has served nothing yet still shows its size
-
-
-#: Probes and scrapes: every few seconds from every orchestrator and Prometheus, and worth no trace.
-UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$"
-
-
-def trace_requests(app) -> None:
-    """A span per request, named by method and route template, continuing the caller's W3C ``traceparent``."""
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
-    FlaskInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS)
