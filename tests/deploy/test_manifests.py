@@ -14,6 +14,7 @@ import pytest
 
 from app import create_app
 from config import DESCRIPTIONS, Settings, load_settings
+from deploy.render import render
 from tests.deploy.conftest import OVERLAYS, ROOT, rendered
 
 #: The oldest Kubernetes release still supported upstream when this was written, and the newest whose schemas
@@ -219,3 +220,18 @@ def test_the_scylla_overlay_migrates_both_schemas_in_its_job():
     assert [c["command"] for c in containers(job)] == [["flask", "scylla", "migrate"], ["flask", "db", "upgrade"]]
     assert [c["command"] for c in containers(one("postgres", "Job", "chatstore-migrate"))] == [
         ["flask", "db", "upgrade"]]
+
+
+def test_the_documented_downgrade_job_renders_to_a_downgrade(tmp_path):
+    """docs/operations.md's "Roll back": a kustomization over an overlay whose patch turns the migrations Job
+    into a downgrade."""
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources: [{ROOT / 'deploy' / 'overlays' / 'postgres'}]\npatches: [{{path: job.yaml}}]\n")
+    (tmp_path / "job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: chatstore-migrate}\n"
+        "spec: {template: {spec: {containers: [{name: db-upgrade, command: [flask, db, downgrade, \"0006\"]}]}}}\n")
+    [job] = [r for r in render(tmp_path) if r["kind"] == "Job"]
+    [container] = containers(job)
+    assert container["command"] == ["flask", "db", "downgrade", "0006"]
+    assert container["env"][0]["name"] == "DATABASE_URL" and container["image"] == "chatstore:0.1.0"
+    assert "downgrade" in create_app(Settings()).cli.commands["db"].commands
