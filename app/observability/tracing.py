@@ -82,9 +82,9 @@ class RequestSpan:
 
     __slots__ = ("span", "_token")
 
-    def __init__(self, method: str, route: str, headers) -> None:
+    def __init__(self, method: str, route: str, headers, tracer: trace.Tracer = TRACER) -> None:
         parent = _PROPAGATOR.extract(headers)
-        self.span = TRACER.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
+        self.span = tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
         if self.span.is_recording():
             self.span.set_attributes({"http.request.method": method, "http.route": route})
         self._token = context_api.attach(trace.set_span_in_context(self.span))

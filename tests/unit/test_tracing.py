@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.events.base import Event, event_from_bytes, event_to_bytes
 from app.observability.logs import RequestIdFilter
 from app.observability.tracing import (
+    RequestSpan,
     consuming,
     context_of,
     current_trace_ids,
@@ -35,12 +36,18 @@ TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
 
 @pytest.fixture
-def tracer():
+def recorded():
+    """A tracer of a provider of its own, and the spans it finished."""
     provider = TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider.get_tracer("test")
+    yield provider.get_tracer("test"), exporter
     provider.shutdown()
+
+
+@pytest.fixture
+def tracer(recorded):
+    return recorded[0]
 
 
 def test_tracing_is_off_unless_an_endpoint_is_set():
@@ -154,3 +161,30 @@ def test_a_batch_joins_the_first_sampled_trace_among_its_events():
     assert first_sampled([None, unsampled]) is None
     context = first_sampled([unsampled, "junk", TRACEPARENT])
     assert format(trace.get_current_span(context).get_span_context().trace_id, "032x") == TRACE_ID
+
+
+def test_a_request_span_continues_the_callers_trace_and_is_current_until_it_ends(recorded):
+    tracer, exporter = recorded
+    route = "/api/v10/channels/<channel_id>/messages"
+    span = RequestSpan("POST", route, {"traceparent": TRACEPARENT}, tracer=tracer)
+    assert current_trace_ids()[0] == TRACE_ID
+    span.answered(200)
+    span.end(None)
+    assert current_trace_ids() is None
+    [finished] = exporter.get_finished_spans()
+    assert finished.name == f"POST {route}" and finished.parent.span_id == int(PARENT_ID, 16)
+    assert finished.attributes["http.route"] == route and finished.attributes["http.response.status_code"] == 200
+    assert finished.status.is_ok
+
+
+def test_a_request_span_marks_server_errors_and_exceptions(recorded):
+    tracer, exporter = recorded
+    failed = RequestSpan("GET", "/api/v10/users/@me", {}, tracer=tracer)
+    failed.answered(503)
+    failed.end(None)
+    crashed = RequestSpan("GET", "/api/v10/users/@me", {}, tracer=tracer)
+    crashed.end(RuntimeError("boom"))
+    first, second = exporter.get_finished_spans()
+    assert not first.status.is_ok and not second.status.is_ok
+    assert [event.name for event in second.events] == ["exception"]
+    assert first.parent is None, "no traceparent: a new trace"
