@@ -8,13 +8,11 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# The metadata and the packages only: a change elsewhere (docs, tests) keeps this layer.
+# The metadata only, so that a change to the code keeps this layer: without its packages the project installs
+# as its dependencies and an empty distribution, uninstalled again (the code runs from its source tree in /app,
+# where the migrations and alembic.ini are found beside it). Every dependency has a wheel for this platform, so
+# no compiler is needed.
 COPY setup.cfg pyproject.toml README.md ./
-COPY app ./app
-COPY models ./models
-COPY config ./config
-# Every dependency has a wheel for this platform, so no compiler is needed. The project itself is uninstalled
-# again: it runs from its source tree in /app, where the migrations and alembic.ini are found beside the code.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install . \
     && /opt/venv/bin/pip uninstall --yes chatstore

@@ -2,6 +2,12 @@
 on at 100%, in the same run.
 
     .venv/bin/python -m bench.tracing_cost [--seconds 8] [--rounds 3] [--connections 16] [--workers 1]
+    .venv/bin/python -m bench.tracing_cost --in-process [--rounds 7] [--requests 3000]
+
+``--in-process`` measures only the CPU time the service spends per request: each configuration runs in a fresh
+process of its own that sends requests through Flask's test client (no gunicorn, no wrk, no sockets), rotating
+configurations round by round. On a machine shared with other work, where wrk's throughput mostly measures the
+neighbours, this is the steadier figure of what tracing adds to each request.
 
 "On" exports over OTLP/HTTP to a throwaway receiver on 127.0.0.1 in this process (a real export path, as in
 production: the batching processor's greenlet, protobuf encoding, an HTTP POST; the receiver only counts what
@@ -15,10 +21,14 @@ time per request from /proc.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -98,6 +108,50 @@ def measure(settings, token, channel_id, args, log_path, receiver) -> dict[tuple
     return figures
 
 
+def measure_one_process(database_url: str, token: str, channel_id: int, requests: int, tracing: dict) -> dict:
+    """In this process: CPU ms per request of each route through the test client, after a warm-up."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from app import create_app
+    from config import load_settings
+
+    settings = load_settings({"DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": "false", **tracing})
+    client = create_app(settings).test_client()
+    headers = {"Authorization": f"Bot {token}"}
+    calls = {"latest 50 messages": lambda: client.get(f"/api/v10/channels/{channel_id}/messages?limit=50",
+                                                      headers=headers),
+             "create a message": lambda: client.post(f"/api/v10/channels/{channel_id}/messages", headers=headers,
+                                                     json={"content": "benchmark message about as long as a line"})}
+    figures = {}
+    for route, call in calls.items():
+        for _ in range(requests // 10):
+            call()
+        started = time.process_time()
+        for _ in range(requests):
+            response = call()
+            if response.status_code != 200:
+                raise RuntimeError(f"{route}: {response.status_code} {response.get_data(as_text=True)}")
+        figures[route] = 1000 * (time.process_time() - started) / requests
+    return figures
+
+
+def measure_in_process(settings, token, channel_id, args, receiver) -> dict[tuple[str, str], list[float]]:
+    named = configurations(receiver)
+    figures: dict[tuple[str, str], list[float]] = {}
+    for round_number in range(args.rounds):
+        order = list(named)[round_number % len(named):] + list(named)[:round_number % len(named)]
+        for name in order:
+            child = subprocess.run(
+                [sys.executable, "-m", "bench.tracing_cost", "--child",
+                 json.dumps([settings.database_url, token, channel_id, args.requests, named[name]])],
+                capture_output=True, text=True, check=True)
+            for route, cpu_ms in json.loads(child.stdout.splitlines()[-1]).items():
+                figures.setdefault((name, route), []).append(cpu_ms)
+                print(f"round {round_number + 1} {name:>5} {route:>18}: {cpu_ms:6.3f} CPU ms/req", flush=True)
+    return figures
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tracing_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of measured load per run")
@@ -105,8 +159,15 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each configuration, rotating the order")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--in-process", action="store_true", help="CPU per request through the test client")
+    parser.add_argument("--requests", type=int, default=3000, help="requests per route and process (--in-process)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    require_wrk()
+    if args.child:
+        print(json.dumps(measure_one_process(*json.loads(args.child))))
+        return
+    if not args.in_process:
+        require_wrk()
 
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -114,9 +175,15 @@ def main(argv=None) -> None:
         with tempfile.TemporaryDirectory(prefix="tracing-cost-") as directory:
             with migrated_database("sqlite", Path(directory)) as settings:
                 token, channel_id = seed(settings)
-                figures = measure(settings, token, channel_id, args, Path(directory) / "servers.log", receiver)
+                if args.in_process:
+                    figures = measure_in_process(settings, token, channel_id, args, receiver)
+                else:
+                    figures = measure(settings, token, channel_id, args, Path(directory) / "servers.log", receiver)
     finally:
         receiver.shutdown()
+    if args.in_process:
+        report_in_process(figures, args, receiver)
+        return
 
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, SQLite, {args.workers} worker(s), "
           f"{args.connections} connections, {args.rounds} x {args.seconds:g} s per figure, load average "
@@ -128,6 +195,19 @@ def main(argv=None) -> None:
         for name in configurations(receiver):
             rate, cpu = (statistics.median(column) for column in zip(*figures[(name, route)]))
             print(f"{route:>20} {name:>6} {rate:9.1f} {rate / rate_off:7.3f}   {cpu:10.2f} {cpu / cpu_off:7.3f}")
+
+
+
+def report_in_process(figures, args, receiver) -> None:
+    print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, SQLite, in process, {args.rounds} processes x "
+          f"{args.requests} requests per figure, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"{receiver.exports} exports received (medians)")
+    print(f"{'route':>20} {'config':>6} {'CPU ms/req':>10} {'x off':>7}")
+    for route in ROUTES:
+        cpu_off = statistics.median(figures[("off", route)])
+        for name in configurations(receiver):
+            cpu = statistics.median(figures[(name, route)])
+            print(f"{route:>20} {name:>6} {cpu:10.3f} {cpu / cpu_off:7.3f}")
 
 
 if __name__ == "__main__":
