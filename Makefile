@@ -18,9 +18,19 @@ run: $(STAMP)
 	$(BIN)/flask demo bootstrap
 	$(BIN)/gunicorn -c config/gunicorn.py
 
+# Checkov (the manifests' policy check) in a virtualenv of its own: its pins conflict with the project's.
+POLICY_VENV := .venv-policy
+POLICY_STAMP := $(POLICY_VENV)/.installed
+
+$(POLICY_STAMP): requirements-policy.txt
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet -r requirements-policy.txt
+	touch $(POLICY_STAMP)
+
 # The lint runs first: it takes a second, and a tree that fails it fails CI (.ci/run) before the long suite.
-test: $(STAMP) lint
-	$(BIN)/python -m gevent.monkey --module pytest -p no:cacheprovider $(PYTEST_ARGS)
+# REQUIRE_DEPLOY_TOOLS: the tools installed above (hadolint, checkov) must be there, not skipped.
+test: $(STAMP) $(POLICY_STAMP) lint
+	REQUIRE_DEPLOY_TOOLS=1 $(BIN)/python -m gevent.monkey --module pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
@@ -40,4 +50,4 @@ docs: $(STAMP)
 	$(BIN)/python -m config.document
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(POLICY_VENV) var

@@ -22,6 +22,7 @@ from app.id_slots import LeasedSnowflakes, slots_for
 from app.messages import build_store
 from app.messages.base import MessageStore
 from app.observability.instrumentation import pool_class
+from app.observability.tracing import trace_statements, tracing_enabled
 from app.read_cache import ReadCache
 from app.search import build_engine
 from app.search.base import SearchEngine
@@ -74,6 +75,13 @@ def _wait_for_postgres(connection, response_timeout: float) -> None:
 
 
 def create_db_engine(settings: Settings) -> Engine:
+    engine = _create_db_engine(settings)
+    if tracing_enabled(settings):
+        trace_statements(engine)
+    return engine
+
+
+def _create_db_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         return create_sqlite_engine(settings.database_url, poolclass=pool_class(settings),
                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)

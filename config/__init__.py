@@ -132,6 +132,11 @@ class Settings:
     search_sqlite_path: str = ""
     search_elasticsearch_url: str = "http://127.0.0.1:9200"
     search_elasticsearch_index: str = "chatstore-messages"
+    # Traces (app/observability/tracing.py), under OpenTelemetry's own variable names: off while the endpoint is
+    # empty; a sampled share of new traces (a caller's sampled trace is always continued).
+    otel_exporter_otlp_endpoint: str = ""
+    otel_traces_sampler_arg: float = 1.0
+    otel_service_name: str = "chatstore"
 
     def replace(self, **changes) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -238,6 +243,19 @@ def _redis_url(raw: str) -> str:
     if not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("must be a redis://, rediss:// or unix:// URL")
     return raw
+
+
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL (OTLP over HTTP)")
+    return raw
+
+
+def _ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return value
 
 
 def _key_prefix(raw: str) -> str:
@@ -381,6 +399,9 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SEARCH_SQLITE_PATH": ("search_sqlite_path", str),
     "SEARCH_ELASTICSEARCH_URL": ("search_elasticsearch_url", _http_url),
     "SEARCH_ELASTICSEARCH_INDEX": ("search_elasticsearch_index", _index_name),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otel_exporter_otlp_endpoint", _http_url),
+    "OTEL_TRACES_SAMPLER_ARG": ("otel_traces_sampler_arg", _ratio),
+    "OTEL_SERVICE_NAME": ("otel_service_name", str),
 }
 
 #: Environment variables that set a second field too, when their value suits it: REDIS_URL names the Redis of the
@@ -503,6 +524,11 @@ DESCRIPTIONS: dict[str, str] = {
                           "(`var/chatstore.search.sqlite3` by default)",
     "SEARCH_ELASTICSEARCH_URL": "Elasticsearch's URL with `SEARCH_ENGINE=elasticsearch`",
     "SEARCH_ELASTICSEARCH_INDEX": "Name of the Elasticsearch index (and prefix of its template and state index)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "OpenTelemetry collector base URL (`http://collector:4318`; OTLP over HTTP, traces "
+                                   "sent to `/v1/traces`); empty turns tracing off",
+    "OTEL_TRACES_SAMPLER_ARG": "Share of new traces sampled, 0 to 1 (a request whose `traceparent` is sampled is "
+                               "always traced)",
+    "OTEL_SERVICE_NAME": "`service.name` of the spans",
 }
 
 

@@ -217,16 +217,18 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Stop the search indexer, hand the event relay over, give back the worker's snowflake slot and close its
-    pools and driver sessions."""
+    """Stop the search indexer, hand the event relay over, give back the worker's snowflake slot, close its pools
+    and driver sessions and export its last spans."""
     resources = _resources_of(worker)
     if resources is not None:
         from app.events.relay import stop_relay
+        from app.observability.tracing import shutdown_tracing
         from app.search.indexer import stop_indexer
 
         stop_indexer()
         stop_relay()
         resources.close()
+        shutdown_tracing()  # sends the spans still queued
         server.log.info("worker %s closed its database pool, message store and snowflake slot", worker.pid)
 
 

@@ -38,6 +38,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "app/ids", "app/errors", "app/id_slots", "app/domain", "app/sqlite", "models", "config",
         # The metric objects and the log format: components (rate limits, the instrumented store) record to them.
         "app/observability/metrics", "app/observability/logs",
+        # The tracer and the trace context: the stores, the event stream and the log format record to them.
+        "app/observability/tracing",
     ),
 }
 

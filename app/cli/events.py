@@ -80,8 +80,17 @@ def _read_partition(bus, partition: int, after: str | None, follow: bool, found:
 
 
 @events_cli.command("relay")
-def relay_command() -> None:
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Serve this process's Prometheus metrics (outbox depth, relay and consumer-group lag) on "
+                   "http://0.0.0.0:PORT/metrics; 0 serves none.")
+def relay_command(metrics_port: int) -> None:
     """Run the outbox relay in the foreground until SIGTERM or SIGINT (for EVENT_RELAY=process)."""
+    metrics_server = None
+    if metrics_port:
+        # prometheus_client's own small server: its thread is a greenlet under gevent's patch, like the relay.
+        from prometheus_client import start_http_server
+
+        metrics_server, _ = start_http_server(metrics_port, addr="0.0.0.0")
     res = resources()
     relay = EventRelay(res.engine, _bus(), confirm=StoreChecks(res.message_store))
     handlers = [gevent.signal_handler(number, relay.stop) for number in (signal.SIGTERM, signal.SIGINT)]
@@ -91,4 +100,6 @@ def relay_command() -> None:
     finally:
         for handler in handlers:
             handler.cancel()
+        if metrics_server is not None:
+            metrics_server.shutdown()
     click.echo("event relay stopped", err=True)

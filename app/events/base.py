@@ -61,8 +61,10 @@ class Event:
 
     ``id`` is a snowflake minted by the writer (unique across processes: the dedup key); ``type`` the dispatch
     name (``MESSAGE_CREATE``); ``data`` the ``d`` payload already in wire form. ``backfill`` marks events of an
-    import that consumers may index but should not push to live sessions. ``partition`` and ``position`` are
-    set by the bus on the events it returns.
+    import that consumers may index but should not push to live sessions. ``traceparent`` is the W3C trace
+    context of the write that recorded the event (None outside a trace, and for events stored before events
+    carried one), so a consumer continues that trace (app.observability.tracing.consuming). ``partition`` and
+    ``position`` are set by the bus on the events it returns.
     """
 
     id: int
@@ -71,6 +73,7 @@ class Event:
     channel_id: int | None
     data: dict[str, Any] = field(default_factory=dict)
     backfill: bool = False
+    traceparent: str | None = None
     partition: int | None = None
     position: str | None = None
 
@@ -93,15 +96,22 @@ def _id_text(value: int | None) -> str | None:
 
 
 def event_to_bytes(event: Event) -> bytes:
-    """The event's stored form (outbox rows, stream entries); partition and position are where it is stored."""
-    return orjson.dumps({"id": event.id, "t": event.type, "g": event.guild_id, "c": event.channel_id,
-                         "d": event.data, "b": event.backfill})
+    """The event's stored form (outbox rows, stream entries); partition and position are where it is stored.
+
+    The trace context is stored only when there is one, under its own key: readers of an older release ignore it,
+    and events stored before it existed read back without one.
+    """
+    stored = {"id": event.id, "t": event.type, "g": event.guild_id, "c": event.channel_id, "d": event.data,
+              "b": event.backfill}
+    if event.traceparent is not None:
+        stored["tp"] = event.traceparent
+    return orjson.dumps(stored)
 
 
 def event_from_bytes(raw: bytes, *, partition: int | None = None, position: str | None = None) -> Event:
     stored = orjson.loads(raw)
     return Event(id=stored["id"], type=stored["t"], guild_id=stored["g"], channel_id=stored["c"], data=stored["d"],
-                 backfill=stored["b"], partition=partition, position=position)
+                 backfill=stored["b"], traceparent=stored.get("tp"), partition=partition, position=position)
 
 
 def partition_of(guild_id: int | None, channel_id: int | None, partitions: int) -> int:

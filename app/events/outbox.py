@@ -6,13 +6,17 @@ channel's row lock is held until commit, the outbox ids of one channel's events 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.engine import Connection
 
 from app.events.base import Event, event_to_bytes
+from app.observability.tracing import TRACER, current_traceparent
 from models.events import event_outbox
 
 __all__ = ["append", "event_outbox"]
@@ -33,6 +37,25 @@ def append(connection: Connection, events: Sequence[Event], *, unconfirmed: dict
     """
     if not events:
         return
+    # Inside a sampled trace, the producer's span of the events' publication: each event carries its context, so
+    # a consumer's span is its child. Inside an unsampled one, the events carry the request's context, so that
+    # their consumers make the same decision. Events that already carry one (recorded again) keep theirs.
+    if trace.get_current_span().is_recording():
+        with TRACER.start_as_current_span("chatstore.events.record", kind=SpanKind.PRODUCER,
+                                          attributes={"messaging.batch.message_count": len(events)}):
+            _insert(connection, _traced(events), unconfirmed)
+    else:
+        _insert(connection, _traced(events), unconfirmed)
+
+
+def _traced(events: Sequence[Event]) -> Sequence[Event]:
+    traceparent = current_traceparent()
+    if traceparent is None:
+        return events
+    return [event if event.traceparent else dataclasses.replace(event, traceparent=traceparent) for event in events]
+
+
+def _insert(connection: Connection, events: Sequence[Event], unconfirmed: dict | None) -> None:
     now = datetime.now(timezone.utc)
     check = orjson.dumps(unconfirmed) if unconfirmed is not None else None
     rows = [{"payload": event_to_bytes(event), "created_at": now, "unconfirmed": check} for event in events]

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 import gevent
 import gevent.event
 import orjson
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 
@@ -51,6 +52,7 @@ from app.observability.metrics import (
     EVENT_RELAY_LAG,
     EVENTS_PUBLISHED,
 )
+from app.observability.tracing import TRACER, first_sampled, links_to
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_outbox, event_relay_lease
 
@@ -254,7 +256,15 @@ class EventRelay:
                 publish.append(event_from_bytes(row.payload))
         if publish:
             try:
-                self.bus.publish(publish)
+                # One span per batch, linked to the trace of each event's write (OpenTelemetry's messaging
+                # convention for a batch: a span cannot have many parents), in the first sampled one.
+                traceparents = [event.traceparent for event in publish]
+                with TRACER.start_as_current_span(
+                        "chatstore.events.publish", context=first_sampled(traceparents), kind=SpanKind.PRODUCER,
+                        links=links_to(traceparents),
+                        attributes={"messaging.system": self.bus.backend,
+                                    "messaging.batch.message_count": len(publish)}):
+                    self.bus.publish(publish)
             except EventBusUnavailable:
                 EVENT_PUBLISH_FAILURES.inc()
                 raise

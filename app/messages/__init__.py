@@ -1,8 +1,8 @@
 """The message store: its interface (base.py), its backends, and :func:`build_store`, the one place a process's
 store stack is put together.
 
-The stack, from the outside in: metrics (``METRICS_ENABLED``), coalescing of identical concurrent reads
-(``COALESCE_READS``), then the backend named by ``MESSAGE_STORE``. Each outer layer is a
+The stack, from the outside in: a span per call (when tracing is on), metrics (``METRICS_ENABLED``), coalescing
+of identical concurrent reads (``COALESCE_READS``), then the backend named by ``MESSAGE_STORE``. Each outer layer is a
 :class:`~app.messages.base.StoreDecorator`; reach a layer with ``store.layer(Kind)``.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from app.messages.base import MessageStore
+from app.observability.tracing import tracing_enabled
 from config import Settings
 
 
@@ -52,4 +53,8 @@ def build_store(settings: Settings, engine: Engine) -> MessageStore:
         from app.messages.instrumented import InstrumentedMessageStore
 
         store = InstrumentedMessageStore(store)
+    if tracing_enabled(settings):
+        from app.messages.traced import TracedMessageStore
+
+        store = TracedMessageStore(store)
     return store

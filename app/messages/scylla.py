@@ -32,10 +32,12 @@ from cassandra.policies import (
 )
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.ids import MAX_SNOWFLAKE, bucket_bounds, bucket_of
 from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
 from app.messages.gevent_connection import CooperativeConnection, assert_cooperative
+from app.observability.tracing import TRACER
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,13 @@ class RetryOnceElsewhere(RetryPolicy):
 
 
 @functools.lru_cache(maxsize=256)
+def _end_span(span, error: BaseException | None = None) -> None:
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.record_exception(error)
+    span.end()
+
+
 def _row_class(column_names: tuple[str, ...]) -> type:
     return collections.namedtuple("Row", column_names, rename=True)
 
@@ -224,13 +233,33 @@ class ScyllaMessageStore(MessageStore):
 
     def _execute(self, cql: str, values: Sequence, *, is_read: bool = False):
         with _unavailable:
-            return self.session.execute(self._prepared(cql), values,
-                                        execution_profile=READ_PROFILE if is_read else EXEC_PROFILE_DEFAULT)
+            # The driver's own execute is exactly execute_async(...).result(); one path keeps one span.
+            return self._request(self._prepared(cql), values, cql,
+                                 READ_PROFILE if is_read else EXEC_PROFILE_DEFAULT).result()
 
     def _execute_async(self, cql: str, values: Sequence, *, is_read: bool = False):
         with _unavailable:
-            return self.session.execute_async(self._prepared(cql), values,
-                                              execution_profile=READ_PROFILE if is_read else EXEC_PROFILE_DEFAULT)
+            return self._request(self._prepared(cql), values, cql, READ_PROFILE if is_read else EXEC_PROFILE_DEFAULT)
+
+    def _request(self, statement, values: Sequence | None, cql: str, profile):
+        """Send one request; when traced, its client span lasts until the driver has the answer.
+
+        By hand rather than OpenTelemetry's Cassandra instrumentation, whose span ends when the request has been
+        sent, long before it is answered.
+        """
+        span = TRACER.start_span("scylla", kind=SpanKind.CLIENT)
+        if span.is_recording():
+            span.update_name(f"scylla {cql.split(None, 1)[0]}")
+            span.set_attributes({"db.system": "cassandra", "db.namespace": self.keyspace,
+                                 "db.query.text": cql.format(ks=self.keyspace)})
+        try:
+            future = self.session.execute_async(statement, values, execution_profile=profile)
+        except BaseException as exc:
+            _end_span(span, exc)
+            raise
+        if span.is_recording():
+            future.add_callbacks(lambda _rows: _end_span(span), lambda exc: _end_span(span, exc))
+        return future
 
     @staticmethod
     def _wait(futures: Iterable) -> list:
@@ -259,7 +288,7 @@ class ScyllaMessageStore(MessageStore):
         # The message and its bucket's index entry go together, so the index never misses a non-empty bucket.
         batch.add(self._prepared(self._INSERT_BUCKET), [message.channel_id, message.bucket])
         with _unavailable:
-            self.session.execute(batch)
+            self._request(batch, None, "BATCH " + self._INSERT_MESSAGE, EXEC_PROFILE_DEFAULT).result()
 
     @staticmethod
     def _column_value(message: Message, column: str):

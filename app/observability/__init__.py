@@ -14,9 +14,10 @@ def init_app(app, settings) -> None:
     from app.observability.hub import report_blocks, watch_hub
     from app.observability.logs import configure_logging
     from app.observability.metrics import metrics_view, sample_resident_memory
+    from app.observability.tracing import configure_tracing
 
     configure_logging(settings.log_level)
-    register_request_hooks(app, metrics_enabled=settings.metrics_enabled)
+    register_request_hooks(app, metrics_enabled=settings.metrics_enabled, traced=configure_tracing(settings))
     app.register_blueprint(health)
     watch_hub()
     # Reports queued while a request blocked the hub are written as that request ends (the async wake-up in

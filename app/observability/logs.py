@@ -14,6 +14,8 @@ from contextvars import ContextVar
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
+from app.observability.tracing import current_trace_ids
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 #: Ids from clients or proxies are kept when they are short and cannot break a log line or a header.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -29,11 +31,15 @@ def request_id_from(header: str | None) -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the current request's id (unless the caller already gave one)."""
+    """Stamps each record with the current request's id (unless the caller already gave one) and, inside a
+    trace, its trace and span ids, the keys a log store joins with the traces."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
+        ids = current_trace_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 
 import click
 import gevent
@@ -16,6 +17,7 @@ from app.events.outbox import append
 from tests.events.builders import event, guilds_per_partition, ids
 from tests.events.conftest import PARTITIONS, empty_event_tables
 from tests.support.databases import migrated_database
+from tests.support.server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +106,28 @@ def test_the_relay_command_relays_until_sigterm(cli_app, resources):
     assert result.exit_code == 0, result.output
     assert "event relay stopped" in result.output
     assert ids(resources.event_bus.read(3, None, 10)) == [written.id]
+
+
+def test_the_relay_command_serves_its_metrics_when_asked(cli_app, resources):
+    """With EVENT_RELAY=process the relay's gauges live in its own process, which the web workers' /metrics
+    cannot report: the command serves them itself (the Kubernetes relay Deployment scrapes it)."""
+    port = free_port()
+    with resources.engine.begin() as connection:
+        append(connection, [event(guilds_per_partition(PARTITIONS)[1])])
+    relay = gevent.spawn(cli_app.test_cli_runner().invoke, args=["events", "relay", "--metrics-port", str(port)])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                body = response.read().decode()
+            if "chatstore_events_published_total" in body and resources.event_bus.read(1, None, 1):
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the relay never served its metrics"
+        gevent.sleep(0.05)
+    assert "chatstore_event_outbox_depth" in body
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert relay.get(timeout=5).exit_code == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)

@@ -20,11 +20,12 @@ class JsonClient:
         status, _headers, answer = self.exchange(method, path, body)
         return status, answer
 
-    def exchange(self, method: str, path: str, body: Any = None) -> tuple[int, http.client.HTTPMessage, Any]:
-        """The status, headers and JSON body of one request."""
+    def exchange(self, method: str, path: str, body: Any = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, http.client.HTTPMessage, Any]:
+        """The status, headers and JSON body of one request; ``headers`` are sent besides the token."""
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            headers = {"Authorization": f"Bot {self.token}"}
+            headers = {**(headers or {}), "Authorization": f"Bot {self.token}"}
             payload = None
             if body is not None:
                 payload = json.dumps(body).encode()
