@@ -1,7 +1,7 @@
 """attachments and components of messages, and DM channels
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06
 
 Two nullable text columns on the SQL message store's ``messages`` table: ``attachments_json`` (the message's
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """search index tables of the PostgreSQL engine
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06
 
 The PostgreSQL search engine (SEARCH_ENGINE=postgres, app/search/postgres.py) keeps its index in the metadata
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0009'
-down_revision = '0006'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """OAuth2-style access tokens
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-12-06
 
 Access tokens by which a user consents to a bot acting for them within scopes (``guilds.join``: being added to
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
