@@ -235,3 +235,4 @@ class AttachmentEntry(Strict):
     id: int | str
     filename: _text(1024, 1) | None = None
     description: _text(1024) | None = None
+    title: _text(1024) | None = None

@@ -1,9 +1,9 @@
 """/healthz and /readyz, outside the API (which authenticates everything) so that probes need no token.
 
-/healthz says the worker can answer at all and touches nothing. /readyz asks the database, the message store and
-the event bus at the same time and gives each the readiness timeout: a worker whose pool is exhausted or whose
-store or bus is down is not ready, and the probe learns it within that time instead of hanging with the requests
-it protects.
+/healthz says the worker can answer at all and touches nothing. /readyz asks the database, the message store,
+the event bus and the blob store at the same time and gives each the readiness timeout: a worker whose pool is
+exhausted or whose store or bus is down is not ready, and the probe learns it within that time instead of hanging
+with the requests it protects.
 """
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ def _event_bus_answers(resources) -> None:
     resources.event_bus.ping()
 
 
-CHECKS = {"database": _database_answers, "message_store": _message_store_answers, "event_bus": _event_bus_answers}
+def _blob_store_answers(resources) -> None:
+    resources.blob_store.ping()
+
+
+CHECKS = {"database": _database_answers, "message_store": _message_store_answers, "event_bus": _event_bus_answers,
+          "blob_store": _blob_store_answers}
 
 
 def _run_check(check, resources, timeout: float) -> str:

@@ -59,7 +59,7 @@ def attachments_wire(message: Message, links: AttachmentLinks | None) -> list[di
                else attachment_path(message.channel_id, attachment_id, record["filename"]))
         body = {"id": record["id"], "filename": record["filename"], "size": record["size"], "url": url,
                 "proxy_url": url, "content_type": record["content_type"]}
-        for optional in ("description", "width", "height"):
+        for optional in ("title", "description", "width", "height"):
             if record.get(optional) is not None:
                 body[optional] = record[optional]
         wire.append(body)
@@ -82,7 +82,7 @@ def records_from_wire(attachments: Any, field: Callable[[str], Exception]) -> st
                                                                     or "application/octet-stream")}
         except (InvalidSnowflake, KeyError, TypeError, ValueError):
             raise field(f"attachments[{index}]: needs id, filename and size") from None
-        for optional in ("description", "width", "height"):
+        for optional in ("title", "description", "width", "height"):
             if item.get(optional) is not None:
                 record[optional] = item[optional]
         records.append(record)
@@ -158,8 +158,9 @@ class AttachmentService:
             raise ServiceUnavailable(retry_after=exc.retry_after) from exc
         record: dict[str, Any] = {"id": str(attachment_id), "filename": filename, "size": size,
                                   "content_type": kind.content_type}
-        if entry.get("description"):
-            record["description"] = entry["description"]
+        for optional in ("description", "title"):
+            if entry.get(optional):
+                record[optional] = entry[optional]
         if kind.is_image:
             record.update(width=kind.width, height=kind.height)
         return record

@@ -48,11 +48,12 @@ def download(client, url, **headers):
 def test_files_are_stored_and_served_back(client, room):
     image = png(31, 17)
     message = json_body(upload(client, room.member, room.channel_id, [("log.txt", b"line one\n"), ("dot.png", image)],
-                               {"content": "log", "attachments": [{"id": 0, "description": "the log"},
+                               {"content": "log", "attachments": [{"id": 0, "description": "the log",
+                                                                   "title": "Log"},
                                                                   {"id": 1, "filename": "red dot.png"}]}), 200)
     text, picture = message["attachments"]
-    assert (text["filename"], text["size"], text["description"], text["content_type"]) == \
-        ("log.txt", 9, "the log", "text/plain; charset=utf-8")
+    assert (text["filename"], text["size"], text["description"], text["title"], text["content_type"]) == \
+        ("log.txt", 9, "the log", "Log", "text/plain; charset=utf-8")
     assert "width" not in text and "height" not in text
     assert (picture["filename"], picture["size"], picture["content_type"], picture["width"], picture["height"]) == \
         ("red_dot.png", len(image), "image/png", 31, 17)

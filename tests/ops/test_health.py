@@ -26,7 +26,7 @@ def test_readyz_is_200_when_the_database_the_store_and_the_event_bus_answer(clie
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "message_store": "ok",
-                                                              "event_bus": "ok"}}
+                                                              "event_bus": "ok", "blob_store": "ok"}}
 
 
 def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(client, resources, monkeypatch):
@@ -39,7 +39,7 @@ def test_readyz_gives_up_on_a_hanging_store_within_the_timeout_and_says_which(cl
     assert response.status_code == 503
     assert response.headers["Content-Type"] == "application/json"
     assert response.get_json() == {"status": "unavailable", "checks": {"database": "ok", "message_store": "timeout",
-                                                                       "event_bus": "ok"}}
+                                                                       "event_bus": "ok", "blob_store": "ok"}}
     assert resources.settings.readiness_timeout <= elapsed < resources.settings.readiness_timeout + 0.5
 
 
@@ -65,4 +65,18 @@ def test_readyz_reports_an_unreachable_event_bus(database):
         unreachable.extensions["chatstore"].close()
 
     assert response.status_code == 503
-    assert response.get_json()["checks"] == {"database": "ok", "message_store": "ok", "event_bus": "unavailable"}
+    assert response.get_json()["checks"] == {"database": "ok", "message_store": "ok", "event_bus": "unavailable",
+                                             "blob_store": "ok"}
+
+
+def test_readyz_reports_an_unreachable_blob_store(database):
+    # An S3 endpoint on a port nobody listens on: the connection is refused at once.
+    unreachable = create_app(database.replace(blob_store="s3", blob_s3_bucket="attachments",
+                                              blob_s3_endpoint_url="http://127.0.0.1:1", readiness_timeout=3.0))
+    try:
+        response = unreachable.test_client().get("/readyz")
+    finally:
+        unreachable.extensions["chatstore"].close()
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["blob_store"] == "unavailable"
