@@ -20,7 +20,7 @@ import gevent.event
 import gevent.lock
 import orjson
 
-from app.events.base import Event, EventBusUnavailable, PositionExpired
+from app.events.base import Event, EventBusUnavailable, PositionExpired, partition_of
 from app.gateway.protocol import CONTENT_EVENTS
 from app.gateway.store import SessionStore
 from app.gateway.views import INVALIDATING_EVENTS, GuildView, load_members, load_view
@@ -224,12 +224,15 @@ class GatewayHub:
         while not self.stopping:
             try:
                 events = self.bus.read(partition, self.positions.get(partition), READ_BATCH, READ_BLOCK_SECONDS)
-            except PositionExpired as expired:
-                # The hub fell further behind than the retention: what was trimmed is lost to live sessions,
-                # which is said loudly; they go on from the oldest event kept.
-                log.error("gateway hub: partition %s trimmed past its position; continuing from %s", partition,
-                          expired.oldest)
-                self.positions[partition] = None
+            except PositionExpired:
+                # The hub fell further behind than the retention: its sessions of this partition's guilds missed
+                # events. They are closed (4000): their RESUME finds the position gone too and they identify
+                # again, with a fresh state, as Discord's clients do after INVALID_SESSION.
+                log.error("gateway hub: partition %s trimmed past its position; its sessions start over", partition)
+                self.positions[partition] = self._newest_position(partition)
+                for connection in list(self.sessions.values()):
+                    if any(partition_of(g, None, self.bus.partitions) == partition for g in connection.guilds):
+                        connection.drop("events were lost; resume")
                 continue
             except EventBusUnavailable as error:
                 gevent.sleep(error.retry_after)
@@ -240,6 +243,12 @@ class GatewayHub:
                 continue
             for event in events:
                 self._fan_out(partition, event)
+
+    def _newest_position(self, partition: int) -> str | None:
+        try:
+            return self.bus.latest_position(partition)
+        except EventBusUnavailable:
+            return self.positions.get(partition)
 
     def _fan_out(self, partition: int, event: Event) -> None:
         if self._is_duplicate(partition, event.id):
