@@ -15,8 +15,9 @@ discord.py) opens the sessions; this process then:
   answer. The client's own work (inflating and parsing N copies in one asyncio loop) is included; the CPU the
   worker and the client spent per message (each POST's own handling included) says where the time went on a
   machine whose other load stretches wall-clock figures;
-- REST cost: POST throughput under wrk (bench/lua/create.lua) into a channel of another guild, with no session
-  connected and with the N sessions connected (same run: the ratio), and the worker's CPU ms per request.
+- REST cost: POST throughput under wrk (bench/lua/create.lua) into a channel of another guild, before any
+  session (so before the worker's hub follows the stream) and with the N sessions connected (same run: the
+  ratio), and the worker's CPU ms per request.
 
 Results go to bench/results/<timestamp>-gateway-fanout.json; the server's log beside it.
 """
@@ -115,11 +116,12 @@ def main(argv=None) -> None:
         with serve("wsgi:application", environment, log_path, ready_path=READY_PATH) as server:
             [worker] = wait_for_workers(server, 1)
             ws_url = server.url.replace("http://", "ws://") + "/gateway"
+            rest_load(server, server.process.pid, quiet_channel, writer.token, args)  # warm-up
+            # Before any session: the worker's hub (its stream readers) is not running yet either.
+            without = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             warm = GatewayClient(ws_url, compress=True)
             warm.identify(bot.token, int(Intent.GUILDS | Intent.GUILD_MESSAGES))
             warm.close()
-            rest_load(server, server.process.pid, quiet_channel, writer.token, args)  # warm-up
-            without = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             gevent.sleep(2)
             rss_before = resident_megabytes(worker)
             client = subprocess.Popen([PYTHON, str(CLIENT), ws_url, bot.token, str(args.sessions)],
