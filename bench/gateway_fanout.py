@@ -12,9 +12,12 @@ discord.py) opens the sessions; this process then:
 - fan-out latency: posts ``--messages`` messages one after another into the sessions' channel, each on a new
   connection, and records when each answered 2xx; the client reports when the last of the N sessions received
   it (both from CLOCK_MONOTONIC, shared by the processes of a machine): p50, p99 and max of receipt minus
-  answer. The client's own work (inflating and parsing N copies in one asyncio loop) is included;
-- REST cost: POST throughput under wrk (bench/lua/create.lua) into a channel of another guild, with no session
-  connected and with the N sessions connected (same run: the ratio), and the worker's CPU ms per request.
+  answer. The client's own work (inflating and parsing N copies in one asyncio loop) is included; the CPU the
+  worker and the client spent per message (each POST's own handling included) says where the time went on a
+  machine whose other load stretches wall-clock figures;
+- REST cost: POST throughput under wrk (bench/lua/create.lua) into a channel of another guild, before any
+  session (so before the worker's hub follows the stream) and with the N sessions connected (same run: the
+  ratio), and the worker's CPU ms per request.
 
 Results go to bench/results/<timestamp>-gateway-fanout.json; the server's log beside it.
 """
@@ -71,6 +74,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rest_load(server, master_pid: int, channel_id: int, token: str, args) -> dict:
     environment = {"BENCH_CHANNELS": str(channel_id), "BENCH_TOKENS": token}
     cpu_before = workers_cpu_seconds(master_pid)
@@ -107,11 +116,12 @@ def main(argv=None) -> None:
         with serve("wsgi:application", environment, log_path, ready_path=READY_PATH) as server:
             [worker] = wait_for_workers(server, 1)
             ws_url = server.url.replace("http://", "ws://") + "/gateway"
+            rest_load(server, server.process.pid, quiet_channel, writer.token, args)  # warm-up
+            # Before any session: the worker's hub (its stream readers) is not running yet either.
+            without = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             warm = GatewayClient(ws_url, compress=True)
             warm.identify(bot.token, int(Intent.GUILDS | Intent.GUILD_MESSAGES))
             warm.close()
-            rest_load(server, server.process.pid, quiet_channel, writer.token, args)  # warm-up
-            without = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             gevent.sleep(2)
             rss_before = resident_megabytes(worker)
             client = subprocess.Popen([PYTHON, str(CLIENT), ws_url, bot.token, str(args.sessions)],
@@ -134,6 +144,7 @@ def main(argv=None) -> None:
 
                 reader = gevent.spawn(read_receipts)
                 answered: dict[str, float] = {}
+                worker_cpu_before, client_cpu_before = workers_cpu_seconds(server.process.pid), cpu_seconds(client.pid)
                 api = JsonClient(server.url, writer.token, timeout=30)
                 for number in range(args.messages):
                     content = f"fanout{number}"
@@ -146,6 +157,8 @@ def main(argv=None) -> None:
                 while len(receipts) < args.messages and time.monotonic() < deadline:
                     gevent.sleep(0.1)
                 latencies = [1000 * max(0.0, receipts[c] - t) for c, t in answered.items() if c in receipts]
+                worker_cpu = workers_cpu_seconds(server.process.pid) - worker_cpu_before
+                client_cpu = cpu_seconds(client.pid) - client_cpu_before
                 with_sessions = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             finally:
                 if client.poll() is None:
@@ -167,6 +180,8 @@ def main(argv=None) -> None:
         "fanout_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "fanout_p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "fanout_max_ms": round(max(latencies), 1) if latencies else None,
+        "fanout_worker_cpu_ms_per_message": round(1000 * worker_cpu / args.messages, 1),
+        "fanout_client_cpu_ms_per_message": round(1000 * client_cpu / args.messages, 1),
         "rest_without_sessions": without, "rest_with_sessions": with_sessions,
         "rest_throughput_ratio": round(with_sessions["requests_per_second"] / without["requests_per_second"], 2),
     }

@@ -167,6 +167,11 @@ class EventBus(ABC):
         """The position of the newest event ever published to the partition (it may have been trimmed since),
         or None when none was. Reading after it waits for the next event."""
 
+    def latest_positions(self) -> dict[int, str | None]:
+        """``latest_position`` of every partition. Buses that can answer in one round trip override it: a reader of
+        every partition (the gateway) polls it to read only the partitions that moved."""
+        return {partition: self.latest_position(partition) for partition in range(self.partitions)}
+
     # -- consumer groups -------------------------------------------------------------------------------------
 
     @abstractmethod

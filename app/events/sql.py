@@ -192,6 +192,12 @@ class SqlEventBus(EventBus):
                                         .where(event_partitions.c.partition == partition)).scalar()
         return str(latest) if latest else None
 
+    def latest_positions(self) -> dict[int, str | None]:
+        with self._transaction(read_only=True) as connection:
+            rows = dict(connection.execute(
+                select(event_partitions.c.partition, event_partitions.c.last_position)).all())
+        return {p: (str(rows[p]) if rows.get(p) else None) for p in range(self.partitions)}
+
     # -- consumer groups -------------------------------------------------------------------------------------
 
     def ensure_group(self, group: str) -> None:

@@ -594,6 +594,10 @@ class GatewayConnection:
             # The session then cannot be resumed from another worker; the client identifies again.
             log.exception("gateway: saving session %s failed", session_id)
 
+    def drop(self, reason: str) -> None:
+        """Close with 4000 (the client resumes) from outside the connection's greenlets; never yields."""
+        gevent.spawn(self._close, Close.UNKNOWN_ERROR, reason)
+
     def hand_over(self) -> None:
         """Stop serving this session (a RESUME of it arrived on another connection of this worker)."""
         self.handed_over = True

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 
 from app import create_app
+from app.gateway.protocol import PRIVILEGED_INTENTS, Intent
 from config import PROJECT_ROOT, Settings
-from models import Member, Token
+from models import Member, Token, User
 from tests.support.databases import postgres_database, sqlite_database
 
 FLASK = str(PROJECT_ROOT / ".venv" / "bin" / "flask")
@@ -90,6 +91,19 @@ def test_granted_access_token_lets_that_bot_add_that_user_until_revoked(database
     assert client.put(member_url, json={"access_token": token}, headers=owner.headers).status_code == 201
 
 
+def test_users_intents_allows_and_denies_privileged_intents(database, make, resources):
+    url = database.database_url
+    bot = make.actor()
+    assert succeeded(flask(url, "users", "intents", str(bot.id), "--allow", "message_content", "--allow",
+                           "guild_members")) == "guild_members message_content\n"
+    assert succeeded(flask(url, "users", "intents", str(bot.id), "--deny", "guild_members")) == "message_content\n"
+    with resources.session() as session:
+        assert session.get(User, bot.id).privileged_intents == int(Intent.MESSAGE_CONTENT)
+    assert "unknown user" in failed_with_one_line(flask(url, "users", "intents", "4242", "--allow",
+                                                        "message_content"))
+    assert failed_with_one_line(flask(url, "users", "intents", str(bot.id), "--allow", "presences"))
+
+
 @pytest.mark.parametrize("args", [
     ["users", "create", "x"],
     ["users", "create"],
@@ -128,5 +142,8 @@ def test_db_upgrade_then_demo_bootstrap_is_idempotent(backend, tmp_path):
             client = app.test_client()
             assert client.get("/api/v10/users/@me", headers=headers).json["id"] == bot_id
             assert client.get(f"/api/v10/channels/{channel_id}", headers=headers).json["guild_id"] == guild_id
+            with app.extensions["chatstore"].session() as session:
+                # The demo bot of `make run` may use every privileged gateway intent.
+                assert session.get(User, int(bot_id)).privileged_intents == PRIVILEGED_INTENTS
         finally:
             app.extensions["chatstore"].close()

@@ -70,6 +70,13 @@ def test_position_order_sorts_positions_in_publication_order(bus):
         bus.position_order("not-a-position")
 
 
+def test_latest_positions_name_every_partition(bus):
+    guild = guilds_per_partition(PARTITIONS)[1]
+    bus.publish([event(guild) for _ in range(3)])
+    assert bus.latest_positions() == {p: bus.latest_position(p) for p in range(PARTITIONS)}
+    assert bus.latest_positions()[1] == read_all(bus, 1)[-1].position
+
+
 def test_positions_of_an_empty_partition(bus):
     assert bus.oldest_position(3) is None
     assert bus.latest_position(3) is None

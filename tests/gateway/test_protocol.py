@@ -1,6 +1,6 @@
-"""The gateway at the WebSocket level, against real gunicorn (one gevent worker) on SQLite: the lifecycle, every
-close code, dispatch filtering (intents, MESSAGE_CONTENT, VIEW_CHANNEL, shards), membership changes, op 8 and
-RESUME. One server for the module; each test uses its own connections."""
+"""The gateway at the WebSocket level, against real gunicorn (one gevent worker) on SQLite and on PostgreSQL: the
+lifecycle, every close code, dispatch filtering (intents, MESSAGE_CONTENT, VIEW_CHANNEL, shards), membership
+changes, op 8, RESUME and the metrics. One server per database; each test uses its own connections."""
 from __future__ import annotations
 
 import contextlib
@@ -65,10 +65,10 @@ class World:
         return client, client.identify(actor.token, intents, **extra)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp("gateway")
-    with migrated_database("sqlite", directory) as base:
+    with migrated_database(request.param, directory) as base:
         resources = Resources(base.replace(event_partitions=PARTITIONS))
         make = Factory(resources)
         owner, bot, plain, outsider, limited = (make.actor(n) for n in ("gw-owner", "gw-bot", "gw-plain",
@@ -247,7 +247,8 @@ def test_request_guild_members_answers_with_chunks(world):
 
 
 def test_heartbeat_is_acknowledged_and_silence_closes_4009(world):
-    client, _ = world.connect(world.bot, ALL_GUILD)
+    client = GatewayClient(world.ws_url, answer_heartbeat_requests=False)
+    client.identify(world.bot.token, ALL_GUILD)
     try:
         client.send(1, None)
         ack = next(p for p in iter(lambda: client.receive(), None) if p["op"] == 11)

@@ -22,7 +22,8 @@ class GatewayClient:
     """One connection. ``compress`` asks for zlib-stream and inflates with one zlib.decompressobj, buffering
     binary frames until one ends with 00 00 ff ff, as discord.py does."""
 
-    def __init__(self, url: str, *, compress: bool = False, query: str = "v=10&encoding=json", timeout: float = 10):
+    def __init__(self, url: str, *, compress: bool = False, query: str = "v=10&encoding=json", timeout: float = 10,
+                 answer_heartbeat_requests: bool = True):
         full = f"{url}?{query}" + ("&compress=zlib-stream" if compress else "")
         self.ws = websocket.create_connection(full, timeout=timeout)
         self.compress = compress
@@ -30,8 +31,10 @@ class GatewayClient:
         self.buffer = bytearray()
         self.binary_frames = 0
         self.text_frames = 0
-        self.hello = self.receive()
         self.sequence: int | None = None
+        #: Like a real client, answer the server's op 1 with a heartbeat at once (a test of the timeout does not).
+        self.answer_heartbeat_requests = answer_heartbeat_requests
+        self.hello = self.receive()
 
     def send(self, op: int, data: Any) -> None:
         self.ws.send(json.dumps({"op": op, "d": data}))
@@ -66,6 +69,8 @@ class GatewayClient:
             payload = json.loads(text)
             if payload.get("s") is not None:
                 self.sequence = payload["s"]
+            if payload["op"] == 1 and self.answer_heartbeat_requests:
+                self.send(1, self.sequence)
             return payload
 
     def identify(self, token: str, intents: int, **extra: Any) -> dict:
