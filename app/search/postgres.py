@@ -253,6 +253,10 @@ class PostgresSearchEngine(SearchEngine):
         with self._transaction() as connection:
             connection.execute(text("UPDATE search_guilds SET state = 'ready', owner = NULL, channel_cursor = 0, "
                                     "message_cursor = 0 WHERE guild_id = :guild"), {"guild": guild_id})
+            # Fresh statistics after a bulk rebuild: without them the planner intersects the whole guild's index
+            # with every full-text match (measured: 0.5 s instead of 0.4 ms for a page in a guild of a million),
+            # until autovacuum gets round to the table. A sample of the rows; it takes no lock writers wait for.
+            connection.execute(text("ANALYZE search_documents"))
 
     def prune_tombstones(self, before: datetime) -> int:
         with self._transaction() as connection:

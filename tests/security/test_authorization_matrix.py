@@ -66,6 +66,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/guilds/<guild_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
     ("GET", "/guilds/<guild_id>/members"): Rule("guild"),
     ("GET", "/guilds/<guild_id>/members/<user_id>"): Rule("guild"),
+    # Any member may search (results are filtered by channel); this world's guild was never indexed: 202.
+    ("GET", "/guilds/<guild_id>/messages/search"): Rule("guild", success=202),
     ("PUT", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.MANAGE_GUILD, 201,
                                                             overrides={"user_id": "newcomer", "body": "consent"}),
     ("DELETE", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.KICK_MEMBERS, 204),
