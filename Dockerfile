@@ -11,11 +11,11 @@ WORKDIR /src
 # The metadata only, so that a change to the code keeps this layer: without its packages the project installs
 # as its dependencies and an empty distribution, uninstalled again (the code runs from its source tree in /app,
 # where the migrations and alembic.ini are found beside it). Every dependency has a wheel for this platform, so
-# no compiler is needed.
+# no compiler is needed; pip and setuptools leave the virtualenv too, as nothing installs at run time.
 COPY setup.cfg pyproject.toml README.md ./
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install . \
-    && /opt/venv/bin/pip uninstall --yes chatstore
+    && /opt/venv/bin/pip uninstall --yes chatstore setuptools pip
 
 # -- run ------------------------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm

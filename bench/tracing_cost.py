@@ -109,10 +109,8 @@ def measure(settings, token, channel_id, args, log_path, receiver) -> dict[tuple
 
 
 def measure_one_process(database_url: str, token: str, channel_id: int, requests: int, tracing: dict) -> dict:
-    """In this process: CPU ms per request of each route through the test client, after a warm-up."""
-    from gevent import monkey
-
-    monkey.patch_all()
+    """In this process (started under gevent's patch, as the service runs): CPU ms per request of each route
+    through the test client, after a warm-up."""
     from app import create_app
     from config import load_settings
 
@@ -143,7 +141,7 @@ def measure_in_process(settings, token, channel_id, args, receiver) -> dict[tupl
         order = list(named)[round_number % len(named):] + list(named)[:round_number % len(named)]
         for name in order:
             child = subprocess.run(
-                [sys.executable, "-m", "bench.tracing_cost", "--child",
+                [sys.executable, "-m", "gevent.monkey", "--module", "bench.tracing_cost", "--child",
                  json.dumps([settings.database_url, token, channel_id, args.requests, named[name]])],
                 capture_output=True, text=True, check=True)
             for route, cpu_ms in json.loads(child.stdout.splitlines()[-1]).items():

@@ -8,8 +8,9 @@ OTLP/gRPC is not offered: grpcio's C core does its own I/O on native threads tha
 Everything else uses the API's ``TRACER``, a no-op until a provider is installed, so code paths that trace cost
 a function call when tracing is off. The request and statement spans are written here rather than taken from
 OpenTelemetry's Flask and SQLAlchemy instrumentations: those compute every attribute (the request's URL, the
-statement's parsed verb and connection details) before knowing whether the span is sampled, which cost a third
-more CPU per request at a 1% sample rate; here an unsampled request costs its span's creation and little else.
+statement's parsed verb and connection details) before knowing whether the span is sampled, which cost 1.2 to 1.5
+times the CPU per request at a 1% sample rate; here an unsampled request costs its span's creation and little else
+(docs/measurements.md#traces).
 
 The current span lives in a context variable; gevent gives every greenlet its own context, so concurrent requests
 never see each other's span, and a greenlet spawned for a request must be given the request's context
