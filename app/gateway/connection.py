@@ -450,6 +450,9 @@ class GatewayConnection:
         event = prepared.event
         partition, pos = position or (event.partition, event.position)
         guild_id, me = event.guild_id, self.user_id
+        if prepared.recipients is not None:
+            self._deliver_direct(prepared, partition, pos)
+            return
         view = prepared.view
         if guild_id not in self.guilds:
             joined = (event.type == "GUILD_MEMBER_ADD" and prepared.member_user_id == me) or (
@@ -498,6 +501,19 @@ class GatewayConnection:
                 prepared.author_id == me or me in prepared.mention_ids):
             data = prepared.stripped
         self._dispatch(event.type, data, partition, pos)
+
+    def _deliver_direct(self, prepared: PreparedEvent, partition: int | None, position: str | None) -> None:
+        """A DM's event, to its two users only, with the DIRECT_MESSAGE* intents. Discord sends no channel events
+        for DMs to bots, and never strips a DM's content (MESSAGE_CONTENT does not apply to DMs)."""
+        event = prepared.event
+        if self.user_id not in prepared.recipients:
+            return
+        need = required_intent(event.type, False)
+        if need is None or not self.intents & need:
+            return
+        if event.type.startswith("CHANNEL_") and event.type != "CHANNEL_PINS_UPDATE":
+            return
+        self._dispatch(event.type, prepared.data, partition, position)
 
     def _visibility_changes(self, prepared: PreparedEvent, partition: int | None, position: str | None) -> None:
         """Roles, members and overwrites changed what this session may see: CHANNEL_CREATE for the channels it

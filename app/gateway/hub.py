@@ -23,7 +23,7 @@ import orjson
 from app.events.base import Event, EventBusUnavailable, PositionExpired, partition_of
 from app.gateway.protocol import CONTENT_EVENTS
 from app.gateway.store import SessionStore
-from app.gateway.views import INVALIDATING_EVENTS, GuildView, load_members, load_view
+from app.gateway.views import INVALIDATING_EVENTS, GuildView, dm_recipients, load_members, load_view
 from app.ids import snowflake_ms
 from app.observability.metrics import GATEWAY_DISPATCHES, GATEWAY_FANOUT_LATENCY
 
@@ -58,6 +58,8 @@ class PreparedEvent:
     #: user id -> channels visible before the event (only for events that may change visibility).
     before: dict[int, frozenset[int]] | None = None
     old_channels: dict[int, Any] = field(default_factory=dict)
+    #: A DM's event: the channel's two users (None for a guild's event).
+    recipients: frozenset[int] | None = None
     _stripped: bytes | None = None
 
     @property
@@ -89,6 +91,8 @@ class GatewayHub:
         #: Per partition, the position of the last event handed to the sessions.
         self.positions: dict[int, str | None] = {}
         self._views: dict[int, GuildView] = {}
+        #: A DM channel's two users: fixed for the channel's life, so kept without invalidation.
+        self._dm_recipients: dict[int, frozenset[int]] = {}
         self._view_versions: dict[int, int] = {}
         self._seen: dict[int, OrderedDict[int, None]] = {}
         self._start_lock = gevent.lock.Semaphore()
@@ -191,8 +195,10 @@ class GatewayHub:
         against the view before it; a replay only filters with the current view.
         """
         guild_id = event.guild_id
-        if guild_id is None or event.backfill:
+        if event.backfill:
             return None
+        if guild_id is None:
+            return self._prepare_direct(event)
         data = event.data
         users = {c.user_id for c in self.by_guild.get(guild_id, ())}
         member_user_id = _user_id(data, "user") if event.type.startswith("GUILD_MEMBER_") else None
@@ -222,6 +228,25 @@ class GatewayHub:
         return PreparedEvent(event=event, data=orjson.dumps(data), view=view, author_id=author_id,
                              mention_ids=mentions, member_user_id=member_user_id, before=before,
                              old_channels=old_channels)
+
+    def _prepare_direct(self, event: Event) -> PreparedEvent | None:
+        """A DM's event, for the sessions of its two users (nobody else may know the DM exists)."""
+        channel_id = event.channel_id
+        if channel_id is None:
+            return None
+        recipients = self._dm_recipients.get(channel_id)
+        if recipients is None:
+            with self.resources.session() as session:
+                recipients = dm_recipients(session, channel_id)
+            if recipients is None:
+                return None
+            self._dm_recipients[channel_id] = recipients
+        if not any(user_id in self.by_user for user_id in recipients):
+            return None
+        data = event.data
+        author_id = _user_id(data, "author") if event.type in CONTENT_EVENTS else None
+        return PreparedEvent(event=event, data=orjson.dumps(data), view=None, author_id=author_id,
+                             recipients=recipients)
 
     # -- fan-out -----------------------------------------------------------------------------------------------
 
@@ -303,7 +328,12 @@ class GatewayHub:
         if prepared is not None:
             # From here to the position update nothing yields: a session registering meanwhile either gets this
             # event or starts after it.
-            targets = set(self.by_guild.get(event.guild_id, ()))
+            if prepared.recipients is not None:
+                targets = set()
+                for user_id in prepared.recipients:
+                    targets |= self.by_user.get(user_id, set())
+            else:
+                targets = set(self.by_guild.get(event.guild_id, ()))
             if prepared.member_user_id is not None or event.type == "GUILD_CREATE":
                 for user_id in (prepared.view.members if prepared.view else {}):
                     targets |= self.by_user.get(user_id, set())

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
 from app.services.guilds import MemberView
 from app.services.wire import channel_json, guild_json, member_json
-from models import Channel, Guild, Member, MemberRole, Role, User
+from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, User
 
 #: Events after which a guild's view is read again.
 INVALIDATING_EVENTS = frozenset({
@@ -120,6 +120,12 @@ def load_members(session: Session, view: GuildView, user_ids: Iterable[int]) -> 
         view.members[user_id] = None
     for member, _user in rows:
         view.members[member.user_id] = member_json(MemberView(member, sorted(role_ids.get(member.user_id, []))))
+
+
+def dm_recipients(session: Session, channel_id: int) -> frozenset[int] | None:
+    """The two users of a DM channel, or None when the channel is not a DM."""
+    pair = session.get(DirectChannel, channel_id)
+    return None if pair is None else frozenset((pair.user_low_id, pair.user_high_id))
 
 
 def guilds_of(session: Session, user_id: int) -> list[int]:

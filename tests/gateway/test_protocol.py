@@ -46,6 +46,8 @@ class World:
     guild_id: int
     general: int
     second: int
+    #: The outsider's consent to being added to the guild by the owner (an access token with guilds.join).
+    outsider_consent: str
 
     @property
     def ws_url(self) -> str:
@@ -87,7 +89,8 @@ def world(request, tmp_path_factory):
                        "GATEWAY_MAX_CONCURRENCY": "1000", "GATEWAY_SESSION_START_LIMIT": str(LIMITED_TOTAL)}
         try:
             with gunicorn_server(environment) as server:
-                yield World(server, resources, owner, bot, plain, outsider, limited, guild_id, general, second)
+                yield World(server, resources, owner, bot, plain, outsider, limited, guild_id, general, second,
+                            outsider_consent=make.grant(outsider, owner))
         finally:
             resources.close()
 
@@ -201,7 +204,7 @@ def test_guild_create_on_join_and_guild_delete_on_removal(world):
     member = f"/guilds/{world.guild_id}/members/{world.outsider.id}"
     try:
         assert ready["guilds"] == []
-        status, _ = owner.exchange("PUT", member, {})[::2]
+        status, _ = owner.exchange("PUT", member, {"access_token": world.outsider_consent})[::2]
         assert status == 201
         joined = client.dispatches(1)[0]
         assert joined["t"] == "GUILD_CREATE" and joined["d"]["id"] == str(world.guild_id)
@@ -217,6 +220,39 @@ def test_guild_create_on_join_and_guild_delete_on_removal(world):
             client.dispatches(1, timeout=1.5)
     finally:
         client.close()
+
+
+def test_direct_messages_reach_their_two_users_only_with_content_and_the_dm_intents(world):
+    status, dm = world.rest(world.bot).post("/users/@me/channels", {"recipient_id": str(world.owner.id)})
+    assert status == 200 and dm["type"] == 1, dm
+    dm_intents = int(Intent.GUILDS | Intent.DIRECT_MESSAGES | Intent.DIRECT_MESSAGE_REACTIONS)
+    recipient, _ = world.connect(world.bot, dm_intents)
+    without_intent, _ = world.connect(world.bot, int(Intent.GUILDS | Intent.GUILD_MESSAGES))
+    stranger, _ = world.connect(world.plain, dm_intents | int(Intent.GUILD_MESSAGES))
+    try:
+        for client in (recipient, without_intent, stranger):
+            client.dispatches(1)
+        sent = world.say(int(dm["id"]), "just between us")
+        # Content is kept without MESSAGE_CONTENT: it does not apply to DMs.
+        event = recipient.until(lambda p: p["t"] == "MESSAGE_CREATE")
+        assert event["d"]["id"] == sent["id"] and event["d"]["content"] == "just between us"
+        assert event["d"]["channel_id"] == dm["id"] and "guild_id" not in event["d"]
+        status, _ = world.rest(world.owner).exchange(
+            "PUT", f"/channels/{dm['id']}/messages/{sent['id']}/reactions/%F0%9F%91%8D/@me")[::2]
+        assert status == 204
+        reaction = recipient.until(lambda p: p["t"] == "MESSAGE_REACTION_ADD")
+        assert reaction["d"]["message_id"] == sent["id"]
+        # A guild message sent after the DM reaches the sessions that follow the guild: the DM's events, sent
+        # before it, would have arrived first.
+        world.say(world.general, "a guild message after the DM")
+        for client in (without_intent, stranger):
+            first = client.until(lambda p: p["t"] == "MESSAGE_CREATE")
+            assert first["d"]["content"] in ("", "a guild message after the DM")
+            assert first["d"]["channel_id"] == str(world.general)
+            assert not any(p["d"].get("channel_id") == dm["id"] for p in client.skipped)
+    finally:
+        for client in (recipient, without_intent, stranger):
+            client.close()
 
 
 def test_shards_route_guilds_by_id(world):
