@@ -207,6 +207,8 @@ class Resources:
         if self._signing_key is None:
             self._signing_key = signing_key(self.settings)
         return self._signing_key
+
+    @property
     def search_engine(self) -> SearchEngine:
         """The search engine that ``SEARCH_ENGINE`` names (app.search), built on first use in this process."""
         engine = self.engine
