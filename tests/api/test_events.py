@@ -57,7 +57,7 @@ def test_role_and_member_writes_announce_themselves(client, make, published):
     role = json_body(client.post(roles, json={"name": "crew"}, headers=owner.headers), 200)
     renamed = json_body(client.patch(f"{roles}/{role['id']}", json={"name": "crew+"}, headers=owner.headers), 200)
     member_url = f"/api/v10/guilds/{guild_id}/members/{newcomer.id}"
-    client.put(member_url, json={}, headers=owner.headers)
+    json_body(client.put(member_url, json={"access_token": make.grant(newcomer, owner)}, headers=owner.headers), 201)
     no_content(client.put(f"{member_url}/roles/{role['id']}", headers=owner.headers))
     no_content(client.put(f"{member_url}/roles/{role['id']}", headers=owner.headers))  # no change, no event
     no_content(client.delete(member_url, headers=owner.headers))

@@ -29,7 +29,7 @@ from tests.support.cqlnode.control import RemoteCluster
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
 from tests.support.http import JsonClient
-from tests.support.server import gunicorn_server
+from tests.support.server import gunicorn_server, wait_for
 
 FLASK = PROJECT_ROOT / ".venv" / "bin" / "flask"
 HISTORY = 600
@@ -270,34 +270,34 @@ def test_migration_through_reads_from_scylla_and_back_loses_nothing(cql_cluster,
             editor.join(timeout=30)
             before_outage = set(traffic.expected)
             with scylla_outage(cluster):
-                gevent.sleep(SECONDARY_OUTAGE_SECONDS)
-            assert acknowledged_since(traffic, before_outage) > 5, "writes went on during the outage"
+                wait_for(lambda: acknowledged_since(traffic, before_outage) >= 5, 60,
+                         "writes acknowledged during the outage of ScyllaDB")
             traffic.stop()
         assert "copied" in resumed.stdout
         settle_and_verify(step_three)
 
         # Step 4: reads from ScyllaDB, SQL the secondary, then an outage of SQL's message writes.
         with gunicorn_server(step_four) as server, _log_on_failure(server):
-            before_outage = set(traffic.expected)
+            before_step = set(traffic.expected)
             traffic.start("step 4", JsonClient(server.url, bot.token))
-            gevent.sleep(1)
+            wait_for(lambda: acknowledged_since(traffic, before_step) >= 5, 60, "writes acknowledged at step 4")
             with sql_message_outage(settings):
                 gevent.sleep(SECONDARY_OUTAGE_SECONDS)
                 # Stopped within the outage, so that no later write makes the service replay what the secondary
                 # missed: the commands below must copy it, in the right direction.
                 traffic.stop()
-        assert acknowledged_since(traffic, before_outage) > 5
         settle_and_verify(step_four)
 
         # Back to step 3 (the rollback of step 4), with another outage of ScyllaDB.
         with gunicorn_server(step_three) as server, _log_on_failure(server):
-            before_outage = set(traffic.expected)
+            before_step = set(traffic.expected)
             traffic.start("back to step 3", JsonClient(server.url, bot.token))
-            gevent.sleep(1)
+            wait_for(lambda: acknowledged_since(traffic, before_step) >= 5, 60, "writes acknowledged back at step 3")
+            before_outage = set(traffic.expected)
             with scylla_outage(cluster):
-                gevent.sleep(SECONDARY_OUTAGE_SECONDS)
+                wait_for(lambda: acknowledged_since(traffic, before_outage) >= 5, 60,
+                         "writes acknowledged during the outage of ScyllaDB")
                 traffic.stop()
-        assert acknowledged_since(traffic, before_outage) > 5
         settle_and_verify(step_three)
 
         created = [i for i, content in traffic.expected.items() if content is not None and i not in
