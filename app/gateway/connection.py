@@ -503,10 +503,11 @@ class GatewayConnection:
         self._dispatch(event.type, data, partition, pos)
 
     def _deliver_direct(self, prepared: PreparedEvent, partition: int | None, position: str | None) -> None:
-        """A DM's event, to its two users only, with the DIRECT_MESSAGE* intents. Discord sends no channel events
-        for DMs to bots, and never strips a DM's content (MESSAGE_CONTENT does not apply to DMs)."""
+        """A DM's event, to its two users only (their shard 0), with the DIRECT_MESSAGE* intents. Discord sends no
+        channel events for DMs to bots, and never strips a DM's content (MESSAGE_CONTENT does not apply to DMs)."""
         event = prepared.event
-        if self.user_id not in prepared.recipients:
+        # Discord sends DMs' events to shard 0 only: a sharded bot handles each once.
+        if self.user_id not in prepared.recipients or self.shard[0] != 0:
             return
         need = required_intent(event.type, False)
         if need is None or not self.intents & need:
@@ -600,7 +601,9 @@ class GatewayConnection:
                             pending=[list(entry) for entry in self.pending])
 
     def _save(self, *, open_: bool) -> None:
-        if self.session_id is not None:
+        # Once handed over, a late heartbeat or the end of a replay must not mark the session open again: the
+        # RESUME on the other connection would find it busy.
+        if self.session_id is not None and not (open_ and self.handed_over):
             self._save_state(self.session_id, self.state(), open_=open_)
 
     def _save_state(self, session_id: str, saved: SavedSession, *, open_: bool) -> None:

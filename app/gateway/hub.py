@@ -19,13 +19,15 @@ import gevent
 import gevent.event
 import gevent.lock
 import orjson
+from cachetools import LRUCache
 
-from app.events.base import Event, EventBusUnavailable, PositionExpired, partition_of
+from app.events.base import Event, EventBusUnavailable, PositionExpired
 from app.gateway.protocol import CONTENT_EVENTS
 from app.gateway.store import SessionStore
 from app.gateway.views import INVALIDATING_EVENTS, GuildView, dm_recipients, load_members, load_view
 from app.ids import snowflake_ms
 from app.observability.metrics import GATEWAY_DISPATCHES, GATEWAY_FANOUT_LATENCY
+from app.observability.tracing import consuming
 
 if TYPE_CHECKING:
     from app.extensions import Resources
@@ -42,6 +44,12 @@ SQL_POLL_SECONDS = 0.02
 METRICS_FLUSH_SECONDS = 1.0
 #: Ids remembered per partition to drop the duplicates of at-least-once delivery.
 SEEN_IDS = 2048
+#: DM channels whose two users the hub keeps in memory.
+DM_RECIPIENTS_KEPT = 100_000
+
+
+#: What a session without MESSAGE_CONTENT receives of a message's content fields.
+_NO_CONTENT = {"content": "", "embeds": [], "attachments": [], "components": []}
 
 
 @dataclass
@@ -67,7 +75,10 @@ class PreparedEvent:
         """``d`` without the content, for sessions lacking MESSAGE_CONTENT (serialized once, on first need)."""
         if self._stripped is None:
             data = orjson.loads(self.data)
-            data.update(content="", embeds=[], attachments=[], components=[])
+            data.update(_NO_CONTENT)
+            if isinstance(data.get("referenced_message"), dict):
+                # The replied-to message is a message object too, stripped alike.
+                data["referenced_message"].update(_NO_CONTENT)
             self._stripped = orjson.dumps(data)
         return self._stripped
 
@@ -91,8 +102,9 @@ class GatewayHub:
         #: Per partition, the position of the last event handed to the sessions.
         self.positions: dict[int, str | None] = {}
         self._views: dict[int, GuildView] = {}
-        #: A DM channel's two users: fixed for the channel's life, so kept without invalidation.
-        self._dm_recipients: dict[int, frozenset[int]] = {}
+        #: A DM channel's two users: fixed for the channel's life, so kept without invalidation (the most recently
+        #: used ones: a worker sees an unbounded number of DMs over its life).
+        self._dm_recipients: LRUCache[int, frozenset[int]] = LRUCache(maxsize=DM_RECIPIENTS_KEPT)
         self._view_versions: dict[int, int] = {}
         self._seen: dict[int, OrderedDict[int, None]] = {}
         self._start_lock = gevent.lock.Semaphore()
@@ -301,14 +313,14 @@ class GatewayHub:
             self._fan_out(partition, event)
 
     def _lost(self, partition: int) -> None:
-        """The hub fell further behind than the retention: its sessions of this partition's guilds missed events.
-        They are closed (4000): their RESUME finds the position gone too and they identify again, with a fresh
-        state, as Discord's clients do after INVALID_SESSION."""
+        """The hub fell further behind than the retention: sessions may have missed events of the partition.
+        Every session is closed (4000): their RESUME finds the position gone too and they identify again, with a
+        fresh state, as Discord's clients do after INVALID_SESSION. Every one, not only those of the partition's
+        guilds: a session's DMs are partitioned by channel, and this is rare enough not to track them."""
         log.error("gateway hub: partition %s trimmed past its position; its sessions start over", partition)
         self.positions[partition] = self._newest_position(partition)
         for connection in list(self.sessions.values()):
-            if any(partition_of(g, None, self.bus.partitions) == partition for g in connection.guilds):
-                connection.drop("events were lost; resume")
+            connection.drop("events were lost; resume")
 
     def _newest_position(self, partition: int) -> str | None:
         try:
@@ -320,14 +332,20 @@ class GatewayHub:
         if self._is_duplicate(partition, event.id):
             self.positions[partition] = event.position
             return
+        # The fan-out continues the trace of the request that wrote the event.
+        with consuming("chatstore.gateway.fanout", event.traceparent, **{"messaging.system": self.bus.backend}):
+            self._deliver_live(partition, event)
+        self.positions[partition] = event.position
+
+    def _deliver_live(self, partition: int, event: Event) -> None:
         try:
             prepared = self.prepare(event, live=True)
         except Exception:
             log.exception("gateway hub: preparing event %s failed; it is not delivered live", event.id)
             prepared = None
         if prepared is not None:
-            # From here to the position update nothing yields: a session registering meanwhile either gets this
-            # event or starts after it.
+            # From here to the position update nothing yields (ending the consumer span does not either): a session
+            # registering meanwhile either gets this event or starts after it.
             if prepared.recipients is not None:
                 targets = set()
                 for user_id in prepared.recipients:
@@ -340,7 +358,6 @@ class GatewayHub:
             for connection in targets:
                 connection.offer(prepared)
             GATEWAY_FANOUT_LATENCY.observe(max(0.0, time.time() - snowflake_ms(event.id) / 1000))
-        self.positions[partition] = event.position
 
     def _is_duplicate(self, partition: int, event_id: int) -> bool:
         seen = self._seen.setdefault(partition, OrderedDict())

@@ -26,12 +26,14 @@ from datetime import datetime, timedelta, timezone
 
 import gevent
 import gevent.event
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Engine
 
 from app.events.base import EventBus, EventBusUnavailable
 from app.ids import snowflake_ms
 from app.messages.base import MessageStore, StoreUnavailable
 from app.observability.metrics import SEARCH_INDEX_FAILURES, SEARCH_INDEX_LAG, SEARCH_INDEXED
+from app.observability.tracing import TRACER, first_sampled, links_to
 from app.search.base import SearchEngine, SearchUnavailable
 from app.search.documents import changes_of
 from app.search.reindex import Reindexer
@@ -102,8 +104,13 @@ class SearchIndexer:
             events = self.bus.read_group(GROUP, self.consumer, self.batch_size, block_seconds)
         if not events:
             return 0
+        traceparents = [event.traceparent for event in events]
         try:
-            self.engine.apply(self._changes(events))
+            # One span per batch, in the first sampled write's trace and linked to the others (as the relay does).
+            with TRACER.start_as_current_span(
+                    "chatstore.search.index", context=first_sampled(traceparents), kind=SpanKind.CONSUMER,
+                    links=links_to(traceparents), attributes={"messaging.batch.message_count": len(events)}):
+                self.engine.apply(self._changes(events))
         except Exception:
             SEARCH_INDEX_FAILURES.inc()
             raise

@@ -36,6 +36,8 @@ def stored_message_object(message: Message, author_is_bot: bool) -> dict[str, An
         "mentions": [{"id": user_id} for user_id in message.mentions],
         "mention_everyone": message.mention_everyone,
         "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
+        # The stored attachment records carry what ``has:`` reads (content_type), as the events' objects do.
+        "attachments": orjson.loads(message.attachments_json) if message.attachments_json else [],
         "pinned": message.pinned,
         "edited_timestamp": message.edited_at.isoformat() if message.edited_at is not None else None,
     }

@@ -157,6 +157,13 @@ def test_without_message_content_only_mentions_keep_content(world):
         world.say(world.general, "my own words", actor=world.plain)
         own = client.until(lambda p: p["t"] == "MESSAGE_CREATE")
         assert own["d"]["content"] == "my own words"
+        # A reply carries the message it answers, a message object stripped alike.
+        status, reply = world.rest(world.owner).post(f"/channels/{world.general}/messages", {
+            "content": "a reply", "message_reference": {"message_id": plain["d"]["id"]}})
+        assert status == 200, reply
+        replied = client.until(lambda p: p["t"] == "MESSAGE_CREATE")
+        assert replied["d"]["content"] == "" and replied["d"]["referenced_message"]["id"] == plain["d"]["id"]
+        assert replied["d"]["referenced_message"]["content"] == ""
     finally:
         client.close()
 
@@ -229,6 +236,8 @@ def test_direct_messages_reach_their_two_users_only_with_content_and_the_dm_inte
     recipient, _ = world.connect(world.bot, dm_intents)
     without_intent, _ = world.connect(world.bot, int(Intent.GUILDS | Intent.GUILD_MESSAGES))
     stranger, _ = world.connect(world.plain, dm_intents | int(Intent.GUILD_MESSAGES))
+    # Discord sends a DM's events to shard 0 only.
+    other_shard, _ = world.connect(world.bot, dm_intents, shard=[1, 2])
     try:
         for client in (recipient, without_intent, stranger):
             client.dispatches(1)
@@ -237,6 +246,8 @@ def test_direct_messages_reach_their_two_users_only_with_content_and_the_dm_inte
         event = recipient.until(lambda p: p["t"] == "MESSAGE_CREATE")
         assert event["d"]["id"] == sent["id"] and event["d"]["content"] == "just between us"
         assert event["d"]["channel_id"] == dm["id"] and "guild_id" not in event["d"]
+        with pytest.raises(TimeoutError):
+            other_shard.until(lambda p: p["t"] == "MESSAGE_CREATE", timeout=1.5)
         status, _ = world.rest(world.owner).exchange(
             "PUT", f"/channels/{dm['id']}/messages/{sent['id']}/reactions/%F0%9F%91%8D/@me")[::2]
         assert status == 204
@@ -251,7 +262,7 @@ def test_direct_messages_reach_their_two_users_only_with_content_and_the_dm_inte
             assert first["d"]["channel_id"] == str(world.general)
             assert not any(p["d"].get("channel_id") == dm["id"] for p in client.skipped)
     finally:
-        for client in (recipient, without_intent, stranger):
+        for client in (recipient, without_intent, stranger, other_shard):
             client.close()
 
 
