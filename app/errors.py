@@ -126,10 +126,6 @@ class DMChannelAction(AppError):
     status, code, message = 400, 50003, "Cannot execute action on a DM channel"
 
 
-class RequestTooLarge(AppError):
-    status, code, message = 413, 40005, "Request entity too large"
-
-
 class UnknownAttachment(AppError):
     status, code, message = 404, 10000, "404: Not Found"
 

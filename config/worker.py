@@ -25,6 +25,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
+import gevent
 from gevent import socket as gevent_socket
 from gunicorn.http.body import Body, LengthReader
 from gunicorn.http.unreader import IterUnreader
@@ -100,6 +101,11 @@ class DeadlineSocket(gevent_socket.socket):
     def is_handed_over(self) -> bool:
         return self._phase == _Phase.OPEN
 
+    @property
+    def is_idle(self) -> bool:
+        """Between requests: nothing of a request has arrived since the last answer (or since connecting)."""
+        return self._phase == _Phase.IDLE or (self._phase == _Phase.HEADERS and not self._request_started)
+
     def _time_left(self, now: float) -> float | None:
         if self._phase == _Phase.OPEN:
             return None
@@ -151,6 +157,17 @@ class DeadlineSocket(gevent_socket.socket):
         if phase == _Phase.HEADERS and self._request_started and not self._answered:
             _send_quietly(self, _REQUEST_TIMEOUT)
         return b""  # gunicorn's parser takes it for the client's disconnection and closes
+
+
+def _is_websocket_handshake(req) -> bool:
+    """Only a WebSocket handshake (RFC 6455: a GET with ``Upgrade: websocket`` and no body) leaves the deadlines:
+    any other ``Upgrade`` header is one a client may add to any request, slow ones included."""
+    if req.method != "GET":
+        return False
+    headers = {name: value for name, value in req.headers}
+    return (headers.get("UPGRADE", "").strip().lower() == "websocket"
+            and "upgrade" in headers.get("CONNECTION", "").lower()
+            and "CONTENT-LENGTH" not in headers and "TRANSFER-ENCODING" not in headers)
 
 
 def _answer(status: int, reason: str, body: dict, extra_headers: str = "") -> bytes:
@@ -208,6 +225,21 @@ class ConnectionPolicy:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._connections_by_address: collections.Counter = collections.Counter()
+        self._open_sockets: set[DeadlineSocket] = set()
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: stop as gunicorn does, and end the idle keep-alive connections now. Their keep-alive outlives
+        the graceful timeout, so waiting for them would hold the worker until it is killed, without its exit
+        hook (the relay's hand-over, the snowflake slot's release)."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(self._close_idle_connections)
+
+    def _close_idle_connections(self) -> None:
+        for sock in list(self._open_sockets):
+            if sock.is_idle:
+                with contextlib.suppress(OSError):
+                    # The blocked read returns end-of-stream, and gunicorn closes the connection as a client's.
+                    sock.shutdown(gevent_socket.SHUT_RD)
 
     def timeout_ctx(self):
         # The DeadlineSocket bounds the wait for a request; gunicorn's own bound (its keepalive seconds around
@@ -224,9 +256,12 @@ class ConnectionPolicy:
         self._connections_by_address[address] += 1
         # A TLS connection keeps its own socket class (and no deadlines): TLS is for the proxy in front to end.
         connection = client if isinstance(client, ssl.SSLSocket) else DeadlineSocket(client, self.read_policy)
+        if isinstance(connection, DeadlineSocket):
+            self._open_sockets.add(connection)
         try:
             super().handle(listener, connection, addr)
         finally:
+            self._open_sockets.discard(connection)
             self._connections_by_address[address] -= 1
             if not self._connections_by_address[address]:
                 del self._connections_by_address[address]
@@ -234,13 +269,18 @@ class ConnectionPolicy:
     def handle_request(self, listener_name, req, sock, addr):
         if not isinstance(sock, DeadlineSocket):
             return super().handle_request(listener_name, req, sock, addr)
-        if any(name == "UPGRADE" for name, _ in req.headers):
+        if _is_websocket_handshake(req):
             sock.hand_over()
         else:
             sock.begin_body()
             _read_ahead(req, sock)
         try:
-            return super().handle_request(listener_name, req, sock, addr)
-        finally:
+            handled = super().handle_request(listener_name, req, sock, addr)
+        except BaseException:
             if not sock.is_handed_over:
                 sock.end_request()
+            raise
+        # A WebSocket ends the connection by an exception (flask-sock's StopIteration): returning normally, the
+        # request was answered over HTTP (a handshake the app refused), and the connection keeps its deadlines.
+        sock.end_request()
+        return handled

@@ -87,9 +87,10 @@ def _refuse_blocked_addresses():
 def _limit_body() -> None:
     matched = current_route()
     if matched is None:
-        limit_body(DEFAULT_JSON_LIMIT, accepts_files=False)
+        limit_body(DEFAULT_JSON_LIMIT, upload_limit=None)
     else:
-        limit_body(matched.json_limit, matched.accepts_files)
+        limit_body(matched.json_limit,
+                   upload_limit=resources().settings.max_upload_bytes if matched.accepts_files else None)
 
 
 @api.before_request
@@ -187,7 +188,8 @@ def request_json() -> Any:
     """The request body as data: JSON, url-encoded form, or multipart with a ``payload_json`` part."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
-        fields = read_multipart(resources().settings.max_upload_bytes).fields
+        route = current_route()
+        fields = read_multipart(takes_files=route is not None and route.accepts_files).fields
         payload = fields.get("payload_json")
         return _loads(payload) if payload is not None else fields
     if mimetype == "application/x-www-form-urlencoded":

@@ -3,9 +3,10 @@
 Every route declares the largest JSON body it takes (``json_limit`` of ``app.api.route``): Discord's own limits
 on what a body carries (2,000 characters of content, 6,000 of embeds, 100 ids...) put a message's JSON at tens of
 KB, so 256 KiB for a message and 64 KiB for anything else refuse nothing a client can mean. The same limit bounds
-url-encoded forms and the ``payload_json`` part of a multipart body; only a route that takes files
-(``accepts_files``) reads a multipart body up to ``MAX_UPLOAD_BYTES``. Over its limit a body is refused with 413
-40005 whether it declares a ``Content-Length`` or is chunked, and nothing of it reaches a service.
+url-encoded forms and each non-file part of a multipart body (``payload_json``); only a route that takes files
+(``accepts_files``) reads a multipart body up to the ``MAX_UPLOAD_BYTES`` setting. Over its limit a body is
+refused with 413 40005 whether it declares a ``Content-Length`` or is chunked, and nothing of it reaches a
+service.
 
 Within the limit, a body with more separators than ``MAX_JSON_ELEMENTS`` values can need is refused before it is
 parsed (counting bytes costs microseconds; building 80,000 objects, tens of milliseconds of a worker's hub), and
@@ -23,8 +24,6 @@ from werkzeug.wsgi import LimitedStream, get_content_length
 
 from app.errors import InvalidForm, InvalidJSON
 
-#: Discord's limit for uploads: the most a multipart body of a route that takes files may hold.
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 DEFAULT_JSON_LIMIT = 64 * 1024
 MESSAGE_JSON_LIMIT = 256 * 1024
 #: JSON nested deeper is refused: no Discord object nests more than a few levels, and orjson cannot write more
@@ -68,13 +67,14 @@ class BoundedRequest(Request):
         return _ExactLimitStream(self.environ["wsgi.input"], limit, is_max=True)
 
 
-def limit_body(json_limit: int, accepts_files: bool) -> None:
-    """Set the current request's limits: call before anything reads the body."""
-    if accepts_files and request.mimetype == "multipart/form-data":
-        request.max_content_length = MAX_UPLOAD_BYTES
+def limit_body(json_limit: int, upload_limit: int | None) -> None:
+    """Set the current request's limits: call before anything reads the body. ``upload_limit``: the most a
+    multipart body with files may hold, None for a route that takes no files."""
+    if upload_limit is not None and request.mimetype == "multipart/form-data":
+        request.max_content_length = upload_limit
     else:
         request.max_content_length = json_limit
-    # A form field (payload_json of a multipart body) is JSON too.
+    # A form field (payload_json of a multipart body) is JSON too: app.api.uploads holds each to this.
     request.max_form_memory_size = json_limit
 
 

@@ -70,7 +70,7 @@ class RouteSpec:
     list_of: bool = False
     #: The largest JSON (or form) body the route reads, in bytes (app.api.bodies).
     json_limit: int = DEFAULT_JSON_LIMIT
-    #: The route takes files in a multipart body, up to app.api.bodies.MAX_UPLOAD_BYTES.
+    #: The route takes files in a multipart body, up to the MAX_UPLOAD_BYTES setting.
     accepts_files: bool = False
 
 

@@ -1,5 +1,7 @@
 """``multipart/form-data`` requests as Discord takes them: a ``payload_json`` part (or plain form fields) and up to
-10 file parts (``files[n]``, as discord.py and discord.js name them), with MAX_UPLOAD_BYTES for the whole body.
+10 file parts (``files[n]``, as discord.py and discord.js name them), within the limits app.api.bodies set for
+the route: the ``MAX_UPLOAD_BYTES`` setting for the whole body of a route that takes files (the route's JSON
+limit otherwise, and no file part at all), the route's JSON limit for each other part.
 
 Limits are enforced while the body streams in, so an oversized or overfull request costs little: a
 ``Content-Length`` over the limit is refused before a byte is read, a chunked body as soon as it passes the limit,
@@ -15,16 +17,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from flask import g, request
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from app.errors import InvalidForm, RequestTooLarge
+from app.errors import InvalidForm
 from app.services.attachments import MAX_FILES, Upload
 
-#: Bytes a non-file part (``payload_json``) may hold in memory; Discord's largest message is far smaller.
-MAX_FIELD_BYTES = 1024 * 1024
-#: Non-file parts a request may have besides its files.
-MAX_FIELD_PARTS = 50
+#: Non-file parts a request may have besides its files (Discord's clients send one, ``payload_json``): each is held
+#: in memory, up to the route's JSON limit.
+MAX_FIELD_PARTS = 10
 _FILE_FIELD = re.compile(r"^files\[(\d{1,2})\]$")
 
 
@@ -34,32 +34,28 @@ class MultipartBody:
     uploads: list[Upload]
 
 
-def read_multipart(max_bytes: int) -> MultipartBody:
-    """The request's multipart body, parsed once per request (later calls return the same)."""
+def read_multipart(*, takes_files: bool) -> MultipartBody:
+    """The request's multipart body, parsed once per request (later calls return the same). The body's length is
+    held to ``request.max_content_length`` by the request's stream (app.api.bodies), as it arrives."""
     if "multipart_body" in g:
         return g.multipart_body
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise RequestTooLarge()
-    # This body's limit is MAX_UPLOAD_BYTES, not the app-wide one: werkzeug's request stream then refuses a
-    # chunked body (whose server marks it terminated, as gunicorn does) as soon as it passes the limit.
-    request.max_content_length = max_bytes
     opened: list[BinaryIO] = []
     g.multipart_files = opened
 
     def stream_factory(total_content_length, content_type, filename, content_length=None) -> BinaryIO:
+        if not takes_files:
+            raise InvalidForm.field("files", "FILES_NOT_ALLOWED", "This route takes no files.")
         if len(opened) >= MAX_FILES:
             raise InvalidForm.field("files", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_FILES} or fewer in length.")
         file = tempfile.TemporaryFile()  # noqa: SIM115  (closed at the request's teardown: close_uploads)
         opened.append(file)
         return file
 
-    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=MAX_FIELD_BYTES,
+    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=request.max_form_memory_size,
                             max_form_parts=MAX_FILES + MAX_FIELD_PARTS, silent=False)
     try:
         _, form, files = parser.parse(request.stream, request.mimetype, request.content_length,
                                       request.mimetype_params)
-    except RequestEntityTooLarge:
-        raise RequestTooLarge() from None
     except ValueError:
         raise InvalidForm(errors={"_errors": [{
             "code": "MULTIPART_INVALID", "message": "The multipart body could not be parsed."}]}) from None

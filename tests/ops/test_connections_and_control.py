@@ -59,6 +59,27 @@ def test_a_request_in_flight_at_sigterm_is_answered_with_connection_close(seeded
     assert headers["connection"] == "close"
 
 
+def test_an_idle_keep_alive_connection_does_not_hold_a_stopping_worker(seeded):  # noqa: F811
+    """Idle keep-alive lasts longer than the graceful timeout: at SIGTERM the worker ends idle connections at
+    once, so it exits promptly and through its exit hook (which hands the relay over and frees its id slot)."""
+    settings, bot, _ = seeded
+    environment = {"DATABASE_URL": settings.database_url, "WEB_WORKERS": "1", "GRACEFUL_TIMEOUT": "20",
+                   "KEEPALIVE_TIMEOUT": "75", "RATE_LIMIT_ENABLED": "false"}
+    with gunicorn_server(environment) as server:
+        connection = socket.create_connection((server.host, server.port), timeout=30)
+        try:
+            connection.sendall(f"GET /api/v10/users/@me HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               f"Authorization: Bot {bot.token}\r\n\r\n".encode())
+            status, _, _ = read_response(connection)
+            assert status == 200
+            os.kill(server.process.pid, signal.SIGTERM)
+            assert server.process.wait(timeout=15) == 0
+            assert connection.recv(1) == b""
+        finally:
+            connection.close()
+        assert "closed its database pool" in server.log()
+
+
 def test_no_control_socket_is_bound_where_another_instance_would_find_it(seeded, tmp_path):  # noqa: F811
     """gunicorn (25.1+) binds a control socket at $XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl by
     default: one path for every instance of a user, so two services (or the tests and a running service)

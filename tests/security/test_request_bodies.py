@@ -8,7 +8,8 @@ import socket
 import gevent
 import pytest
 
-from app.api.bodies import DEFAULT_JSON_LIMIT, MAX_JSON_ELEMENTS, MAX_UPLOAD_BYTES, MESSAGE_JSON_LIMIT
+from app.api.bodies import DEFAULT_JSON_LIMIT, MAX_JSON_ELEMENTS, MESSAGE_JSON_LIMIT
+from config import Settings
 from tests.security.seed import seed
 from tests.support.databases import migrated_database
 from tests.support.responses import error, field_error_codes, json_body
@@ -160,7 +161,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(served):
     just_over = b'{"content": "over the limit", "embeds": [], "nonce": "' + b"n" * MESSAGE_JSON_LIMIT + b'"}'
     status, body = send(server, chunked_head, chunked(just_over))
     assert (status, json.loads(body)["code"]) == (413, 40005)
-    far_over = b'{"content": "far over", "nonce": "' + b"n" * (MAX_UPLOAD_BYTES + 1024) + b'"}'
+    far_over = b'{"content": "far over", "nonce": "' + b"n" * (Settings().max_upload_bytes + 1024) + b'"}'
     status, body = send(server, chunked_head, chunked(far_over))
     assert (status, json.loads(body)["code"]) == (413, 40005)
     assert stored(server, world) == before

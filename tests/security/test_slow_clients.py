@@ -109,6 +109,31 @@ def test_silent_and_slow_header_connections_are_closed_at_the_header_deadline(da
         assert read_answer(prompt).startswith(b"HTTP/1.1 200")
 
 
+def test_an_upgrade_header_on_an_ordinary_request_keeps_the_deadlines(database):
+    """Only a WebSocket handshake leaves the read deadlines: a slow body sent with ``Upgrade: foo`` is cut off as
+    any other, and so is a keep-alive connection left silent after a request that said ``Upgrade: h2c``."""
+    settings, world = database
+    with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "1", "RATE_LIMIT_ENABLED": "false",
+                          "REQUEST_BODY_TIMEOUT": "2", "KEEPALIVE_TIMEOUT": "2"}) as server:
+        slow = connect(server)
+        slow.sendall(f"POST /api/v10/channels/{world.channel_ids[0]}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: Bot {world.owner.token}\r\nContent-Type: application/json\r\n"
+                     f"Upgrade: foo\r\nConnection: upgrade\r\nContent-Length: 40\r\n\r\n".encode())
+        started = time.monotonic()
+        trickle = gevent.spawn(_trickle, slow, b'{"content": "slow upgrade"', 1.0)
+        answer = read_answer(slow)
+        trickle.kill()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert time.monotonic() - started < 8
+
+        idle = connect(server)
+        idle.sendall(get_me(world.owner.token)[:-2] + b"Upgrade: h2c\r\nConnection: upgrade\r\n\r\n")
+        assert read_one_answer(idle).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert read_answer(idle) == b""  # closed by the server at the keep-alive deadline
+        assert time.monotonic() - started < 6
+
+
 def _trickle(connection: socket.socket, data: bytes, interval: float = 0.5) -> None:
     for byte in data:
         try:
