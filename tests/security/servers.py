@@ -5,6 +5,7 @@ shared, and each is stopped by its PID on exit.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -113,8 +114,17 @@ class PostgresServer:
 
     def _signal_all(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
-        for child in children_of(self.process.pid):
-            os.kill(child, signum)
+        # A backend the postmaster was forking as it stopped may appear after a first look: look again until a
+        # look finds no process not yet signalled.
+        signalled: set[int] = set()
+        while True:
+            fresh = set(children_of(self.process.pid)) - signalled
+            if not fresh:
+                return
+            for child in fresh:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signum)
+            signalled |= fresh
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): sessions are cut, as when a server is restarted."""
