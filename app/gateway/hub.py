@@ -264,20 +264,7 @@ class GatewayHub:
 
     def _follow(self, partition: int) -> None:
         while not self.stopping:
-            try:
-                events = self.bus.read(partition, self.positions.get(partition), READ_BATCH, READ_BLOCK_SECONDS)
-            except PositionExpired:
-                self._lost(partition)
-                continue
-            except EventBusUnavailable as error:
-                gevent.sleep(error.retry_after)
-                continue
-            except Exception:
-                log.exception("gateway hub: reading partition %s failed", partition)
-                gevent.sleep(1.0)
-                continue
-            for event in events:
-                self._fan_out(partition, event)
+            self._read_once(partition, block_seconds=READ_BLOCK_SECONDS)
 
     def _poll_all(self) -> None:
         """The SQL bus: one query for every partition's newest position, then reads of those that moved. Its
@@ -296,9 +283,9 @@ class GatewayHub:
             if not moved:
                 gevent.sleep(SQL_POLL_SECONDS)
 
-    def _read_once(self, partition: int) -> None:
+    def _read_once(self, partition: int, block_seconds: float = 0) -> None:
         try:
-            events = self.bus.read(partition, self.positions.get(partition), READ_BATCH, 0)
+            events = self.bus.read(partition, self.positions.get(partition), READ_BATCH, block_seconds)
         except PositionExpired:
             self._lost(partition)
             return
