@@ -2,10 +2,12 @@
 waiting out a 429 against it."""
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gevent.pool
@@ -14,7 +16,7 @@ import redis
 
 from tests.security.seed import seed, sqlite_settings
 from tests.security.servers import redis_server
-from tests.support.server import gunicorn_server
+from tests.support.server import gunicorn_server, wait_for
 
 pytestmark = pytest.mark.e2e
 DISCORD_CLIENT = Path(__file__).with_name("discord_client.py")
@@ -90,29 +92,60 @@ def test_discord_py_waits_out_a_429_and_retries(served):
 
 
 def test_without_redis_the_workers_of_a_host_count_together(tmp_path):
-    """Two workers, no Redis: one client's requests, sent one after the other over eight connections opened at
-    once (so that both workers hold some), spend one bucket, and X-RateLimit-Remaining only goes down."""
+    """Two workers, no Redis: one client's requests, sent one after the other in turn over a connection held by
+    each worker, spend one bucket, and X-RateLimit-Remaining only goes down."""
     with sqlite_settings(tmp_path) as settings:
         world = seed(settings)
         environment = {"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "1",
                        "RATE_LIMIT_MESSAGE_CREATE": "6/30", "RATE_LIMIT_STORAGE_URL": ""}
         with gunicorn_server(environment) as server:
-            connections = [http.client.HTTPConnection(server.host, server.port, timeout=10) for _ in range(8)]
-            gevent.pool.Pool(8).map(lambda connection: connection.connect(), connections)
+            by_worker = _connections_of_both_workers(server)
+            turns = list(by_worker.values())
             answers = []
             for index in range(10):
-                connection = connections[index % len(connections)]
+                connection = turns[index % 2]
                 connection.request("POST", f"/api/v10/channels/{world.channel_ids[0]}/messages",
                                    json.dumps({"content": f"shared {index}"}),
                                    {"Authorization": f"Bot {world.owner.token}", "Content-Type": "application/json"})
                 response = connection.getresponse()
                 answers.append((response.status, dict(response.getheaders()), response.read()))
-            for connection in connections:
+            for connection in turns:
                 connection.close()
-            workers = {json.loads(line)["pid"] for line in server.log().splitlines()
-                       if '"chatstore.access"' in line and "/messages " in line}
     statuses = [status for status, _headers, _body in answers]
     remaining = [int(headers["X-RateLimit-Remaining"]) for _status, headers, _body in answers]
     assert statuses == [200] * 6 + [429] * 4
     assert remaining == [5, 4, 3, 2, 1, 0, 0, 0, 0, 0]
-    assert len(workers) == 2, "one worker answered every request: the test proves nothing"
+
+
+def _connections_of_both_workers(server) -> dict[int, http.client.HTTPConnection]:
+    """One keep-alive connection held by each of the two workers. Which worker accepts a connection is the
+    workers' race, and the server answers once one worker is up, while the other may still be loading the app:
+    connections are opened eight at once, in rounds, until the access log shows a request of each worker."""
+    by_worker: dict[int, http.client.HTTPConnection] = {}
+    deadline = time.monotonic() + 30
+    burst = 0
+    while time.monotonic() < deadline:
+        burst += 1
+        connections = [http.client.HTTPConnection(server.host, server.port, timeout=10) for _ in range(8)]
+        gevent.pool.Pool(8).map(lambda connection: connection.connect(), connections)
+        for index, connection in enumerate(connections):
+            request_id = f"which-worker-{burst}-{index}"
+            connection.request("GET", "/api/v10/gateway", headers={"X-Request-ID": request_id})
+            connection.getresponse().read()
+            pid = wait_for(functools.partial(_pid_of_request, server, request_id), 10,
+                           f"the access line of {request_id}")
+            if pid in by_worker:
+                connection.close()
+            else:
+                by_worker[pid] = connection
+        if len(by_worker) == 2:
+            return by_worker
+        gevent.sleep(0.2)
+    raise AssertionError(f"for 30 s, one worker accepted every connection ({burst} rounds of 8)")
+
+
+def _pid_of_request(server, request_id: str) -> int | None:
+    for line in server.log().splitlines():
+        if '"chatstore.access"' in line and request_id in line:
+            return json.loads(line)["pid"]
+    return None
