@@ -35,6 +35,8 @@ from werkzeug.exceptions import RequestTimeout
 #: the previous request's body the app did not read (gunicorn reads it away before the next request). A client
 #: that sends more is disconnected rather than read for as long as it sends.
 BYTES_BEFORE_REQUEST_LIMIT = 128 * 1024
+#: How long a connection answered 408 keeps reading what its client still sends before it closes.
+LINGER_SECONDS = 1.0
 #: Bodies of a declared length up to this are read by the worker before the app runs, as a proxy buffers them: a
 #: client too slow is then answered 408 with a few bytes, not through the app (which costs a thousand times more
 #: when thousands of slow connections reach their deadline together), and the app never waits on a client.
@@ -156,7 +158,19 @@ class DeadlineSocket(gevent_socket.socket):
         # A connection that was answered before may be draining what the app left of a body: close it quietly.
         if phase == _Phase.HEADERS and self._request_started and not self._answered:
             _send_quietly(self, _REQUEST_TIMEOUT)
+            self._linger()
         return b""  # gunicorn's parser takes it for the client's disconnection and closes
+
+    def _linger(self) -> None:
+        """After an answer the client did not wait for: end our side, then read what it is still sending for a
+        moment before the close. Closing with its bytes unread makes the kernel reset the connection, which can
+        discard the answer before the client reads it."""
+        with contextlib.suppress(OSError):
+            self.shutdown(gevent_socket.SHUT_WR)
+            self.settimeout(LINGER_SECONDS)
+            drained = 0
+            while drained < BYTES_BEFORE_REQUEST_LIMIT and (data := gevent_socket.socket.recv(self, 65536)):
+                drained += len(data)
 
 
 def _is_websocket_handshake(req) -> bool:
