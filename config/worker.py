@@ -68,12 +68,13 @@ class DeadlineSocket(gevent_socket.socket):
     """
 
     __slots__ = ("policy", "_phase", "_deadline", "_body_started", "_body_received", "_received_before_request",
-                 "_request_started", "_answered", "_expired")
+                 "_request_started", "_answered", "_expired", "body_timed_out")
 
     def __init__(self, connected: gevent_socket.socket, policy: ReadPolicy):
         super().__init__(connected.family, connected.type, connected.proto, connected.detach())
         self.policy = policy
         self._expired = False
+        self.body_timed_out = False
         self._answered = False
         self._received_before_request = 0
         self._enter_headers(time.monotonic(), started=False)
@@ -154,22 +155,26 @@ class DeadlineSocket(gevent_socket.socket):
         """The deadline passed: end the connection the way its phase calls for."""
         phase, self._expired = self._phase, True
         if phase == _Phase.BODY:
+            self.body_timed_out = True
             raise RequestTimeout("The request body arrived too slowly.")
         # A connection that was answered before may be draining what the app left of a body: close it quietly.
         if phase == _Phase.HEADERS and self._request_started and not self._answered:
             _send_quietly(self, _REQUEST_TIMEOUT)
-            self._linger()
+            self.linger()
         return b""  # gunicorn's parser takes it for the client's disconnection and closes
 
-    def _linger(self) -> None:
+    def linger(self) -> None:
         """After an answer the client did not wait for: end our side, then read what it is still sending for a
         moment before the close. Closing with its bytes unread makes the kernel reset the connection, which can
-        discard the answer before the client reads it."""
+        discard the answer before the client reads it. The moment is one in total, however the client sends."""
         with contextlib.suppress(OSError):
             self.shutdown(gevent_socket.SHUT_WR)
-            self.settimeout(LINGER_SECONDS)
+            until = time.monotonic() + LINGER_SECONDS
             drained = 0
-            while drained < BYTES_BEFORE_REQUEST_LIMIT and (data := gevent_socket.socket.recv(self, 65536)):
+            while drained < BYTES_BEFORE_REQUEST_LIMIT and (left := until - time.monotonic()) > 0:
+                self.settimeout(left)
+                if not (data := gevent_socket.socket.recv(self, 65536)):
+                    break
                 drained += len(data)
 
 
@@ -213,6 +218,7 @@ def _read_ahead(req, sock: DeadlineSocket) -> None:
         data = req.body.read(length)
     except RequestTimeout:
         _send_quietly(sock, _REQUEST_TIMEOUT)
+        sock.linger()
         raise StopIteration() from None
     if len(data) < length:
         raise StopIteration()  # the client left before sending its whole body
@@ -294,6 +300,9 @@ class ConnectionPolicy:
             if not sock.is_handed_over:
                 sock.end_request()
             raise
+        finally:
+            if sock.body_timed_out:
+                sock.linger()  # the app answered 408 while the client still sends its body
         # A WebSocket ends the connection by an exception (flask-sock's StopIteration): returning normally, the
         # request was answered over HTTP (a handshake the app refused), and the connection keeps its deadlines.
         sock.end_request()

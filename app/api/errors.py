@@ -75,9 +75,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        if error.code == 413:
-            # The body was refused before it was read: the connection cannot carry another request after it.
+        if error.code in (408, 413):
+            # The body was not read to its end (refused before it was, or arriving too slowly): the connection
+            # cannot carry another request after it.
             request.environ[CLOSE_CONNECTION] = True
+        if error.code == 413:
             return json_response({"message": "Request entity too large", "code": 40005}, 413)
         return json_response({"message": f"{error.code}: {error.name}", "code": 0}, error.code or 500)
 

@@ -6,6 +6,7 @@ that "another client" is one the server tells apart.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -256,3 +257,39 @@ def test_a_client_expecting_100_continue_gets_it_before_sending_its_body(databas
         connection.sendall(body)
         answer = read_answer(connection)
         assert answer.startswith(b"HTTP/1.1 200") and b"after continue" in answer, answer[:300]
+
+
+@pytest.mark.parametrize("content_type, length", [
+    ("application/json", 1000),  # read by the worker before the app
+    ("multipart/form-data; boundary=b", 300 * 1024),  # streamed to the app, which answers 408
+])
+def test_a_client_still_sending_when_answered_408_is_read_on_then_closed_cleanly(database, content_type, length):
+    """A server that closes with the client's bytes unread makes the kernel reset the connection instead of closing
+    it, and a client reading the answer to its end meets the reset. The server reads on for a moment after its
+    408: a client still sending then is not reset, and reads the answer and the end of the stream."""
+    settings, world = database
+    with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "1", "RATE_LIMIT_ENABLED": "false",
+                          "REQUEST_BODY_TIMEOUT": "1"}) as server:
+        connection = connect(server)
+        connection.sendall(f"POST /api/v10/channels/{world.channel_ids[0]}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           f"Authorization: Bot {world.owner.token}\r\nContent-Type: {content_type}\r\n"
+                           f"Content-Length: {length}\r\n\r\n".encode())
+        connection.settimeout(0.01)
+        answered_at = None
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            # A byte every 10 ms is far under REQUEST_BODY_MIN_RATE: the body deadline passes at 1 s.
+            connection.sendall(b"x")
+            if answered_at is None:
+                with contextlib.suppress(TimeoutError):
+                    if connection.recv(1, socket.MSG_PEEK):
+                        answered_at = time.monotonic()
+            elif time.monotonic() - answered_at > 0.2:
+                break
+            else:
+                gevent.sleep(0.01)
+        assert answered_at is not None, "no answer within 10 s"
+        connection.settimeout(10)
+        answer = read_answer(connection)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b"connection: close" in answer.lower()
