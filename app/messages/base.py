@@ -135,6 +135,16 @@ class MessageStore(ABC):
                 found[message_id] = message
         return found
 
+    def get_messages_by_key(self, keys: Iterable[tuple[int, int]]) -> dict[int, Message]:
+        """The messages of ``(channel_id, message_id)`` keys, from any number of channels, that exist, by id.
+
+        For reads that span channels (search results): backends answer in one round trip where they can. The
+        default asks :meth:`get_messages` once per channel."""
+        found: dict[int, Message] = {}
+        for channel_id, message_ids in keys_by_channel(keys).items():
+            found.update(self.get_messages(channel_id, message_ids))
+        return found
+
     @abstractmethod
     def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
         """Apply ``changes`` (keys from :data:`EDITABLE_FIELDS`) and return the updated message.
@@ -254,6 +264,16 @@ class MessageStore(ABC):
     ) -> dict[int, list[ReactionCount]]:
         """Reactions per message (messages without any are absent), emojis in the order first used;
         ``me`` says whether ``viewer_id`` is among the reactors."""
+
+    def reaction_counts_by_key(
+        self, keys: Iterable[tuple[int, int]], viewer_id: int
+    ) -> dict[int, list[ReactionCount]]:
+        """:meth:`reaction_counts` of ``(channel_id, message_id)`` keys from any number of channels. The default
+        asks once per channel."""
+        counts: dict[int, list[ReactionCount]] = {}
+        for channel_id, message_ids in keys_by_channel(keys).items():
+            counts.update(self.reaction_counts(channel_id, message_ids, viewer_id))
+        return counts
 
     # -- pins -----------------------------------------------------------------------------------------------
 
@@ -396,6 +416,9 @@ class StoreDecorator(MessageStore):
     def get_messages(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, Message]:
         return self.call("get_messages", self.inner.get_messages, channel_id, message_ids)
 
+    def get_messages_by_key(self, keys: Iterable[tuple[int, int]]) -> dict[int, Message]:
+        return self.call("get_messages_by_key", self.inner.get_messages_by_key, keys)
+
     def list_messages(
         self, channel_id: int, *, before: int | None = None, after: int | None = None, limit: int = 50
     ) -> list[Message]:
@@ -429,6 +452,11 @@ class StoreDecorator(MessageStore):
     ) -> dict[int, list[ReactionCount]]:
         return self.call("reaction_counts", self.inner.reaction_counts, channel_id, message_ids, viewer_id)
 
+    def reaction_counts_by_key(
+        self, keys: Iterable[tuple[int, int]], viewer_id: int
+    ) -> dict[int, list[ReactionCount]]:
+        return self.call("reaction_counts_by_key", self.inner.reaction_counts_by_key, keys, viewer_id)
+
     def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:
         return self.call("list_pins", self.inner.list_pins, channel_id, before=before, limit=limit)
 
@@ -459,3 +487,11 @@ def _document_decorator_methods() -> None:
 
 
 _document_decorator_methods()
+
+
+def keys_by_channel(keys: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """``(channel_id, message_id)`` keys as each channel's ids, without repeats."""
+    by_channel: dict[int, set[int]] = {}
+    for channel_id, message_id in keys:
+        by_channel.setdefault(channel_id, set()).add(message_id)
+    return {channel_id: sorted(ids) for channel_id, ids in by_channel.items()}

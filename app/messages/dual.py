@@ -393,6 +393,9 @@ class DualMessageStore(MessageStore):
     def get_messages(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, Message]:
         return self.primary.get_messages(channel_id, message_ids)
 
+    def get_messages_by_key(self, keys: Iterable[tuple[int, int]]) -> dict[int, Message]:
+        return self.primary.get_messages_by_key(keys)
+
     def list_messages(self, channel_id: int, *, before: int | None = None, after: int | None = None,
                       limit: int = 50) -> list[Message]:
         return self.primary.list_messages(channel_id, before=before, after=after, limit=limit)
@@ -414,6 +417,10 @@ class DualMessageStore(MessageStore):
     def reaction_counts(self, channel_id: int, message_ids: Sequence[int],
                         viewer_id: int) -> dict[int, list[ReactionCount]]:
         return self.primary.reaction_counts(channel_id, message_ids, viewer_id)
+
+    def reaction_counts_by_key(self, keys: Iterable[tuple[int, int]],
+                               viewer_id: int) -> dict[int, list[ReactionCount]]:
+        return self.primary.reaction_counts_by_key(keys, viewer_id)
 
     def list_pins(self, channel_id: int, *, before: datetime | None, limit: int):
         return self.primary.list_pins(channel_id, before=before, limit=limit)

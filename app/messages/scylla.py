@@ -304,9 +304,12 @@ class ScyllaMessageStore(MessageStore):
         return self._to_message(row)
 
     def get_messages(self, channel_id: int, message_ids: Iterable[int]) -> dict[int, Message]:
-        ids = sorted(set(message_ids))
+        return self.get_messages_by_key((channel_id, message_id) for message_id in message_ids)
+
+    def get_messages_by_key(self, keys: Iterable[tuple[int, int]]) -> dict[int, Message]:
+        # Every partition is asked at once, whichever channel it belongs to.
         results = self._wait(self._execute_async(self._SELECT_MESSAGE, (channel_id, bucket_of(i), i), is_read=True)
-                             for i in ids)
+                             for channel_id, i in sorted(set(keys)))
         messages = (self._to_message(result.one()) for result in results)
         return {message.id: message for message in messages if message is not None}
 
@@ -456,12 +459,16 @@ class ScyllaMessageStore(MessageStore):
 
     def reaction_counts(self, channel_id: int, message_ids: Sequence[int],
                         viewer_id: int) -> dict[int, list[ReactionCount]]:
-        ids = sorted(set(message_ids))
+        return self.reaction_counts_by_key(((channel_id, message_id) for message_id in message_ids), viewer_id)
+
+    def reaction_counts_by_key(self, keys: Iterable[tuple[int, int]],
+                               viewer_id: int) -> dict[int, list[ReactionCount]]:
+        keys = sorted(set(keys))
         results = self._wait(self._execute_async(
             "SELECT emoji, user_id, reacted_at FROM {ks}.reactions WHERE " + self._REACTION_KEY,
-            (channel_id, bucket_of(i), i), is_read=True) for i in ids)
+            (channel_id, bucket_of(i), i), is_read=True) for channel_id, i in keys)
         counts = {}
-        for message_id, rows in zip(ids, results):
+        for (_, message_id), rows in zip(keys, results):
             first_used: dict[str, int] = {}
             users: dict[str, list[int]] = collections.defaultdict(list)
             with _unavailable:

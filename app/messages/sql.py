@@ -13,17 +13,26 @@ that read it and for backfills.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, Integer, and_, bindparam, case, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Integer, and_, bindparam, case, delete, func, or_, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.ids import bucket_of
-from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
+from app.messages.base import (
+    EDITABLE_FIELDS,
+    Message,
+    MessageStore,
+    Pin,
+    ReactionCount,
+    StoreUnavailable,
+    keys_by_channel,
+)
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY, joined_connection
 
@@ -77,6 +86,42 @@ _REACTION_COUNTS = (
 _MESSAGES_BY_ID = select(*_MESSAGE_COLUMNS).where(
     messages.c.channel_id == bindparam("channel_id"), messages.c.bucket.in_(bindparam("buckets", expanding=True)),
     messages.c.message_id.in_(bindparam("message_ids", expanding=True)))
+
+
+def _in_channels(table, channels: int, *, by_bucket: bool):
+    """A condition matching exactly the ``(channel_id, message_id)`` keys of ``channels`` channels, bound as
+    ``channel_{n}``, ``ids_{n}`` (and ``buckets_{n}``): one index lookup per channel's term, each asked as
+    :data:`_MESSAGES_BY_ID` asks for one channel. Statements using it are built once per count (an expression
+    costs more to build than to run), and their compiled form is then cached by SQLAlchemy."""
+    terms = []
+    for n in range(channels):
+        term = [table.c.channel_id == bindparam(f"channel_{n}"),
+                table.c.message_id.in_(bindparam(f"ids_{n}", expanding=True))]
+        if by_bucket:
+            term.append(table.c.bucket.in_(bindparam(f"buckets_{n}", expanding=True)))
+        terms.append(and_(*term))
+    return or_(*terms)
+
+
+@functools.lru_cache(maxsize=128)
+def _messages_in_channels(channels: int):
+    return select(*_MESSAGE_COLUMNS).where(_in_channels(messages, channels, by_bucket=True))
+
+
+@functools.lru_cache(maxsize=128)
+def _reaction_counts_in_channels(channels: int):
+    return (select(*_REACTION_COUNTS.selected_columns).where(_in_channels(reactions, channels, by_bucket=False))
+            .group_by(reactions.c.message_id, reactions.c.emoji)
+            .order_by(reactions.c.message_id, _FIRST_USED, reactions.c.emoji))
+
+
+def _keyed_parameters(keys: Iterable[tuple[int, int]], *, by_bucket: bool) -> dict:
+    parameters = {}
+    for n, (channel_id, ids) in enumerate(keys_by_channel(keys).items()):
+        parameters[f"channel_{n}"], parameters[f"ids_{n}"] = channel_id, ids
+        if by_bucket:
+            parameters[f"buckets_{n}"] = sorted({bucket_of(i) for i in ids})
+    return parameters
 
 
 def _message_of(row) -> Message:
@@ -165,6 +210,15 @@ class SqlMessageStore(MessageStore):
         with self._transaction(read_only=True) as connection:
             rows = connection.execute(_MESSAGES_BY_ID, {"channel_id": channel_id, "message_ids": list(ids),
                                                         "buckets": list({bucket_of(i) for i in ids})})
+            return {row.message_id: _message_of(row) for row in rows}
+
+    def get_messages_by_key(self, keys: Iterable[tuple[int, int]]) -> dict[int, Message]:
+        parameters = _keyed_parameters(keys, by_bucket=True)
+        if not parameters:
+            return {}
+        channels = len(parameters) // 3
+        with self._transaction(read_only=True) as connection:
+            rows = connection.execute(_messages_in_channels(channels), parameters)
             return {row.message_id: _message_of(row) for row in rows}
 
     def update_message(self, channel_id: int, message_id: int, changes: dict) -> Message | None:
@@ -292,6 +346,20 @@ class SqlMessageStore(MessageStore):
         with self._transaction(read_only=True) as connection:
             for row in connection.execute(_REACTION_COUNTS, {"channel_id": channel_id, "message_ids": list(ids),
                                                              "viewer_id": viewer_id}):
+                counts.setdefault(row.message_id, []).append(ReactionCount(row.emoji, row.count, bool(row.me)))
+        return counts
+
+    def reaction_counts_by_key(
+        self, keys: Iterable[tuple[int, int]], viewer_id: int
+    ) -> dict[int, list[ReactionCount]]:
+        parameters = _keyed_parameters(keys, by_bucket=False)
+        if not parameters:
+            return {}
+        channels = len(parameters) // 2
+        counts: dict[int, list[ReactionCount]] = {}
+        with self._transaction(read_only=True) as connection:
+            for row in connection.execute(_reaction_counts_in_channels(channels), {**parameters,
+                                                                                   "viewer_id": viewer_id}):
                 counts.setdefault(row.message_id, []).append(ReactionCount(row.emoji, row.count, bool(row.me)))
         return counts
 

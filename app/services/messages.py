@@ -7,7 +7,7 @@ connection, which the SQL message store needs too.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -158,18 +158,34 @@ class MessageLookup:
         """Load what serializing ``messages`` needs, in one query per kind. ``new`` messages, just created,
         have no reactions yet (the messages they reply to may)."""
         channel_id = access.channel.id
+        return self._bundle(
+            messages, viewer, access.channel.guild_id, with_references=with_references, new=new,
+            read_messages=lambda keys: self.store.get_messages(channel_id, [i for _, i in keys]),
+            read_reactions=lambda keys: self.store.reaction_counts(channel_id, [i for _, i in keys], viewer.id))
+
+    def bundle_across_channels(self, messages: list[Message], guild_id: int | None,
+                               viewer: UserSnapshot) -> MessageBundle:
+        """:meth:`bundle` for messages of many channels of a guild (search results), still one store call per
+        kind rather than one per channel."""
+        return self._bundle(
+            messages, viewer, guild_id, with_references=True, new=False, read_messages=self.store.get_messages_by_key,
+            read_reactions=lambda keys: self.store.reaction_counts_by_key(keys, viewer.id))
+
+    def _bundle(self, messages: list[Message], viewer: UserSnapshot, guild_id: int | None, *, with_references: bool,
+                new: bool, read_messages: Callable[[list[tuple[int, int]]], dict[int, Message]],
+                read_reactions: Callable[[list[tuple[int, int]]], dict[int, list[ReactionCount]]]) -> MessageBundle:
         referenced: dict[int, Message | None] = {}
-        reference_ids = {m.reference_message_id for m in messages
-                         if m.type == TYPE_REPLY and m.reference_message_id is not None}
-        if with_references and reference_ids:
-            found = self.store.get_messages(channel_id, reference_ids)
-            referenced = {ref_id: found.get(ref_id) for ref_id in reference_ids}
+        references = {(m.channel_id, m.reference_message_id) for m in messages
+                      if m.type == TYPE_REPLY and m.reference_message_id is not None}
+        if with_references and references:
+            found = read_messages(sorted(references))
+            referenced = {ref_id: found.get(ref_id) for _, ref_id in references}
         everything = messages + [m for m in referenced.values() if m is not None]
-        reacted = [m.id for m in (everything[len(messages):] if new else everything)]
-        reactions = self.store.reaction_counts(channel_id, reacted, viewer.id) if reacted else {}
+        reacted = [(m.channel_id, m.id) for m in (everything[len(messages):] if new else everything)]
+        reactions = read_reactions(reacted) if reacted else {}
         users = self.users({m.author_id for m in everything} | {u for m in everything for u in m.mentions})
         return MessageBundle(messages=messages, users=users, reactions=reactions, referenced=referenced,
-                             guild_id=access.channel.guild_id, links=self.links)
+                             guild_id=guild_id, links=self.links)
 
     def users(self, user_ids: set[int]) -> dict[int, UserSnapshot]:
         found = {u: kept for u in user_ids if (kept := self.reads.user(u)) is not None}

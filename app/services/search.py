@@ -20,7 +20,7 @@ from app.domain import UserSnapshot
 from app.errors import SearchIndexNotReady
 from app.messages.base import Message, MessageStore
 from app.search.base import IndexState, SearchEngine, SearchQuery
-from app.services.access import AccessService, ChannelAccess
+from app.services.access import AccessService
 from app.services.messages import MessageBundle, MessageLookup
 from models.base import begin_read_only
 
@@ -28,7 +28,7 @@ from models.base import begin_read_only
 @dataclass
 class SearchPage:
     total: int
-    #: Each hit with the bundle that serializes it (one bundle per channel of the page).
+    #: Each hit with the bundle that serializes it (one bundle for the page).
     hits: list[tuple[Message, MessageBundle]]
 
 
@@ -58,20 +58,10 @@ class SearchService:
         scoped = replace(query, channel_ids=None if channels == every.keys() else channels)
         result = self.engine.search(scoped)
 
-        by_channel: dict[int, list[int]] = {}
-        for hit in result.hits:
-            by_channel.setdefault(hit.channel_id, []).append(hit.message_id)
-        found: dict[int, tuple[Message, MessageBundle]] = {}
-        for channel_id, message_ids in by_channel.items():
-            if channel_id not in channels:
-                continue  # moved out of reach since the query began: never served
-            messages = self.store.get_messages(channel_id, message_ids)
-            if not messages:
-                continue
-            # The bundle reads reactions and users for serializing; permissions were decided above.
-            access = ChannelAccess(channel=every[channel_id], guild=None, permissions=0)
-            bundle = self.lookup.bundle(list(messages.values()), access, user)
-            for message in bundle.messages:
-                found[message.id] = (message, bundle)
-        return SearchPage(total=result.total, hits=[found[h.message_id] for h in result.hits
-                                                    if h.message_id in found])
+        # Hits in channels moved out of reach since the query began are never served.
+        keys = [(hit.channel_id, hit.message_id) for hit in result.hits if hit.channel_id in channels]
+        messages = self.store.get_messages_by_key(keys) if keys else {}
+        # The bundle reads reactions and users for serializing; permissions were decided above.
+        bundle = self.lookup.bundle_across_channels(
+            [messages[message_id] for _, message_id in keys if message_id in messages], query.guild_id, user)
+        return SearchPage(total=result.total, hits=[(message, bundle) for message in bundle.messages])

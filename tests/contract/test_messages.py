@@ -59,6 +59,19 @@ def test_get_messages_returns_those_that_exist_in_the_channel(store):
     assert store.get_messages(CHANNEL, []) == {}
 
 
+def test_get_messages_by_key_reads_many_channels_each_key_exactly(store):
+    post(store, BASE, BASE + 3 * BUCKET)
+    post(store, BASE + MS, BASE + 2 * BUCKET, channel_id=OTHER_CHANNEL)
+    found = store.get_messages_by_key([
+        (CHANNEL, BASE), (CHANNEL, BASE + 3 * BUCKET), (OTHER_CHANNEL, BASE + 2 * BUCKET),
+        # in another channel than asked, or nowhere: absent
+        (CHANNEL, BASE + MS), (OTHER_CHANNEL, BASE), (CHANNEL, BASE + 2 * MS), (CHANNEL, BASE)])
+    assert {message_id: message.channel_id for message_id, message in found.items()} == {
+        BASE: CHANNEL, BASE + 3 * BUCKET: CHANNEL, BASE + 2 * BUCKET: OTHER_CHANNEL}
+    assert found[BASE] == store.get_message(CHANNEL, BASE)
+    assert store.get_messages_by_key([]) == {}
+
+
 def test_channel_buckets_lists_the_buckets_in_use_newest_first(store):
     post(store, BASE, BASE + MS, BASE + 7 * BUCKET, BASE + 2 * BUCKET)
     post(store, BASE + 20 * BUCKET, channel_id=OTHER_CHANNEL)

@@ -38,6 +38,19 @@ def test_counts_list_emojis_in_the_order_first_used_with_me(store):
     }
 
 
+def test_counts_by_key_read_many_channels_each_key_exactly(store):
+    post(store, MESSAGE, OTHER_MESSAGE)
+    post(store, MESSAGE, channel_id=OTHER_CHANNEL)
+    react_in_order(store, [("😀", 1), ("👍", 2), ("😀", 2)])
+    store.add_reaction(OTHER_CHANNEL, MESSAGE, "🎉", 1)
+    expected = {MESSAGE: [ReactionCount("😀", 2, True), ReactionCount("👍", 1, True)]}
+    assert store.reaction_counts_by_key([(CHANNEL, MESSAGE), (CHANNEL, OTHER_MESSAGE)], 2) == expected
+    # A key names its channel: the same message id elsewhere is another message's reactions.
+    assert store.reaction_counts_by_key([(OTHER_CHANNEL, MESSAGE)], 1) == {MESSAGE: [ReactionCount("🎉", 1, True)]}
+    assert store.reaction_counts_by_key([(OTHER_CHANNEL, OTHER_MESSAGE), (CHANNEL, OTHER_MESSAGE)], 1) == {}
+    assert store.reaction_counts_by_key([], 1) == {}
+
+
 def test_re_adding_keeps_the_first_use(store):
     post(store, MESSAGE)
     react_in_order(store, [("😀", 1), ("👍", 2), ("😀", 1)])
