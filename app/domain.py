@@ -129,6 +129,17 @@ class ChannelPermissions:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ReadableChannels:
+    """A member's view of a guild's channels: every channel by id, and those whose history they may read (VIEW_CHANNEL
+    and READ_MESSAGE_HISTORY), valid ``until`` a moment (a timeout's end) or, when None, until the metadata
+    changes."""
+
+    channels: dict[int, ChannelRef]
+    readable: frozenset[int]
+    until: datetime | None = None
+
+
 @dataclass
 class KeptToken:
     """A token as requests check it, with its user. ``last_used_at`` is updated in place as it is written."""

@@ -4,7 +4,8 @@ Without it, reading a page of a channel costs a dozen queries: the token and its
 member, roles and overwrites of the permission check; the page, its reactions and its authors. Nearly all of
 that changes rarely. Each worker keeps (:class:`ReadCache`):
 
-- tokens with their users, users, and a user's permissions in a channel, valid while ``metadata_version`` is
+- tokens with their users, users, a user's permissions in a channel and which of a guild's channels they may
+  read (for search), valid while ``metadata_version`` is
   unchanged: one row that database triggers bump on every write to the tables they come from, whoever makes it
   (migration 0005);
 - pages of messages, valid while that version and the channel's ``messages_version`` are unchanged. The
@@ -30,7 +31,7 @@ from cachetools import LRUCache, TTLCache
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.domain import ChannelPermissions, KeptToken, UserSnapshot
+from app.domain import ChannelPermissions, KeptToken, ReadableChannels, UserSnapshot
 from models import Channel, MetadataVersion
 from models.base import read_one_row
 
@@ -79,6 +80,12 @@ class ReadPath:
     def keep_channel_permissions(self, user_id: int, permissions: ChannelPermissions) -> None:
         pass
 
+    def readable_channels(self, guild_id: int, user_id: int) -> ReadableChannels | None:
+        return None
+
+    def keep_readable_channels(self, guild_id: int, user_id: int, readable: ReadableChannels) -> None:
+        pass
+
     def page(self, channel_id: int, key: Hashable) -> KeptPage | None:
         """A kept page of the channel; after a miss, :meth:`keep_page` keeps the page loaded for ``key``."""
         return None
@@ -99,6 +106,7 @@ class ReadCache:
         self.tokens: LRUCache = LRUCache(entries)
         self.users: LRUCache = LRUCache(entries)
         self.permissions: LRUCache = LRUCache(entries)
+        self.readable_channels: LRUCache = LRUCache(entries)
         self.pages: TTLCache | None = TTLCache(pages, PAGE_SECONDS) if pages else None
 
     def for_request(self, session: Session, channel_id: int | None = None) -> RequestCache:
@@ -114,7 +122,7 @@ class ReadCache:
         # never a wrong answer: an entry is only added and used under the version its request read.
         if version is not None and version != self._version:
             self._version = version
-            for kept in (self.tokens, self.users, self.permissions, self.pages):
+            for kept in (self.tokens, self.users, self.permissions, self.readable_channels, self.pages):
                 if kept is not None:
                     kept.clear()
 
@@ -190,6 +198,18 @@ class RequestCache(ReadPath):
     def keep_channel_permissions(self, user_id: int, permissions: ChannelPermissions) -> None:
         if self._current():
             self._cache.permissions[(permissions.channel.id, user_id)] = permissions
+
+    def readable_channels(self, guild_id: int, user_id: int) -> ReadableChannels | None:
+        if not self._current():
+            return None
+        kept = self._cache.readable_channels.get((guild_id, user_id))
+        if kept is None or (kept.until is not None and datetime.now(timezone.utc) >= kept.until):
+            return None
+        return kept
+
+    def keep_readable_channels(self, guild_id: int, user_id: int, readable: ReadableChannels) -> None:
+        if self._current():
+            self._cache.readable_channels[(guild_id, user_id)] = readable
 
     def page(self, channel_id: int, key: Hashable) -> KeptPage | None:
         if self._cache.pages is None or not self._current():

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from flask import request
 
-from app.api import current_user, db, query_bool, query_int, read_path, resources, route, snowflake_field
+from app.api import (
+    attachment_links,
+    current_user,
+    db,
+    query_bool,
+    query_int,
+    read_path,
+    resources,
+    route,
+    snowflake_field,
+)
 from app.api.json import json_response
 from app.api.routes import OWN_BUCKET, Query, boolean_query, snowflake_query
 from app.errors import InvalidForm
@@ -140,7 +150,7 @@ def search_guild_messages(guild_id: int):
     if not res.settings.search_enabled:
         return json_response({"message": "404: Not Found", "code": 0}, 404)
     query, channels = parse_search(guild_id)
-    service = SearchService(MessageLookup(db(), res.message_store, read_path()), res.search_engine)
+    service = SearchService(MessageLookup(db(), res.message_store, read_path(), attachment_links()), res.search_engine)
     page = service.search(current_user(), query, channels)
     return json_response({
         "total_results": page.total,

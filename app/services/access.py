@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
-from app.domain import ChannelRef, ChannelType, UserSnapshot
+from app.domain import ChannelRef, ChannelType, ReadableChannels, UserSnapshot
 from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
 from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, User
 
@@ -136,12 +136,10 @@ class AccessService:
             raise UnknownChannel()
         return ChannelAccess(channel=channel, guild=None, permissions=DM_PERMISSIONS)
 
-    def readable_channels(self, guild_id: int, user: User | UserSnapshot) -> tuple[dict[int, ChannelRef],
-                                                                                    frozenset[int]]:
-        """Every channel of the guild by id, and the ids of those where the user has VIEW_CHANNEL and
-        READ_MESSAGE_HISTORY (what reading a channel's history needs): the same algorithm as
-        :meth:`channel_access`, in two queries for the whole guild. UnknownGuild or MissingAccess as
-        :meth:`guild_access`."""
+    def readable_channels(self, guild_id: int, user: User | UserSnapshot) -> ReadableChannels:
+        """Every channel of the guild, and those where the user has VIEW_CHANNEL and READ_MESSAGE_HISTORY (what
+        reading a channel's history needs): the same algorithm as :meth:`channel_access`, in two queries for the
+        whole guild. UnknownGuild or MissingAccess as :meth:`guild_access`."""
         guild_access = self.guild_access(guild_id, user)
         channels = self.session.scalars(select(Channel).where(Channel.guild_id == guild_id)
                                         .options(selectinload(Channel.overwrites))).all()
@@ -152,4 +150,7 @@ class AccessService:
                 guild_access.permissions, guild_id=guild_id, user_id=user.id, member_role_ids=guild_access.role_ids,
                 overwrites=[Overwrite(o.target_id, o.type, o.allow, o.deny) for o in channel.overwrites],
             ) & needed == needed)
-        return {channel.id: ChannelRef.of(channel) for channel in channels}, readable
+        # A timeout's end changes the permissions without a write.
+        until = guild_access.member.communication_disabled_until if _is_timed_out(guild_access.member) else None
+        return ReadableChannels(channels={channel.id: ChannelRef.of(channel) for channel in channels},
+                                readable=readable, until=until)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from app.domain import UserSnapshot
+from app.domain import ChannelRef, UserSnapshot
 from app.errors import SearchIndexNotReady
 from app.messages.base import Message, MessageStore
 from app.search.base import IndexState, SearchEngine, SearchQuery
@@ -44,9 +44,7 @@ class SearchService:
         """``query`` as the caller asked it, without ``channel_ids``; ``requested_channels`` the channels it
         named (none: all). Raises UnknownGuild/MissingAccess as the guild routes do, and
         :class:`SearchIndexNotReady` while the guild's index is being built (queuing the build on first ask)."""
-        begin_read_only(self.session)
-        every, readable = AccessService(self.session).readable_channels(query.guild_id, user)
-        self.session.commit()
+        every, readable = self._readable_channels(query.guild_id, user)
         state = self.engine.guild_index(query.guild_id)
         if state is None:
             state = self.engine.request_index(query.guild_id)
@@ -65,3 +63,13 @@ class SearchService:
         bundle = self.lookup.bundle_across_channels(
             [messages[message_id] for _, message_id in keys if message_id in messages], query.guild_id, user)
         return SearchPage(total=result.total, hits=[(message, bundle) for message in bundle.messages])
+
+    def _readable_channels(self, guild_id: int, user: UserSnapshot) -> tuple[dict[int, ChannelRef], frozenset[int]]:
+        reads = self.lookup.reads
+        kept = reads.readable_channels(guild_id, user.id)
+        if kept is None:
+            begin_read_only(self.session)
+            kept = AccessService(self.session).readable_channels(guild_id, user)
+            self.session.commit()
+            reads.keep_readable_channels(guild_id, user.id, kept)
+        return kept.channels, kept.readable

@@ -6,6 +6,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from app.auth.permissions import Permission
+from tests.api.test_attachments import upload
 from tests.support.responses import error, field_error_codes, json_body, no_content
 from tests.support.search import empty_search_index, index_now, mark_indexed
 
@@ -65,6 +66,31 @@ def test_messages_posted_are_found_as_the_history_routes_serve_them(client, reso
     # The owner did not react: the same message, with their own ``me``.
     as_owner = json_body(search(client, room.owner, room.guild_id, content="world"), 200)
     assert as_owner["messages"][0][0]["reactions"][0]["me"] is False
+
+
+def test_hits_of_many_channels_with_replies_and_files_are_served_as_their_channels_serve_them(
+        client, make, resources, room):
+    """A page spanning channels is read back in one store call per kind: each hit still comes with its own
+    channel's reactions, reply and signed attachment links."""
+    other = make.channel(room.guild_id, "other")
+    first = post(client, room.owner, room.channel_id, "kiwi one")
+    elsewhere = post(client, room.owner, other, "kiwi two")
+    answer = post(client, room.owner, other, "kiwi three", message_reference={"message_id": elsewhere["id"]})
+    filed = json_body(upload(client, room.owner, room.channel_id, [("kiwi.txt", b"kiwi")], {"content": "kiwi file"}),
+                      200)
+    no_content(client.put(f"/api/v10/channels/{other}/messages/{elsewhere['id']}/reactions/{quote('🥝')}/@me",
+                          headers=room.member.headers))
+    index_now(resources)
+    body = json_body(search(client, room.member, room.guild_id, content="kiwi"), 200)
+    served = [json_body(client.get(f"/api/v10/channels/{channel}/messages/{message['id']}",
+                                   headers=room.member.headers), 200)
+              for channel, message in ((room.channel_id, filed), (other, answer), (other, elsewhere),
+                                       (room.channel_id, first))]
+    assert body["total_results"] == 4
+    assert [hit[0] for hit in body["messages"]] == served
+    assert served[0]["attachments"][0]["url"].startswith("http")
+    assert served[1]["referenced_message"]["id"] == elsewhere["id"]
+    assert served[2]["reactions"][0]["me"] is True
 
 
 def test_a_guild_never_indexed_is_answered_202_until_its_history_is_rebuilt(client, make, resources):
