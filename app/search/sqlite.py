@@ -79,6 +79,16 @@ def _has_filters(query: SearchQuery) -> bool:
                 or query.mention_everyone is not None or query.has or query.has_not or query.pinned is not None)
 
 
+def _bound_ids(query: SearchQuery, column: str, where: list[str], parameters: list) -> None:
+    """The query's ``min_id`` and ``max_id`` (both exclusive) as conditions on ``column``."""
+    if query.min_id is not None:
+        where.append(f"{column} > ?")
+        parameters.append(query.min_id)
+    if query.max_id is not None:
+        where.append(f"{column} < ?")
+        parameters.append(query.max_id)
+
+
 def scoped(guild_id: int, tokens: str) -> str:
     """Tokens as the FTS table holds them: each under its guild."""
     return " ".join(f"g{guild_id}#{token}" for token in tokens.split())
@@ -270,12 +280,7 @@ class SqliteSearchEngine(SearchEngine):
         if query.pinned is not None:
             where.append("d.pinned = ?")
             parameters.append(int(query.pinned))
-        if query.min_id is not None:
-            where.append("d.message_id > ?")
-            parameters.append(query.min_id)
-        if query.max_id is not None:
-            where.append("d.message_id < ?")
-            parameters.append(query.max_id)
+        _bound_ids(query, "d.message_id", where, parameters)
         condition = " AND ".join(where)
         order = f"{relevance}, d.message_id {direction}" if query.by_relevance else f"d.message_id {direction}"
         total = connection.execute(f"SELECT count(*) FROM {source} WHERE {condition}", parameters).fetchone()[0]
@@ -290,12 +295,7 @@ class SqliteSearchEngine(SearchEngine):
         """Words (and id bounds) alone in the whole guild: the guild's postings answer, count included, and only
         the page's rows are looked up for their channel."""
         where, parameters = ["documents_text MATCH ?"], [query.content.fts5(prefix=f"g{query.guild_id}#")]
-        if query.min_id is not None:
-            where.append("rowid > ?")
-            parameters.append(query.min_id)
-        if query.max_id is not None:
-            where.append("rowid < ?")
-            parameters.append(query.max_id)
+        _bound_ids(query, "rowid", where, parameters)
         condition = " AND ".join(where)
         total = connection.execute(f"SELECT count(*) FROM documents_text WHERE {condition}",
                                    parameters).fetchone()[0]
