@@ -4,7 +4,6 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -17,7 +16,7 @@ from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 from config import CLOSE_CONNECTION, load_settings  # noqa: E402  (stdlib only, after the patch)
-from config.worker import ConnectionPolicy, ReadPolicy  # noqa: E402
+from config.worker import ConnectionPolicy, ReadPolicy, json_answer  # noqa: E402
 
 _settings = load_settings()
 
@@ -78,10 +77,8 @@ def write_json_error(sock, status_int, reason, mesg):
     bytes that are not HTTP), in the API's error form: clients parse every error body as JSON. gunicorn's
     workers call ``gunicorn.util.write_error`` for these; replacing that one function keeps the rest of its
     handling (status choice, logging, the access line) as it is."""
-    body = json.dumps({"message": f"{status_int}: {reason}", "code": 0}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-    gunicorn_util.write_nonblock(sock, head + body)
+    gunicorn_util.write_nonblock(sock, json_answer(status_int, reason, {"message": f"{status_int}: {reason}",
+                                                                         "code": 0}))
 
 
 gunicorn_util.write_error = write_json_error

@@ -189,7 +189,7 @@ def _is_websocket_handshake(req) -> bool:
             and "CONTENT-LENGTH" not in headers and "TRANSFER-ENCODING" not in headers)
 
 
-def _answer(status: int, reason: str, body: dict, extra_headers: str = "") -> bytes:
+def json_answer(status: int, reason: str, body: dict, extra_headers: str = "") -> bytes:
     """A complete HTTP answer in the API's JSON error form, closing the connection."""
     payload = json.dumps(body).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
@@ -197,8 +197,8 @@ def _answer(status: int, reason: str, body: dict, extra_headers: str = "") -> by
     return head.encode("latin-1") + payload
 
 
-_REQUEST_TIMEOUT = _answer(408, "Request Timeout", {"message": "408: Request Timeout", "code": 0})
-_TOO_MANY_CONNECTIONS = _answer(
+_REQUEST_TIMEOUT = json_answer(408, "Request Timeout", {"message": "408: Request Timeout", "code": 0})
+_TOO_MANY_CONNECTIONS = json_answer(
     429, "Too Many Requests",
     {"message": "Too many connections from your address.", "code": 0, "retry_after": 1.0, "global": True},
     # discord.py takes a 429 without Via for a Cloudflare ban and gives up instead of waiting.
