@@ -18,12 +18,13 @@ from app.errors import (
     UnknownMember,
     UnknownRole,
     UnknownUser,
+    UserBanned,
 )
 from app.services.access import AccessService, GuildAccess
 from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
-from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp, user_json
-from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
+from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp
+from models import Ban, Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,17 @@ class GuildService:
         self._announce("GUILD_ROLE_DELETE", guild_id, lambda: {"role_id": str(role_id)})
         self.session.commit()
 
+    def require_audit_log_viewer(self, user: UserSnapshot, guild_id: int) -> None:
+        """VIEW_AUDIT_LOG in the guild (UnknownGuild, MissingAccess or MissingPermissions otherwise)."""
+        self.access.guild_access(guild_id, user).require(Permission.VIEW_AUDIT_LOG)
+
+    def users(self, user_ids: Iterable[int]) -> list[User]:
+        """The users among ``user_ids`` (ids of other things are simply not found), by id."""
+        ids = set(user_ids)
+        if not ids:
+            return []
+        return list(self.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
+
     # -- members --------------------------------------------------------------------------------------------
 
     def add_member(self, actor: UserSnapshot, guild_id: int, user_id: int, access_token: str, nick: str | None,
@@ -168,6 +180,8 @@ class GuildService:
         existing = self.session.get(Member, (guild_id, user_id))
         if existing is not None:
             return self._member_view(existing), False
+        if self.session.get(Ban, (guild_id, user_id)) is not None:
+            raise UserBanned()
         if self.session.get(User, user_id) is None:
             raise UnknownUser()
         role_ids = set(role_ids) - {guild_id}
@@ -203,24 +217,6 @@ class GuildService:
                     MemberRole.guild_id == guild_id, MemberRole.user_id.in_(roles_by_user))):
                 roles_by_user[user_id].append(role_id)
         return [MemberView(m, sorted(roles_by_user[m.user_id])) for m in members]
-
-    def remove_member(self, actor: UserSnapshot, guild_id: int, user_id: int) -> None:
-        access = self.access.guild_access(guild_id, actor)
-        if user_id != actor.id:
-            access.require(Permission.KICK_MEMBERS)
-        if user_id == access.guild.owner_id:
-            raise MissingPermissions()
-        member = self.session.get(Member, (guild_id, user_id))
-        if member is None:
-            raise UnknownMember()
-        if user_id != actor.id and not access.is_owner:
-            target = self.access.guild_access(guild_id, member.user)
-            if not access.outranks(target.top_position):
-                raise MissingPermissions()
-        removed = user_json(member.user)
-        self.session.delete(member)
-        self._announce("GUILD_MEMBER_REMOVE", guild_id, lambda: {"user": removed})
-        self.session.commit()
 
     def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
         access = self._require_role_manager(guild_id, actor)

@@ -290,6 +290,7 @@ class MessageService:
             reference_guild_id=access.channel.guild_id if replied else None,
             attachments_json=orjson.dumps(records).decode() if records else None,
             components_json=orjson.dumps(components).decode() if components else None,
+            guild_id=access.channel.guild_id,
         )
         bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
