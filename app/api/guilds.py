@@ -87,7 +87,8 @@ def create_guild_channel(guild_id: int):
     fields = body.model_dump(exclude_unset=True)
     if body.permission_overwrites is not None:
         fields["permission_overwrites"] = [o.as_dict() for o in body.permission_overwrites]
-    channel = ChannelService(db(), resources().ids, events=_events()).create_channel(current_user(), guild_id, fields)
+    channel = ChannelService(db(), resources().ids, events=_events()).create_channel(current_user(), guild_id, fields,
+                                                                                     reason=audit_reason())
     return json_response(channel_json(channel), 201)
 
 
@@ -103,7 +104,7 @@ def list_roles(guild_id: int):
        rate_limit=OWN_BUCKET, public=False)
 def create_role(guild_id: int):
     body = parse_body(RoleCreate)
-    role = _guilds().create_role(current_user(), guild_id, body.model_dump(exclude_unset=True))
+    role = _guilds().create_role(current_user(), guild_id, body.model_dump(exclude_unset=True), reason=audit_reason())
     return json_response(role_json(role))
 
 
@@ -111,14 +112,15 @@ def create_role(guild_id: int):
        rate_limit=OWN_BUCKET, public=False)
 def edit_role(guild_id: int, role_id: int):
     body = parse_body(RoleEdit)
-    role = _guilds().edit_role(current_user(), guild_id, role_id, body.model_dump(exclude_unset=True))
+    role = _guilds().edit_role(current_user(), guild_id, role_id, body.model_dump(exclude_unset=True),
+                               reason=audit_reason())
     return json_response(role_json(role))
 
 
 @route("/guilds/<guild_id>/roles/<role_id>", "DELETE", summary="Delete a role", responses=NO_CONTENT,
        rate_limit=OWN_BUCKET, public=False)
 def delete_role(guild_id: int, role_id: int):
-    _guilds().delete_role(current_user(), guild_id, role_id)
+    _guilds().delete_role(current_user(), guild_id, role_id, reason=audit_reason())
     return no_content()
 
 
@@ -261,12 +263,12 @@ def get_audit_log(guild_id: int):
 @route("/guilds/<guild_id>/members/<user_id>/roles/<role_id>", "PUT", summary="Give a member a role",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def add_member_role(guild_id: int, user_id: int, role_id: int):
-    _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=True)
+    _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=True, reason=audit_reason())
     return no_content()
 
 
 @route("/guilds/<guild_id>/members/<user_id>/roles/<role_id>", "DELETE", summary="Take a role from a member",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def remove_member_role(guild_id: int, user_id: int, role_id: int):
-    _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=False)
+    _guilds().set_member_role(current_user(), guild_id, user_id, role_id, present=False, reason=audit_reason())
     return no_content()

@@ -86,6 +86,14 @@ def record_audit(session: Session, ids, events: SessionEvents | None, *, guild_i
     return entry
 
 
+def record_audit_after_write(session: Session, dispatch, records_events: bool, **entry: Any) -> None:
+    """For the message services, whose writes commit through ChannelWrites rather than ``session``: record the
+    entry (see :func:`record_audit`; ``dispatch`` is their Dispatch, whose ids it takes) in a transaction of its
+    own, right after the write has committed. A failure between the two loses the entry, never the write."""
+    record_audit(session, dispatch.ids, SessionEvents(dispatch if records_events else None), **entry)
+    session.commit()
+
+
 def entry_json(entry: AuditLogEntry) -> dict[str, Any]:
     """Discord's audit log entry object."""
     body: dict[str, Any] = {

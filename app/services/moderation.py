@@ -102,18 +102,13 @@ class ModerationService:
     # -- the hierarchy ----------------------------------------------------------------------------------------
 
     def require_outranks(self, access: GuildAccess, user_id: int) -> GuildAccess | None:
-        """MissingPermissions unless ``access``'s member may act on ``user_id``: never the owner; a member whose
-        highest role is at or above the actor's own only by the owner. Returns the target's standing (None when
-        they are not a member)."""
+        """MissingPermissions unless ``access``'s member may act on ``user_id`` (GuildService.require_reach), and
+        never on the owner, not even the owner on themselves. Returns the target's standing (None when they are
+        not a member)."""
         if user_id == access.guild.owner_id:
             raise MissingPermissions()
         member = self.session.get(Member, (access.guild.id, user_id))
-        if member is None:
-            return None
-        target = self.access.guild_access(access.guild.id, member.user)
-        if user_id != access.member.user_id and not access.outranks(target.top_position):
-            raise MissingPermissions()
-        return target
+        return None if member is None else self.guilds.require_reach(access, member)
 
     # -- editing members --------------------------------------------------------------------------------------
 
