@@ -55,8 +55,10 @@ def change(key: str, old: Any, new: Any) -> dict[str, Any]:
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``changes`` of an update: the keys whose value differs, in ``after``'s order."""
-    return [change(key, before.get(key), value) for key, value in after.items() if before.get(key) != value]
+    """The ``changes`` from ``before`` to ``after`` (either may be empty: a creation or a deletion): the keys
+    whose value differs, ``after``'s first, in their order."""
+    keys = list(after) + [key for key in before if key not in after]
+    return [change(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)]
 
 
 def record_audit(session: Session, ids, events: SessionEvents | None, *, guild_id: int, user_id: int,
