@@ -209,12 +209,19 @@ def get_ban(guild_id: int, user_id: int):
 
 
 @route("/guilds/<guild_id>/bans/<user_id>", "PUT", summary="Ban a user, purging their recent messages",
-       responses=NO_CONTENT, body=BanCreate, rate_limit=OWN_BUCKET, public=False)
+       responses=NO_CONTENT, body=BanCreate, rate_limit=OWN_BUCKET, public=False,
+       query=(Query("delete_message_seconds", {"type": "integer", "minimum": 0, "maximum": 604800}),))
 def create_ban(guild_id: int, user_id: int):
     body = parse_body(BanCreate)
-    seconds = body.delete_message_seconds or 0
-    if body.delete_message_days and not seconds:
+    # Discord documents the window in the body; discord.py sends it in the query string. Both are read, the body
+    # first.
+    given = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "delete_message_seconds" in given:
+        seconds = body.delete_message_seconds
+    elif "delete_message_days" in given:
         seconds = body.delete_message_days * 86400
+    else:
+        seconds = query_int("delete_message_seconds", 0, 0, 604800)
     _moderation().ban(current_user(), guild_id, user_id, delete_message_seconds=seconds, reason=audit_reason())
     return no_content()
 

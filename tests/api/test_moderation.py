@@ -258,6 +258,18 @@ def test_delete_message_seconds_is_bounded(client, guild):
                                              headers=g.mod.headers), "delete_message_seconds")
         assert codes in (["NUMBER_TYPE_MIN"], ["NUMBER_TYPE_MAX"])
     json_body(client.get(member_url(g, g.junior.id), headers=g.mod.headers), 200)
+    # discord.py sends the window in the query string: it is read there too, and bounded alike.
+    assert field_error_codes(client.put(ban_url(g, g.junior.id), query_string={"delete_message_seconds": 604801},
+                                        json={}, headers=g.mod.headers), "delete_message_seconds") == [
+        "NUMBER_TYPE_MAX"]
+
+
+def test_the_purge_window_may_come_in_the_query_string(client, guild):
+    g = guild
+    json_body(send(client, g.junior, g.channel_id), 200)
+    no_content(client.put(ban_url(g, g.junior.id), query_string={"delete_message_seconds": 60}, json={},
+                          headers=g.mod.headers))
+    assert json_body(client.get(f"/api/v10/channels/{g.channel_id}/messages", headers=g.owner.headers), 200) == []
 
 
 def _message_locations(store, channel_ids):

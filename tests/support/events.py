@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from app.events.base import Event, event_from_bytes
 from models.events import event_outbox
 
-
 AUDIT_LOG_ENTRY_CREATE = "GUILD_AUDIT_LOG_ENTRY_CREATE"
 
 
