@@ -231,9 +231,11 @@ class MessageStore(ABC):
 
         Indexed by ``(guild_id, author_id, message_id)``, written with each message that has a ``guild_id``
         (DM messages are not indexed): the cost depends on the author's messages in the window only, never on
-        the size of the guild's history. A deleted message leaves the index with it (a message deleted
-        concurrently may still be listed once; callers reading it back get None). Pass the smallest id
-        returned as the next ``before`` to page.
+        the size of the guild's history. :meth:`delete_messages` takes the messages' entries with them. A
+        listed message may nevertheless be gone (deleted concurrently; or, on ScyllaDB, whose index is keyed by
+        guild and author, with its whole channel by :meth:`delete_channel`, which cannot find the entries
+        without a scan): callers read messages back and skip those that are None. Pass the smallest id returned
+        as the next ``before`` to page.
         """
 
     def count_messages(self, channel_id: int) -> int:
