@@ -319,6 +319,33 @@ def test_a_ban_purges_the_users_messages_of_the_window_in_every_channel_and_noth
     assert {m["author"]["id"] for m in served} == {str(g.plain.id)}
 
 
+def test_the_purge_reads_the_author_index_not_the_channels_history(client, guild, make, resources, monkeypatch):
+    g = guild
+    channels = [g.channel_id] + [make.channel(g.guild_id, f"c{i}") for i in range(3)]
+    for channel_id in channels:
+        json_body(send(client, g.junior, channel_id), 200)
+        for _ in range(3):
+            json_body(send(client, g.plain, channel_id), 200)
+    store = resources.message_store
+    calls: dict[str, int] = {}
+
+    def counted(name):
+        method = getattr(store, name)
+
+        def call(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+        return call
+    for name in ("messages_by_author", "list_messages", "channel_buckets", "messages_in_bucket", "count_messages"):
+        monkeypatch.setattr(store, name, counted(name))
+    no_content(client.put(ban_url(g, g.junior.id), json={"delete_message_seconds": 600}, headers=g.mod.headers))
+    assert calls.get("messages_by_author") == 1
+    # No walk of any channel's history; list_messages(limit=1) only where a deleted message was the channel's
+    # last, to find its new last_message_id.
+    assert calls.get("channel_buckets", 0) == calls.get("messages_in_bucket", 0) == calls.get("count_messages", 0) == 0
+    assert calls.get("list_messages", 0) <= len(channels)
+
+
 def test_bulk_ban_reports_banned_and_failed_users(client, guild, published):
     g = guild
     url = f"/api/v10/guilds/{g.guild_id}/bulk-ban"
