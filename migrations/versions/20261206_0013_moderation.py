@@ -13,9 +13,10 @@ Existing messages get their channel's guild in the upgrade.
 Compatibility: new tables and nullable or defaulted columns, which the previous release neither reads nor
 writes (it selects its columns by name), so this revision can be applied while that release runs; messages it
 writes meanwhile have no guild_id and are not found by a ban's purge (rerun the UPDATE below afterwards to index
-them). On PostgreSQL the index is built CONCURRENTLY-free here: for a large ``messages`` table, build it by hand
-with CREATE INDEX CONCURRENTLY first (same name), and this revision skips it. The guild_id backfill rewrites
-every guild message row once; on a large table run it in batches by channel beforehand.
+them). On PostgreSQL the index is built here with a plain CREATE INDEX, which blocks writes to ``messages`` while
+it runs: for a large table, build it by hand with CREATE INDEX CONCURRENTLY first (same name, after adding the
+column), and this revision skips it. The guild_id backfill rewrites every guild message row once; on a large
+table run it in batches by channel beforehand.
 """
 import sqlalchemy as sa
 from alembic import op
