@@ -60,6 +60,22 @@ class UnknownUser(AppError):
     status, code, message = 404, 10013, "Unknown User"
 
 
+class UnknownBan(AppError):
+    status, code, message = 404, 10026, "Unknown Ban"
+
+
+class UserBanned(AppError):
+    """Adding a banned user to the guild (PUT .../members/{user_id}) until they are unbanned."""
+
+    status, code, message = 403, 40007, "The user is banned from this guild."
+
+
+class BulkBanFailed(AppError):
+    """A bulk ban that banned nobody, as Discord answers it."""
+
+    status, code, message = 400, 500000, "Failed to ban users"
+
+
 class UnknownEmoji(AppError):
     status, code, message = 400, 10014, "Unknown Emoji"
 

@@ -27,9 +27,11 @@ from models.metadata import (
     Token,
     User,
 )
+from models.moderation import AuditLogEntry, Ban
 
 __all__ = [
-    "AccessToken", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member", "MemberRole",
+    "AccessToken", "AuditLogEntry", "Ban", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member",
+    "MemberRole",
     "MetadataVersion",
     "PermissionOverwrite", "Role", "Token", "User",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",

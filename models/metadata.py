@@ -96,6 +96,9 @@ class Member(Base):
     nick: Mapped[str | None] = mapped_column(String(32))
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
     communication_disabled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Voice state a moderator sets (PATCH .../members/{id} ``mute``/``deaf``): stored and served back.
+    mute: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    deaf: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")
 

@@ -184,6 +184,28 @@ def query_bool(name: str, default: bool = False) -> bool:
     raise InvalidForm.field(name, "BOOLEAN_TYPE_COERCE", f'Value "{value[:64]}" is not a boolean.')
 
 
+#: The header by which a client gives the reason of a write, for the guild's audit log (URL-encoded UTF-8).
+AUDIT_LOG_REASON_HEADER = "X-Audit-Log-Reason"
+MAX_AUDIT_LOG_REASON = 512
+
+
+def audit_reason() -> str | None:
+    """The request's ``X-Audit-Log-Reason``, decoded, or None. Longer than 512 characters, or not UTF-8 once
+    decoded, is 400 naming the header: a reason is stored as given or refused, never cut."""
+    raw = request.headers.get(AUDIT_LOG_REASON_HEADER)
+    if raw is None or raw == "":
+        return None
+    try:
+        reason = urllib.parse.unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidForm.field(AUDIT_LOG_REASON_HEADER, "BASE_TYPE_BAD", "The reason is not URL-encoded UTF-8.") \
+            from None
+    if len(reason) > MAX_AUDIT_LOG_REASON:
+        raise InvalidForm.field(AUDIT_LOG_REASON_HEADER, "BASE_TYPE_MAX_LENGTH",
+                                f"Must be {MAX_AUDIT_LOG_REASON} or fewer in length.")
+    return reason
+
+
 def request_json() -> Any:
     """The request body as data: JSON, url-encoded form, or multipart with a ``payload_json`` part."""
     mimetype = request.mimetype

@@ -1,7 +1,7 @@
 """Channels and their permission overwrites."""
 from __future__ import annotations
 
-from app.api import current_user, db, parse_body, resources, route
+from app.api import audit_reason, current_user, db, parse_body, resources, route
 from app.api.json import json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, ok
 from app.api.schemas import ChannelEdit, OverwriteEdit
@@ -36,27 +36,30 @@ def edit_channel(channel_id: int):
     fields = body.model_dump(exclude_unset=True)
     if body.permission_overwrites is not None:
         fields["permission_overwrites"] = [o.as_dict() for o in body.permission_overwrites]
-    return json_response(channel_json(_channels().edit_channel(current_user(), channel_id, fields)))
+    return json_response(channel_json(_channels().edit_channel(current_user(), channel_id, fields,
+                                                              reason=audit_reason())))
 
 
 @route("/channels/<channel_id>", "DELETE", summary="Delete a channel", responses=ok("Channel"), rate_limit=OWN_BUCKET,
        public=False)
 def delete_channel(channel_id: int):
-    return json_response(channel_json(_channels().delete_channel(current_user(), channel_id)))
+    return json_response(channel_json(_channels().delete_channel(current_user(), channel_id,
+                                                                reason=audit_reason())))
 
 
 @route("/channels/<channel_id>/permissions/<overwrite_id>", "PUT", summary="Set a permission overwrite",
        responses=NO_CONTENT, body=OverwriteEdit, rate_limit=OWN_BUCKET, public=False)
 def put_overwrite(channel_id: int, overwrite_id: int):
     body = parse_body(OverwriteEdit)
-    _channels().put_overwrite(current_user(), channel_id, overwrite_id, body.type, body.allow or 0, body.deny or 0)
+    _channels().put_overwrite(current_user(), channel_id, overwrite_id, body.type, body.allow or 0, body.deny or 0,
+                              reason=audit_reason())
     return no_content()
 
 
 @route("/channels/<channel_id>/permissions/<overwrite_id>", "DELETE", summary="Delete a permission overwrite",
        responses=NO_CONTENT, rate_limit=OWN_BUCKET, public=False)
 def delete_overwrite(channel_id: int, overwrite_id: int):
-    _channels().delete_overwrite(current_user(), channel_id, overwrite_id)
+    _channels().delete_overwrite(current_user(), channel_id, overwrite_id, reason=audit_reason())
     return no_content()
 
 

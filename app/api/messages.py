@@ -7,6 +7,7 @@ from flask import Response, request
 
 from app.api import (
     attachment_links,
+    audit_reason,
     current_user,
     db,
     parse_body,
@@ -105,7 +106,7 @@ def edit_message(channel_id: int, message_id: int):
 @route("/channels/<channel_id>/messages/<message_id>", "DELETE", summary="Delete a message", responses=NO_CONTENT,
        rate_limit="messages.delete", public=False)
 def delete_message(channel_id: int, message_id: int):
-    _messages().delete_message(current_user(), channel_id, message_id)
+    _messages().delete_message(current_user(), channel_id, message_id, reason=audit_reason())
     return no_content()
 
 
@@ -113,7 +114,7 @@ def delete_message(channel_id: int, message_id: int):
        body=BulkDelete, rate_limit=OWN_BUCKET, public=False)
 def bulk_delete_messages(channel_id: int):
     body = parse_body(BulkDelete)
-    _messages().bulk_delete(current_user(), channel_id, body.messages)
+    _messages().bulk_delete(current_user(), channel_id, body.messages, reason=audit_reason())
     return no_content()
 
 
@@ -207,7 +208,7 @@ def list_pins_legacy(channel_id: int):
 
 
 def _set_pinned(channel_id: int, message_id: int, pinned: bool) -> Response:
-    _pins().set_pinned(current_user(), channel_id, message_id, pinned)
+    _pins().set_pinned(current_user(), channel_id, message_id, pinned, reason=audit_reason())
     return no_content()
 
 

@@ -7,6 +7,7 @@ Discord does not document are ignored, as Discord ignores them.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
@@ -158,6 +159,62 @@ class MemberAdd(Body):
     access_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     nick: Annotated[str, StringConstraints(max_length=32)] | None = None
     roles: list[Snowflake] | None = None
+
+
+def _timestamp(value: Any) -> Any:
+    """An ISO 8601 time (one without an offset is UTC), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    raise PydanticCustomError("timestamp", "Could not parse {value}. Should be ISO8601.", {"value": repr(value)})
+
+
+NullableTimestamp = Annotated[Any, BeforeValidator(_timestamp)]
+Nick = Annotated[str, StringConstraints(max_length=32)]
+
+
+class MemberEdit(Body):
+    """PATCH /guilds/{id}/members/{user_id}. Keys given as null clear (nick, timeout); absent keys are kept."""
+
+    unsupported = frozenset({"channel_id", "flags"})
+
+    nick: Nick | None = None
+    roles: Annotated[list[Snowflake], Field(max_length=250)] | None = None
+    mute: bool | None = None
+    deaf: bool | None = None
+    communication_disabled_until: NullableTimestamp = None
+
+
+class CurrentMemberEdit(Body):
+    """PATCH /guilds/{id}/members/@me."""
+
+    unsupported = frozenset({"banner", "avatar", "bio"})
+
+    nick: Nick | None = None
+
+
+DeleteMessageSeconds = Annotated[int, Field(ge=0, le=604800)]
+
+
+class BanCreate(Body):
+    unsupported = frozenset()
+
+    delete_message_seconds: DeleteMessageSeconds | None = 0
+    #: Deprecated by Discord for delete_message_seconds; still sent by older clients.
+    delete_message_days: Annotated[int, Field(ge=0, le=7)] | None = None
+
+
+class BulkBanCreate(Body):
+    unsupported = frozenset()
+
+    user_ids: Annotated[list[Snowflake], Field(min_length=1, max_length=200)]
+    delete_message_seconds: DeleteMessageSeconds | None = 0
 
 
 class AllowedMentions(Schema):

@@ -8,7 +8,7 @@ import click
 from app.cli import SNOWFLAKE, CommandGroup, resources
 from app.services.guilds import GuildService, MemberView
 from app.services.wire import member_json
-from models import Guild, Member, User
+from models import Ban, Guild, Member, User
 
 guilds_cli = CommandGroup("guilds", help="Administer guilds.")
 
@@ -39,6 +39,8 @@ def add_member_command(guild_id: int, user_id: int) -> None:
             raise click.ClickException(f"unknown guild {guild_id}")
         if session.get(User, user_id) is None:
             raise click.ClickException(f"unknown user {user_id}")
+        if session.get(Ban, (guild_id, user_id)) is not None:
+            raise click.ClickException(f"user {user_id} is banned from guild {guild_id}: unban them first")
         if session.get(Member, (guild_id, user_id)) is None:
             member = Member(guild_id=guild_id, user_id=user_id, joined_at=datetime.now(timezone.utc))
             session.add(member)

@@ -181,7 +181,8 @@ class MessageImporter:
             raise BadLine(problem)
         if not self._user_exists(message.author_id):
             raise BadLine(f"unknown author {message.author_id}")
-        return message, pinned_at
+        # The channel's guild, for the author index (a message object does not carry it).
+        return message.replace(guild_id=self._channel_guilds.get(message.channel_id)), pinned_at
 
     def _stored_messages(self, messages: list[Message]) -> dict[tuple[int, int], Message]:
         """The stored messages with the ids of ``messages``, by (channel id, id): one store read per channel."""

@@ -26,6 +26,7 @@ from app.gateway.protocol import (
     CONTENT_EVENTS,
     KNOWN_INTENTS,
     MAX_PAYLOAD_BYTES,
+    PERMISSION_OF,
     PRIVILEGED_INTENTS,
     SENDS_PER_MINUTE,
     Close,
@@ -495,6 +496,9 @@ class GatewayConnection:
                 self._dispatch(send, prepared.data, partition, pos)
             return
         if channel_id is not None and not view.can_view(me, channel_id):
+            return
+        permission = PERMISSION_OF.get(event.type)
+        if permission is not None and not view.has_permission(me, permission):
             return
         data = prepared.data
         if event.type in CONTENT_EVENTS and not self.intents & _MESSAGE_CONTENT and not (

@@ -87,7 +87,13 @@ _INTENT_OF: dict[str, tuple[int, int]] = {
         "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE")},
     **{name: (Intent.GUILD_MEMBERS, Intent.GUILD_MEMBERS) for name in (
         "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE")},
+    **{name: (Intent.GUILD_MODERATION, Intent.GUILD_MODERATION) for name in (
+        "GUILD_BAN_ADD", "GUILD_BAN_REMOVE", "GUILD_AUDIT_LOG_ENTRY_CREATE")},
 }
+
+#: Events a session receives only when its user holds a permission in the guild (Discord sends audit log entries
+#: to those who may view the audit log).
+PERMISSION_OF: dict[str, int] = {"GUILD_AUDIT_LOG_ENTRY_CREATE": 1 << 7}
 
 
 def required_intent(event_type: str, in_guild: bool) -> int | None:

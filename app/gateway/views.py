@@ -71,6 +71,15 @@ class GuildView:
         self._visible[user_id] = visible
         return visible
 
+    def has_permission(self, user_id: int, permission: int) -> bool:
+        """Whether the member holds ``permission`` guild-wide (owner and ADMINISTRATOR hold all)."""
+        if self.members.get(user_id) is None:
+            return False
+        base = base_permissions(guild_id=self.guild_id, owner_id=self.owner_id, user_id=user_id,
+                                everyone_permissions=self.roles.get(self.guild_id, 0),
+                                role_permissions=[self.roles.get(r, 0) for r in self.member_role_ids(user_id)])
+        return base & permission == permission
+
     def can_view(self, user_id: int, channel_id: int) -> bool:
         return channel_id in self.visible_channels(user_id)
 

@@ -72,6 +72,9 @@ class Message:
     attachments_json: str | None = None
     #: Discord's message components (action rows, buttons, select menus) as JSON, None when it has none.
     components_json: str | None = None
+    #: The guild of the message's channel (None in a DM): what the author index (:meth:`MessageStore.
+    #: messages_by_author`) is keyed by. Fixed at creation, as the channel's guild is.
+    guild_id: int | None = None
 
     @property
     def bucket(self) -> int:
@@ -95,6 +98,14 @@ class ReactionCount:
     emoji: str
     count: int
     me: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """Where a message is: enough to read or delete it through the per-channel methods."""
+
+    channel_id: int
+    message_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +229,24 @@ class MessageStore(ABC):
         if oldest_first:
             collected.reverse()
         return collected
+
+    # -- the author index -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def messages_by_author(
+        self, guild_id: int, author_id: int, *, after: int | None, before: int | None, limit: int
+    ) -> list[MessageRef]:
+        """Where the messages of ``author_id`` in every channel of ``guild_id`` are, newest first, with
+        ``after < id < before`` (either bound optional, exclusive), at most ``limit``.
+
+        Indexed by ``(guild_id, author_id, message_id)``, written with each message that has a ``guild_id``
+        (DM messages are not indexed): the cost depends on the author's messages in the window only, never on
+        the size of the guild's history. :meth:`delete_messages` takes the messages' entries with them. A
+        listed message may nevertheless be gone (deleted concurrently; or, on ScyllaDB, whose index is keyed by
+        guild and author, with its whole channel by :meth:`delete_channel`, which cannot find the entries
+        without a scan): callers read messages back and skip those that are None. Pass the smallest id returned
+        as the next ``before`` to page.
+        """
 
     def count_messages(self, channel_id: int) -> int:
         """How many messages the channel holds (for progress reporting; may be slow on large channels)."""
@@ -434,6 +463,12 @@ class StoreDecorator(MessageStore):
         # A step inside another call (already passed through ``call`` as that call), so it goes straight in.
         return self.inner._read_bucket(channel_id, bucket, after=after, before=before, limit=limit,
                                        oldest_first=oldest_first)
+
+    def messages_by_author(
+        self, guild_id: int, author_id: int, *, after: int | None, before: int | None, limit: int
+    ) -> list[MessageRef]:
+        return self.call("messages_by_author", self.inner.messages_by_author, guild_id, author_id, after=after,
+                         before=before, limit=limit)
 
     def count_messages(self, channel_id: int) -> int:
         return self.call("count_messages", self.inner.count_messages, channel_id)

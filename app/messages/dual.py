@@ -31,7 +31,7 @@ from typing import NamedTuple, TypeVar
 
 from sqlalchemy import Engine, case, false, func, select, update
 
-from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, ReactionCount, StoreUnavailable
+from app.messages.base import EDITABLE_FIELDS, Message, MessageRef, MessageStore, ReactionCount, StoreUnavailable
 from app.messages.dual_tables import DualWriteEntry
 from app.messages.sql import _UPSERT_INSERTS
 from models.base import DATABASE_UNAVAILABLE
@@ -406,6 +406,11 @@ class DualMessageStore(MessageStore):
     def _read_bucket(self, channel_id, bucket, *, after, before, limit, oldest_first) -> list[Message]:
         return self.primary._read_bucket(channel_id, bucket, after=after, before=before, limit=limit,
                                          oldest_first=oldest_first)
+
+    def messages_by_author(self, guild_id: int, author_id: int, *, after: int | None, before: int | None,
+                           limit: int) -> list[MessageRef]:
+        # Each store keeps its own index with the messages it writes, so the secondary's is complete too.
+        return self.primary.messages_by_author(guild_id, author_id, after=after, before=before, limit=limit)
 
     def messages_in_bucket(self, channel_id: int, bucket: int) -> list[Message]:
         return self.primary.messages_in_bucket(channel_id, bucket)

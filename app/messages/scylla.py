@@ -35,7 +35,15 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.ids import MAX_SNOWFLAKE, bucket_bounds, bucket_of
-from app.messages.base import EDITABLE_FIELDS, Message, MessageStore, Pin, ReactionCount, StoreUnavailable
+from app.messages.base import (
+    EDITABLE_FIELDS,
+    Message,
+    MessageRef,
+    MessageStore,
+    Pin,
+    ReactionCount,
+    StoreUnavailable,
+)
 from app.messages.gevent_connection import CooperativeConnection, assert_cooperative
 from app.observability.tracing import TRACER
 from config import Settings
@@ -273,6 +281,11 @@ class ScyllaMessageStore(MessageStore):
     _INSERT_MESSAGE = (f"INSERT INTO {{ks}}.messages ({', '.join(_INSERT_COLUMNS)}) "
                        f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))})")
     _INSERT_BUCKET = "INSERT INTO {ks}.channel_buckets (channel_id, bucket) VALUES (?, ?)"
+    _INSERT_BY_AUTHOR = ("INSERT INTO {ks}.messages_by_author (guild_id, author_id, message_id, channel_id) "
+                         "VALUES (?, ?, ?, ?)")
+    _DELETE_BY_AUTHOR = "DELETE FROM {ks}.messages_by_author WHERE guild_id = ? AND author_id = ? AND message_id = ?"
+    _READ_BY_AUTHOR = ("SELECT channel_id, message_id FROM {ks}.messages_by_author WHERE guild_id = ? "
+                       "AND author_id = ? AND message_id >= ? AND message_id <= ? LIMIT ?")
     _SELECT_MESSAGE = (f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM {{ks}}.messages "
                        "WHERE channel_id = ? AND bucket = ? AND message_id = ?")
     _DELETE_MESSAGE = "DELETE FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?"
@@ -287,6 +300,10 @@ class ScyllaMessageStore(MessageStore):
         batch.add(self._prepared(self._INSERT_MESSAGE), [message.channel_id, message.bucket, message.id, *values])
         # The message and its bucket's index entry go together, so the index never misses a non-empty bucket.
         batch.add(self._prepared(self._INSERT_BUCKET), [message.channel_id, message.bucket])
+        if message.guild_id is not None:
+            # The author index goes in the same logged batch: it never misses a message that exists.
+            batch.add(self._prepared(self._INSERT_BY_AUTHOR),
+                      [message.guild_id, message.author_id, message.id, message.channel_id])
         with _unavailable:
             self._request(batch, None, "BATCH " + self._INSERT_MESSAGE, EXEC_PROFILE_DEFAULT).result()
 
@@ -344,7 +361,10 @@ class ScyllaMessageStore(MessageStore):
         return self.get_message(channel_id, message_id)
 
     def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
-        requests = []
+        # The author index is keyed by guild and author, which only the messages know: read them first. A retry
+        # after a partial failure finds the message gone and leaves its entry, which readers then skip.
+        indexed = [m for m in self.get_messages(channel_id, message_ids).values() if m.guild_id is not None]
+        requests = [self._execute_async(self._DELETE_BY_AUTHOR, (m.guild_id, m.author_id, m.id)) for m in indexed]
         for message_id in set(message_ids):
             key = (channel_id, bucket_of(message_id), message_id)
             requests.append(self._execute_async(self._DELETE_MESSAGE, key))
@@ -364,6 +384,20 @@ class ScyllaMessageStore(MessageStore):
         self._wait(requests)
         # The index goes last: should anything above fail, a retry still finds every bucket to delete.
         self._execute("DELETE FROM {ks}.channel_buckets WHERE channel_id = ?", (channel_id,))
+
+    # -- the author index -----------------------------------------------------------------------------------
+
+    def messages_by_author(
+        self, guild_id: int, author_id: int, *, after: int | None, before: int | None, limit: int
+    ) -> list[MessageRef]:
+        if limit <= 0:
+            return []
+        low = 0 if after is None else after + 1
+        high = MAX_SNOWFLAKE if before is None else before - 1
+        if low > high:
+            return []
+        rows = self._execute(self._READ_BY_AUTHOR, (guild_id, author_id, low, high, limit), is_read=True)
+        return [MessageRef(row.channel_id, row.message_id) for row in rows]
 
     # -- reading history ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from app.ids import bucket_of
 from app.messages.base import (
     EDITABLE_FIELDS,
     Message,
+    MessageRef,
     MessageStore,
     Pin,
     ReactionCount,
@@ -122,6 +123,20 @@ def _keyed_parameters(keys: Iterable[tuple[int, int]], *, by_bucket: bool) -> di
         if by_bucket:
             parameters[f"buckets_{n}"] = sorted({bucket_of(i) for i in ids})
     return parameters
+
+
+def _author_query(after: bool, before: bool):
+    """One author's messages in a guild, newest first: a range of ix_messages_guild_author."""
+    conditions = [messages.c.guild_id == bindparam("guild_id"), messages.c.author_id == bindparam("author_id")]
+    if after:
+        conditions.append(messages.c.message_id > bindparam("after"))
+    if before:
+        conditions.append(messages.c.message_id < bindparam("before"))
+    return (select(messages.c.channel_id, messages.c.message_id).where(*conditions)
+            .order_by(messages.c.message_id.desc()).limit(bindparam("limit", type_=Integer)))
+
+
+_BY_AUTHOR = {(after, before): _author_query(after, before) for after in (False, True) for before in (False, True)}
 
 
 def _message_of(row) -> Message:
@@ -295,6 +310,22 @@ class SqlMessageStore(MessageStore):
         if after is not None:
             page.reverse()
         return page
+
+    # -- the author index -----------------------------------------------------------------------------------
+
+    def messages_by_author(
+        self, guild_id: int, author_id: int, *, after: int | None, before: int | None, limit: int
+    ) -> list[MessageRef]:
+        if limit <= 0:
+            return []
+        bounds = {"guild_id": guild_id, "author_id": author_id, "limit": limit}
+        if after is not None:
+            bounds["after"] = after
+        if before is not None:
+            bounds["before"] = before
+        with self._transaction(read_only=True) as connection:
+            rows = connection.execute(_BY_AUTHOR[after is not None, before is not None], bounds)
+            return [MessageRef(row.channel_id, row.message_id) for row in rows]
 
     # -- reactions ------------------------------------------------------------------------------------------
 

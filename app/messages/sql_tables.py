@@ -33,6 +33,9 @@ class SnowflakeList(TypeDecorator):
 
 class StoredMessage(Base):
     __tablename__ = "messages"
+    # The author index (MessageStore.messages_by_author): one author's messages in a guild, by time, in one
+    # range of this index whatever the size of the guild's history. DM messages (no guild) are in it as NULLs.
+    __table_args__ = (Index("ix_messages_guild_author", "guild_id", "author_id", "message_id"),)
 
     channel_id: Mapped[int] = mapped_column(Snowflake, primary_key=True, autoincrement=False)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -54,6 +57,7 @@ class StoredMessage(Base):
     reference_guild_id: Mapped[int | None] = mapped_column(Snowflake)
     attachments_json: Mapped[str | None] = mapped_column(Text)
     components_json: Mapped[str | None] = mapped_column(Text)
+    guild_id: Mapped[int | None] = mapped_column(Snowflake)
 
 
 class ChannelBucket(Base):

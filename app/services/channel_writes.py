@@ -64,6 +64,11 @@ class ChannelWrites:
         self._committed = committed
         self._record_events = record_events
 
+    @property
+    def records_events(self) -> bool:
+        """Whether writes record their events (EVENT_BUS is not off)."""
+        return self._record_events
+
     def apply(self, channel_id: int, write: Callable[[], Result], *, created: int | None = None,
               deleted: Collection[int] = (), events: Callable[[Result], Sequence[Event]] = no_events,
               check: dict | None = None, expected: Result | None = None) -> Result:

@@ -14,6 +14,7 @@ from app.domain import MAX_POSITION, ChannelType
 from app.errors import DMChannelAction, InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
+from app.services.audit import AuditAction, diff, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
 from app.services.wire import channel_json
@@ -31,6 +32,19 @@ class ChannelService:
         self.blobs = blobs
         self.events = events
         self.access = AccessService(session)
+
+    def _audit(self, access: GuildAccess, action: AuditAction, target_id: int, reason: str | None, *,
+               changes: list[dict] = (), options: dict | None = None) -> None:
+        record_audit(self.session, self.ids, self.events, guild_id=access.guild.id, user_id=access.member.user_id,
+                     action_type=action, target_id=target_id, changes=changes, options=options, reason=reason)
+
+    def _overwrite_options(self, overwrite: PermissionOverwrite) -> dict[str, Any]:
+        """Discord's optional info of an overwrite's entry: whose overwrite it is (type "0" role, "1" member)."""
+        options = {"id": str(overwrite.target_id), "type": str(overwrite.type)}
+        if overwrite.type == OverwriteType.ROLE:
+            role = self.session.get(Role, overwrite.target_id)
+            options["role_name"] = role.name if role is not None else None
+        return options
 
     def _announce(self, type_: str, channel: Channel) -> None:
         self.events.record(self.session, lambda dispatch: [dispatch.channel(
@@ -67,7 +81,7 @@ class ChannelService:
         if parent is None or parent.guild_id != guild_id or parent.type != ChannelType.GUILD_CATEGORY:
             raise InvalidForm.field("parent_id", "CHANNEL_PARENT_INVALID", "Category does not exist")
 
-    def create_channel(self, user, guild_id: int, fields: dict[str, Any]) -> Channel:
+    def create_channel(self, user, guild_id: int, fields: dict[str, Any], *, reason: str | None = None) -> Channel:
         access = self.access.guild_access(guild_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         overwrites = fields.get("permission_overwrites") or []
@@ -91,6 +105,8 @@ class ChannelService:
         ]
         self.session.add(channel)
         self._announce("CHANNEL_CREATE", channel)
+        self._audit(access, AuditAction.CHANNEL_CREATE, channel.id, reason,
+                    changes=diff({}, _audited_fields(channel)))
         self.session.commit()
         return channel
 
@@ -101,10 +117,11 @@ class ChannelService:
             raise DMChannelAction()
         return access
 
-    def edit_channel(self, user, channel_id: int, fields: dict[str, Any]) -> Channel:
+    def edit_channel(self, user, channel_id: int, fields: dict[str, Any], *, reason: str | None = None) -> Channel:
         access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
+        before = _audited_fields(channel)
         if "permission_overwrites" in fields and fields["permission_overwrites"] is not None:
             access.require(Permission.MANAGE_ROLES)
             self._check_overwrites(access.guild, channel.guild_id, fields["permission_overwrites"])
@@ -118,10 +135,13 @@ class ChannelService:
             if name in fields and (fields[name] is not None or name in ("topic", "parent_id")):
                 setattr(channel, name, fields[name])
         self._announce("CHANNEL_UPDATE", channel)
+        changes = diff(before, _audited_fields(channel))
+        if changes:
+            self._audit(access.guild, AuditAction.CHANNEL_UPDATE, channel.id, reason, changes=changes)
         self.session.commit()
         return channel
 
-    def delete_channel(self, user, channel_id: int) -> Channel:
+    def delete_channel(self, user, channel_id: int, *, reason: str | None = None) -> Channel:
         access = self._guild_channel_access(channel_id, user)
         access.require(Permission.MANAGE_CHANNELS)
         channel = access.channel
@@ -131,6 +151,8 @@ class ChannelService:
             child.parent_id = None
             self._announce("CHANNEL_UPDATE", child)
         self._announce("CHANNEL_DELETE", channel)
+        self._audit(access.guild, AuditAction.CHANNEL_DELETE, channel.id, reason,
+                    changes=diff(_audited_fields(channel), {}))
         self.session.delete(channel)
         self.session.commit()
         if self.store is not None:
@@ -148,11 +170,13 @@ class ChannelService:
         access.require(Permission.MANAGE_ROLES)
         return access
 
-    def put_overwrite(self, user, channel_id: int, target_id: int, type_: int, allow: int, deny: int) -> None:
+    def put_overwrite(self, user, channel_id: int, target_id: int, type_: int, allow: int, deny: int, *,
+                      reason: str | None = None) -> None:
         access = self._overwrite_manager(user, channel_id)
         overwrite = {"id": target_id, "type": type_, "allow": allow, "deny": deny}
         self._check_overwrites(access.guild, access.channel.guild_id, [overwrite])
         existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
+        before = {} if existing is None else _overwrite_fields(existing)
         if existing is None:
             existing = PermissionOverwrite(channel_id=channel_id, target_id=target_id, type=type_, allow=allow,
                                            deny=deny)
@@ -162,13 +186,35 @@ class ChannelService:
         existing.type, existing.allow, existing.deny = type_, allow, deny
         self.session.expire(access.channel, ["overwrites"])
         self._announce("CHANNEL_UPDATE", access.channel)
+        changes = diff(before, _overwrite_fields(existing))
+        if changes:
+            self._audit(access.guild, AuditAction.CHANNEL_OVERWRITE_UPDATE if before
+                        else AuditAction.CHANNEL_OVERWRITE_CREATE, channel_id, reason, changes=changes,
+                        options=self._overwrite_options(existing))
         self.session.commit()
 
-    def delete_overwrite(self, user, channel_id: int, target_id: int) -> None:
+    def delete_overwrite(self, user, channel_id: int, target_id: int, *, reason: str | None = None) -> None:
         access = self._overwrite_manager(user, channel_id)
         existing = self.session.get(PermissionOverwrite, (channel_id, target_id))
         if existing is None:
             raise UnknownOverwrite()
+        self._audit(access.guild, AuditAction.CHANNEL_OVERWRITE_DELETE, channel_id, reason,
+                    changes=diff(_overwrite_fields(existing), {}), options=self._overwrite_options(existing))
         access.channel.overwrites.remove(existing)
         self._announce("CHANNEL_UPDATE", access.channel)
         self.session.commit()
+
+
+def _audited_fields(channel: Channel) -> dict[str, Any]:
+    """A channel's fields as its audit log entries show them (Discord's keys, ids as strings)."""
+    return {"name": channel.name, "type": channel.type, "topic": channel.topic, "position": channel.position,
+            "nsfw": channel.nsfw, "rate_limit_per_user": channel.rate_limit_per_user,
+            "parent_id": str(channel.parent_id) if channel.parent_id else None,
+            "permission_overwrites": [{"id": str(o.target_id), "type": o.type, "allow": str(o.allow),
+                                       "deny": str(o.deny)} for o in channel.overwrites]}
+
+
+def _overwrite_fields(overwrite: PermissionOverwrite) -> dict[str, Any]:
+    return {"id": str(overwrite.target_id), "type": overwrite.type, "allow": str(overwrite.allow),
+            "deny": str(overwrite.deny)}
+

@@ -18,12 +18,14 @@ from app.errors import (
     UnknownMember,
     UnknownRole,
     UnknownUser,
+    UserBanned,
 )
 from app.services.access import AccessService, GuildAccess
+from app.services.audit import AuditAction, change, diff, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
-from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp, user_json
-from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
+from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp
+from models import Ban, Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,11 @@ class GuildService:
 
     # -- roles ----------------------------------------------------------------------------------------------
 
+    def _audit(self, access: GuildAccess, action: AuditAction, target_id: int | None, reason: str | None, *,
+               changes: list[dict] = ()) -> None:
+        record_audit(self.session, self.ids, self.events, guild_id=access.guild.id, user_id=access.member.user_id,
+                     action_type=action, target_id=target_id, changes=changes, reason=reason)
+
     def _require_role_manager(self, guild_id: int, user: UserSnapshot) -> GuildAccess:
         access = self.access.guild_access(guild_id, user)
         access.require(Permission.MANAGE_ROLES)
@@ -96,7 +103,8 @@ class GuildService:
         if permissions & ~access.permissions:
             raise MissingPermissions()
 
-    def create_role(self, user: UserSnapshot, guild_id: int, fields: dict[str, Any]) -> Role:
+    def create_role(self, user: UserSnapshot, guild_id: int, fields: dict[str, Any], *,
+                    reason: str | None = None) -> Role:
         access = self._require_role_manager(guild_id, user)
         permissions = fields.get("permissions")
         if permissions is None:
@@ -116,6 +124,7 @@ class GuildService:
                 other.position += 1
         self.session.add(role)
         self._announce("GUILD_ROLE_CREATE", guild_id, lambda: {"role": role_json(role)})
+        self._audit(access, AuditAction.ROLE_CREATE, role.id, reason, changes=diff({}, _audited_fields(role)))
         self.session.commit()
         return role
 
@@ -127,9 +136,11 @@ class GuildService:
             raise MissingPermissions()
         return role
 
-    def edit_role(self, user: UserSnapshot, guild_id: int, role_id: int, fields: dict[str, Any]) -> Role:
+    def edit_role(self, user: UserSnapshot, guild_id: int, role_id: int, fields: dict[str, Any], *,
+                  reason: str | None = None) -> Role:
         access = self._require_role_manager(guild_id, user)
         role = self._managed_role(access, role_id)
+        before = _audited_fields(role)
         if fields.get("permissions") is not None:
             self._check_grantable(access, fields["permissions"] & ~role.permissions)
             role.permissions = fields["permissions"]
@@ -139,10 +150,13 @@ class GuildService:
                     continue  # @everyone keeps its name, as on Discord
                 setattr(role, name, fields[name])
         self._announce("GUILD_ROLE_UPDATE", guild_id, lambda: {"role": role_json(role)})
+        changes = diff(before, _audited_fields(role))
+        if changes:
+            self._audit(access, AuditAction.ROLE_UPDATE, role.id, reason, changes=changes)
         self.session.commit()
         return role
 
-    def delete_role(self, user: UserSnapshot, guild_id: int, role_id: int) -> None:
+    def delete_role(self, user: UserSnapshot, guild_id: int, role_id: int, *, reason: str | None = None) -> None:
         access = self._require_role_manager(guild_id, user)
         role = self._managed_role(access, role_id)
         if role.id == guild_id:
@@ -150,9 +164,32 @@ class GuildService:
         # Overwrites have no foreign key (their target is a role or a user), so the role's go with it here.
         self.session.execute(delete(PermissionOverwrite).where(
             PermissionOverwrite.target_id == role.id, PermissionOverwrite.type == OverwriteType.ROLE))
+        self._audit(access, AuditAction.ROLE_DELETE, role.id, reason, changes=diff(_audited_fields(role), {}))
         self.session.delete(role)
         self._announce("GUILD_ROLE_DELETE", guild_id, lambda: {"role_id": str(role_id)})
         self.session.commit()
+
+    def require_reach(self, access: GuildAccess, target: Member) -> GuildAccess:
+        """Discord's hierarchy, for an action of ``access``'s member on another member ``target``: nobody acts on
+        the owner, and only the owner on a member whose highest role is at or above the actor's. Acting on
+        oneself is not limited by it. MissingPermissions otherwise; returns the target's standing."""
+        if target.user_id == access.guild.owner_id and not access.is_owner:
+            raise MissingPermissions()
+        standing = self.access.guild_access(access.guild.id, target.user)
+        if target.user_id != access.member.user_id and not access.outranks(standing.top_position):
+            raise MissingPermissions()
+        return standing
+
+    def require_audit_log_viewer(self, user: UserSnapshot, guild_id: int) -> None:
+        """VIEW_AUDIT_LOG in the guild (UnknownGuild, MissingAccess or MissingPermissions otherwise)."""
+        self.access.guild_access(guild_id, user).require(Permission.VIEW_AUDIT_LOG)
+
+    def users(self, user_ids: Iterable[int]) -> list[User]:
+        """The users among ``user_ids`` (ids of other things are simply not found), by id."""
+        ids = set(user_ids)
+        if not ids:
+            return []
+        return list(self.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id)))
 
     # -- members --------------------------------------------------------------------------------------------
 
@@ -168,6 +205,8 @@ class GuildService:
         existing = self.session.get(Member, (guild_id, user_id))
         if existing is not None:
             return self._member_view(existing), False
+        if self.session.get(Ban, (guild_id, user_id)) is not None:
+            raise UserBanned()
         if self.session.get(User, user_id) is None:
             raise UnknownUser()
         role_ids = set(role_ids) - {guild_id}
@@ -204,28 +243,13 @@ class GuildService:
                 roles_by_user[user_id].append(role_id)
         return [MemberView(m, sorted(roles_by_user[m.user_id])) for m in members]
 
-    def remove_member(self, actor: UserSnapshot, guild_id: int, user_id: int) -> None:
-        access = self.access.guild_access(guild_id, actor)
-        if user_id != actor.id:
-            access.require(Permission.KICK_MEMBERS)
-        if user_id == access.guild.owner_id:
-            raise MissingPermissions()
-        member = self.session.get(Member, (guild_id, user_id))
-        if member is None:
-            raise UnknownMember()
-        if user_id != actor.id and not access.is_owner:
-            target = self.access.guild_access(guild_id, member.user)
-            if not access.outranks(target.top_position):
-                raise MissingPermissions()
-        removed = user_json(member.user)
-        self.session.delete(member)
-        self._announce("GUILD_MEMBER_REMOVE", guild_id, lambda: {"user": removed})
-        self.session.commit()
-
-    def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
+    def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool, *,
+                        reason: str | None = None) -> None:
         access = self._require_role_manager(guild_id, actor)
-        if self.session.get(Member, (guild_id, user_id)) is None:
+        target = self.session.get(Member, (guild_id, user_id))
+        if target is None:
             raise UnknownMember()
+        self.require_reach(access, target)
         role = self._managed_role(access, role_id)
         if role.id == guild_id:
             raise UnknownRole()
@@ -238,6 +262,8 @@ class GuildService:
             self.session.commit()
             return  # nothing changes, so there is no event
         self._announce_member("GUILD_MEMBER_UPDATE", guild_id, user_id)
+        self._audit(access, AuditAction.MEMBER_ROLE_UPDATE, user_id, reason,
+                    changes=[change("$add" if present else "$remove", None, [{"id": str(role.id), "name": role.name}])])
         self.session.commit()
 
     def _member_view(self, member: Member) -> MemberView:
@@ -245,3 +271,8 @@ class GuildService:
             MemberRole.guild_id == member.guild_id, MemberRole.user_id == member.user_id)))
         return MemberView(member, role_ids)
 
+
+def _audited_fields(role: Role) -> dict[str, Any]:
+    """A role's fields as its audit log entries show them (Discord's keys; permissions as a string)."""
+    return {"name": role.name, "permissions": str(role.permissions), "color": role.color, "hoist": role.hoist,
+            "mentionable": role.mentionable}

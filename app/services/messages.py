@@ -43,6 +43,7 @@ from app.messages.base import Message, MessageStore, ReactionCount
 from app.read_cache import NO_CACHE, KeptPage, ReadPath
 from app.services.access import AccessService, ChannelAccess
 from app.services.attachments import AttachmentService, Upload, attachment_records
+from app.services.audit import AuditAction, record_audit_after_write
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.wire import message_json
@@ -306,6 +307,7 @@ class MessageService:
             reference_guild_id=access.channel.guild_id if replied else None,
             attachments_json=orjson.dumps(records).decode() if records else None,
             components_json=orjson.dumps(components).decode() if components else None,
+            guild_id=access.channel.guild_id,
         )
         bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
@@ -470,7 +472,8 @@ class MessageService:
                                                   channel_id=access.channel.id)]
         return updated
 
-    def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
+    def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int, *,
+                       reason: str | None = None) -> None:
         access = self.lookup.channel_access(user, channel_id)
         message = self.lookup.message_to_change(access, user, message_id)
         if message.type not in DELETABLE_TYPES:
@@ -481,10 +484,17 @@ class MessageService:
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
                           deleted={message_id}, events=lambda _: [event],
                           check={"message": [channel_id, message_id], "exists": False})
+        if message.author_id != user.id and access.channel.guild_id is not None:
+            # A moderator's delete of another's message is audited; one's own is not, as on Discord.
+            record_audit_after_write(self.session, self.dispatch, self.writes.records_events,
+                                     guild_id=access.channel.guild_id, user_id=user.id,
+                                     action_type=AuditAction.MESSAGE_DELETE, target_id=message.author_id,
+                                     options={"channel_id": str(channel_id), "count": "1"}, reason=reason)
         # The files go once the message that names them is gone.
         self.attachments.delete(channel_id, attachment_records(message))
 
-    def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int]) -> None:
+    def bulk_delete(self, user: UserSnapshot, channel_id: int, message_ids: list[int], *,
+                    reason: str | None = None) -> None:
         access = self.lookup.channel_access(user, channel_id)
         access.require(Permission.MANAGE_MESSAGES)
         if not 2 <= len(message_ids) <= 100:
@@ -503,5 +513,10 @@ class MessageService:
         event = self.dispatch.messages_deleted(existing, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
                           events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})
+        if access.channel.guild_id is not None:
+            record_audit_after_write(self.session, self.dispatch, self.writes.records_events,
+                                     guild_id=access.channel.guild_id, user_id=user.id,
+                                     action_type=AuditAction.MESSAGE_BULK_DELETE, target_id=channel_id,
+                                     options={"count": str(len(existing))}, reason=reason)
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])

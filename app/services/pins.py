@@ -8,6 +8,7 @@ from app.auth.permissions import Permission
 from app.domain import UserSnapshot
 from app.errors import MaxPins, SystemMessageAction
 from app.messages.base import Pin
+from app.services.audit import AuditAction, record_audit_after_write
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
 from app.services.messages import REPLYABLE_TYPES, MessageBundle, MessageLookup
@@ -40,7 +41,8 @@ class PinService:
         bundle = self.lookup.bundle([found[p.message_id] for p in pins], access, user)
         return PinPage(pins=pins, bundle=bundle, has_more=has_more)
 
-    def set_pinned(self, user: UserSnapshot, channel_id: int, message_id: int, pinned: bool) -> None:
+    def set_pinned(self, user: UserSnapshot, channel_id: int, message_id: int, pinned: bool, *,
+                   reason: str | None = None) -> None:
         access = self.lookup.channel_access(user, channel_id)
         access.require(Permission.PIN_MESSAGES)
         message = self.lookup.existing_message(access, message_id)
@@ -63,3 +65,10 @@ class PinService:
                                                channel_id=channel_id)
             self.writes.apply(channel_id, lambda: self.store.unpin_message(channel_id, message_id),
                               events=lambda _: [event], check={"pin": [channel_id, message_id], "pinned": False})
+        if guild_id is not None:
+            record_audit_after_write(self.lookup.session, self.dispatch, self.writes.records_events,
+                                     guild_id=guild_id, user_id=user.id,
+                                     action_type=AuditAction.MESSAGE_PIN if pinned else AuditAction.MESSAGE_UNPIN,
+                                     target_id=message.author_id,
+                                     options={"channel_id": str(channel_id), "message_id": str(message_id)},
+                                     reason=reason)

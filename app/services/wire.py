@@ -263,6 +263,6 @@ def member_json(view) -> dict[str, Any]:
     return {
         "user": user_json(member.user), "nick": member.nick, "avatar": None, "banner": None,
         "roles": [str(r) for r in view.role_ids], "joined_at": timestamp(member.joined_at), "premium_since": None,
-        "deaf": False, "mute": False, "flags": 0, "pending": False,
+        "deaf": bool(member.deaf), "mute": bool(member.mute), "flags": 0, "pending": False,
         "communication_disabled_until": timestamp(member.communication_disabled_until),
     }

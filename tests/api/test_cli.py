@@ -69,6 +69,12 @@ def test_add_member_joins_a_user_and_unknown_rows_fail_in_one_line(database, mak
     assert client.get(f"/api/v10/guilds/{guild_id}", headers=bob.headers).status_code == 200
     assert "unknown guild" in failed_with_one_line(flask(url, "guilds", "add-member", "4242", str(bob.id)))
     assert "unknown user" in failed_with_one_line(flask(url, "tokens", "create", "4242"))
+    # A banned user is not added back, by the CLI either.
+    carol = make.actor()
+    assert client.put(f"/api/v10/guilds/{guild_id}/bans/{carol.id}", json={}, headers=owner.headers).status_code == 204
+    assert "is banned" in failed_with_one_line(flask(url, "guilds", "add-member", str(guild_id), str(carol.id)))
+    with resources.session() as session:
+        assert session.get(Member, (guild_id, carol.id)) is None
 
 
 def test_granted_access_token_lets_that_bot_add_that_user_until_revoked(database, make, client):

@@ -9,7 +9,7 @@ from tests.support.responses import error, json_body, no_content
 
 
 def guild_events(published) -> list[tuple[str, dict]]:
-    return [(event.type, event.data) for event in published]
+    return published.dispatches()
 
 
 def test_creating_a_guild_announces_it_with_its_roles_channels_and_owner(client, make, published):

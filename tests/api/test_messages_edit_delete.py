@@ -276,5 +276,5 @@ def test_bulk_delete_only_touches_and_announces_messages_of_the_channel_in_the_u
                                                                "guild_id": str(room.guild_id)})]
     # Nothing of the channel among the ids: a success that deletes and announces nothing.
     no_content(bulk_delete(client, room.moderator, room.channel_id, [there] + recent_unknown_ids(1)))
-    assert len(published) == 1
+    assert len(published.dispatches()) == 1
     assert history_ids(client, room.owner, other_channel) == [there]

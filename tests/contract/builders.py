@@ -11,6 +11,7 @@ from app.messages.base import Message, MessageStore
 CHANNEL = 1_000_001
 OTHER_CHANNEL = 1_000_002
 AUTHOR = 2_000_001
+GUILD = 3_000_001
 
 CONCURRENT_WRITES = 8
 

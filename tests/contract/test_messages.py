@@ -7,7 +7,7 @@ import pytest
 
 from app.ids import bucket_of
 from app.messages.base import Message
-from tests.contract.builders import AUTHOR, BASE, BASE_BUCKET, BUCKET, CHANNEL, MS, OTHER_CHANNEL, ids_of, post
+from tests.contract.builders import AUTHOR, BASE, BASE_BUCKET, BUCKET, CHANNEL, GUILD, MS, OTHER_CHANNEL, ids_of, post
 
 EDITED_AT = datetime(2025, 6, 2, 12, 30, 15, tzinfo=timezone.utc)
 
@@ -20,7 +20,8 @@ def full_message(message_id: int = BASE) -> Message:
         nonce="n-1", pinned=True, edited_at=EDITED_AT, reference_message_id=BASE - MS,
         reference_channel_id=CHANNEL, reference_guild_id=99,
         attachments_json='[{"id":"5","filename":"a.txt","size":3}]',
-        components_json='[{"type":1,"components":[{"type":2,"style":1,"label":"b","custom_id":"c"}]}]')
+        components_json='[{"type":1,"components":[{"type":2,"style":1,"label":"b","custom_id":"c"}]}]',
+        guild_id=GUILD)
 
 
 def test_every_field_round_trips(store):

@@ -181,6 +181,32 @@ def test_intents_filter_dispatches(world):
         client.close()
 
 
+def test_bans_need_guild_moderation_and_audit_entries_also_view_audit_log(world):
+    moderating = int(Intent.GUILDS | Intent.GUILD_MODERATION)
+    owner_session, _ = world.connect(world.owner, moderating)
+    bot_session, _ = world.connect(world.bot, moderating)  # a plain member: no VIEW_AUDIT_LOG
+    guilds_only, _ = world.connect(world.plain, int(Intent.GUILDS))
+    owner = world.rest(world.owner)
+    ban = f"/guilds/{world.guild_id}/bans/{world.outsider.id}"
+    try:
+        for session in (owner_session, bot_session, guilds_only):
+            session.dispatches(1)
+        assert owner.exchange("PUT", ban, {})[0] == 204
+        assert owner.delete(ban)[0] == 204
+        assert owner.post(f"/guilds/{world.guild_id}/roles", {"name": "after the ban"})[0] == 200
+        entry = owner_session.until(lambda p: p["t"] == "GUILD_AUDIT_LOG_ENTRY_CREATE")
+        assert (entry["d"]["action_type"], entry["d"]["target_id"]) == (22, str(world.outsider.id))
+        assert bot_session.until(lambda p: p["t"] == "GUILD_BAN_ADD")["d"]["user"]["id"] == str(world.outsider.id)
+        assert bot_session.until(lambda p: p["t"] == "GUILD_BAN_REMOVE")["d"]["guild_id"] == str(world.guild_id)
+        bot_session.until(lambda p: p["t"] == "GUILD_ROLE_CREATE")
+        assert not any(p["t"] == "GUILD_AUDIT_LOG_ENTRY_CREATE" for p in bot_session.skipped)
+        guilds_only.until(lambda p: p["t"] == "GUILD_ROLE_CREATE")
+        assert not any(p["t"].startswith(("GUILD_BAN", "GUILD_AUDIT")) for p in guilds_only.skipped)
+    finally:
+        for session in (owner_session, bot_session, guilds_only):
+            session.close()
+
+
 def test_view_channel_is_recomputed_on_overwrite_changes_without_reconnecting(world):
     client, _ = world.connect(world.bot, ALL_GUILD)
     owner = world.rest(world.owner)

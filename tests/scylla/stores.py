@@ -16,7 +16,7 @@ from config import Settings
 from tests.support.cqlnode import CqlTestCluster
 
 KEYSPACE = "chatstore_test"
-TABLES = ("messages", "channel_buckets", "reactions", "pins", "nonces")
+TABLES = ("messages", "channel_buckets", "reactions", "pins", "nonces", "messages_by_author")
 REAL_CLUSTER_VARIABLE = "TEST_SCYLLA_HOSTS"
 
 

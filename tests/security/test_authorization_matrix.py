@@ -18,7 +18,7 @@ from app import create_app
 from app.auth.permissions import Permission
 from app.messages.base import Message
 from config import Settings
-from models import Token
+from models import Ban, Token
 from tests.support.responses import json_body
 
 P = Permission
@@ -71,6 +71,17 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("PUT", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.MANAGE_GUILD, 201,
                                                             overrides={"user_id": "newcomer", "body": "consent"}),
     ("DELETE", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.KICK_MEMBERS, 204),
+    ("PATCH", "/guilds/<guild_id>/members/<user_id>"): Rule("guild", P.MANAGE_NICKNAMES, body={"nick": "renamed"}),
+    ("PATCH", "/guilds/<guild_id>/members/@me"): Rule("guild", P.CHANGE_NICKNAME, body={"nick": "me"}),
+    ("GET", "/guilds/<guild_id>/members/search"): Rule("guild", overrides={"query": "query=user"}),
+    ("GET", "/guilds/<guild_id>/bans"): Rule("guild", P.BAN_MEMBERS),
+    ("GET", "/guilds/<guild_id>/bans/<user_id>"): Rule("guild", P.BAN_MEMBERS, overrides={"user_id": "banned"}),
+    ("PUT", "/guilds/<guild_id>/bans/<user_id>"): Rule("guild", P.BAN_MEMBERS, 204, body={}),
+    ("DELETE", "/guilds/<guild_id>/bans/<user_id>"): Rule("guild", P.BAN_MEMBERS, 204,
+                                                          overrides={"user_id": "banned"}),
+    ("POST", "/guilds/<guild_id>/bulk-ban"): Rule("guild", P.BAN_MEMBERS | P.MANAGE_GUILD,
+                                                  overrides={"body": "bystander_ids"}),
+    ("GET", "/guilds/<guild_id>/audit-logs"): Rule("guild", P.VIEW_AUDIT_LOG),
     ("PUT", "/guilds/<guild_id>/members/<user_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
     ("DELETE", "/guilds/<guild_id>/members/<user_id>/roles/<role_id>"): Rule("guild", P.MANAGE_ROLES, 204),
     ("GET", "/channels/<channel_id>"): Rule("channel", VIEW, denied=50001),
@@ -152,8 +163,11 @@ class World:
         if rule.permission:
             make.overwrite(self.channel_id, self.callers["denied_by_overwrite"].id, 1, deny=rule.permission)
         make.overwrite(self.channel_id, self.target_role, 0)
-        self.bystander, self.newcomer = make.actor(), make.actor()
+        self.bystander, self.newcomer, self.banned = make.actor(), make.actor(), make.actor()
         make.member(self.guild_id, self.bystander)
+        with make.session() as session:
+            session.add(Ban(guild_id=self.guild_id, user_id=self.banned.id, created_at=datetime.now(timezone.utc)))
+            session.commit()
         with make.session() as session:
             session.execute(update(Token).where(Token.user_id == self.callers["revoked_token"].id)
                             .values(revoked_at=datetime.now(timezone.utc)))
@@ -175,7 +189,7 @@ class World:
 
     def path(self, template: str, caller: str, message_id: int | None = None) -> str:
         actor = self.callers.get(caller)
-        users = {"owner": self.owner.id, "newcomer": self.newcomer.id}
+        users = {"owner": self.owner.id, "newcomer": self.newcomer.id, "banned": self.banned.id}
         values = {
             "guild_id": self.guild_id, "channel_id": self.channel_id, "role_id": self.target_role,
             "overwrite_id": self.target_role, "emoji": THUMBS_UP,
@@ -187,7 +201,8 @@ class World:
         path = template
         for name, value in values.items():
             path = path.replace(f"<{name}>", str(value))
-        return "/api/v10" + path
+        query = self.rule.overrides.get("query")
+        return "/api/v10" + path + (f"?{query}" if query else "")
 
     def body(self, caller: str) -> dict | None:
         if self.rule.overrides.get("body") == "two_messages":
@@ -195,6 +210,8 @@ class World:
         if self.rule.overrides.get("body") == "consent":
             # The newcomer's consent to the caller (callers without a user get the owner's, never reached).
             return {"access_token": self.make.grant(self.newcomer, self.callers.get(caller, self.owner))}
+        if self.rule.overrides.get("body") == "bystander_ids":
+            return {"user_ids": [str(self.bystander.id)]}
         if self.rule.overrides.get("body") == "dm_with_owner":
             return {"recipient_id": str(self.owner.id)}
         return self.rule.body
