@@ -26,12 +26,13 @@ from models.metadata import (
     Role,
     Token,
     User,
+    Webhook,
 )
 
 __all__ = [
     "AccessToken", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member", "MemberRole",
     "MetadataVersion",
-    "PermissionOverwrite", "Role", "Token", "User",
+    "PermissionOverwrite", "Role", "Token", "User", "Webhook",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream", "gateway_identifies", "gateway_sessions",
 ]

@@ -63,6 +63,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                         "embeds": {"type": "array"}, "attachments": {"type": "array"},
                         "components": {"type": "array"}, "mentions": {"type": "array", "items": _ref("User")},
                         "pinned": {"type": "boolean"}, "tts": {"type": "boolean"}}),
+    # An incoming webhook; token and url only in the answer to its creation (only a hash of the token is kept).
+    "Webhook": _object({"id": SNOWFLAKE, "type": {"type": "integer", "const": 1}, "guild_id": SNOWFLAKE,
+                        "channel_id": SNOWFLAKE, "name": {"type": "string"},
+                        "avatar": {"type": ["string", "null"]}},
+                       user=_ref("User"), token={"type": "string"}, url={"type": "string"},
+                       application_id={"type": ["string", "null"]}),
     "PinPage": _object({"items": {"type": "array", "items": _object({"pinned_at": TIMESTAMP,
                                                                       "message": _ref("Message")})},
                         "has_more": {"type": "boolean"}}),
@@ -98,7 +104,7 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    schema = {"type": "string", "minLength": 1} if name == "emoji" else SNOWFLAKE
+    schema = {"type": "string", "minLength": 1} if name in ("emoji", "token") else SNOWFLAKE
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 

@@ -72,6 +72,12 @@ class Message:
     attachments_json: str | None = None
     #: Discord's message components (action rows, buttons, select menus) as JSON, None when it has none.
     components_json: str | None = None
+    #: The webhook that sent the message (its id is ``author_id`` too), None for a user's message.
+    webhook_id: int | None = None
+    #: A webhook message's author name as sent: the execution's ``username``, else the webhook's name then.
+    webhook_username: str | None = None
+    #: A webhook message's ``avatar_url`` override, as the execution gave it.
+    webhook_avatar_url: str | None = None
 
     @property
     def bucket(self) -> int:

@@ -54,6 +54,9 @@ class StoredMessage(Base):
     reference_guild_id: Mapped[int | None] = mapped_column(Snowflake)
     attachments_json: Mapped[str | None] = mapped_column(Text)
     components_json: Mapped[str | None] = mapped_column(Text)
+    webhook_id: Mapped[int | None] = mapped_column(Snowflake)
+    webhook_username: Mapped[str | None] = mapped_column(Text)
+    webhook_avatar_url: Mapped[str | None] = mapped_column(Text)
 
 
 class ChannelBucket(Base):
