@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from flask import request
 
-from app.api import VERSION_PREFIXES, current_user, db, parse_body, query_bool, resources, route
+from app.api import (
+    VERSION_PREFIXES,
+    current_user,
+    db,
+    parse_body,
+    query_bool,
+    query_snowflake,
+    resources,
+    route,
+)
 from app.api.bodies import MESSAGE_JSON_LIMIT
 from app.api.json import json_response, no_content
 from app.api.messages import _messages
@@ -38,7 +47,7 @@ def _json(view: WebhookView):
 
 def _refuse_threads() -> None:
     """Threads are not implemented: a message for a thread is refused, naming the parameter, not sent elsewhere."""
-    if request.args.get("thread_id") is not None:
+    if query_snowflake("thread_id") is not None:
         raise InvalidForm.field("thread_id", "UNSUPPORTED_FIELD", "This service does not implement threads.")
 
 
