@@ -343,3 +343,21 @@ def test_executions_have_a_bucket_per_webhook(client, room, hook, rate_limits):
     assert execute(client, hook, content="over").status_code == 429
     # Another webhook of the same channel has its own bucket.
     assert execute(client, other, content="fine").status_code == 200
+
+
+def test_a_webhook_message_survives_export_and_import(app, client, room, hook, make, tmp_path):
+    sent = json_body(execute(client, hook, content="exported", username="Smee",
+                             avatar_url="https://example.com/a.png"), 200)
+    exported = app.test_cli_runner().invoke(args=["messages", "export", "--channel", str(room.channel_id)])
+    assert exported.exit_code == 0, exported.output
+    # Into another channel, once the webhook is gone: the message names its sender itself.
+    no_content(client.delete(f"/api/v10/webhooks/{hook['id']}", headers=room.manager.headers))
+    other = make.channel(room.guild_id, "archive")
+    line = exported.stdout.replace(str(room.channel_id), str(other))
+    path = tmp_path / "hooks.jsonl"
+    path.write_text(line)
+    imported = app.test_cli_runner().invoke(args=["messages", "import", str(path)])
+    assert imported.exit_code == 0, imported.output
+    restored = json_body(client.get(f"/api/v10/channels/{other}/messages/{sent['id']}", headers=room.owner.headers),
+                         200)
+    assert restored["author"] == sent["author"] and restored["webhook_id"] == hook["id"]
