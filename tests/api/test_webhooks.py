@@ -11,6 +11,7 @@ from app.ratelimit import RateLimiter
 from models import Webhook
 from tests.support.factories import Actor
 from tests.support.responses import error, field_error_codes, json_body, no_content
+from tests.support.search import empty_search_index, index_now, mark_indexed
 
 MEMBER_PERMISSIONS = Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.READ_MESSAGE_HISTORY
 
@@ -361,3 +362,18 @@ def test_a_webhook_message_survives_export_and_import(app, client, room, hook, m
     restored = json_body(client.get(f"/api/v10/channels/{other}/messages/{sent['id']}", headers=room.owner.headers),
                          200)
     assert restored["author"] == sent["author"] and restored["webhook_id"] == hook["id"]
+
+
+def test_search_finds_webhook_messages_by_author_type(client, resources, room, hook):
+    mark_indexed(resources, room.guild_id)
+    try:
+        json_body(execute(client, hook, content="hooked message"), 200)
+        json_body(client.post(f"/api/v10/channels/{room.channel_id}/messages", json={"content": "human message"},
+                              headers=room.member.headers), 200)
+        index_now(resources)
+        response = client.get(f"/api/v10/guilds/{room.guild_id}/messages/search?author_type=webhook",
+                              headers=room.owner.headers)
+        hits = json_body(response, 200)["messages"]
+        assert [(hit[0]["content"], hit[0]["webhook_id"]) for hit in hits] == [("hooked message", hook["id"])]
+    finally:
+        empty_search_index(resources)
