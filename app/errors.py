@@ -80,6 +80,21 @@ class UnknownEmoji(AppError):
     status, code, message = 400, 10014, "Unknown Emoji"
 
 
+class UnknownWebhook(AppError):
+    status, code, message = 404, 10015, "Unknown Webhook"
+
+
+class InvalidWebhookToken(AppError):
+    status, code, message = 401, 50027, "Invalid Webhook Token"
+
+
+class MaxWebhooks(AppError):
+    status, code = 400, 30007
+
+    def __init__(self, limit: int):
+        super().__init__(f"Maximum number of webhooks reached ({limit})")
+
+
 class MaxPins(AppError):
     status, code = 400, 30003
 

@@ -56,10 +56,11 @@ SHARED_BUCKETS: dict[str, str] = {
     "messages.create": "rate_limit_message_create",
     "messages.delete": "rate_limit_message_delete",
     "reactions": "rate_limit_reactions",
+    "webhooks.execute": "rate_limit_webhook_execute",
 }
 #: The ``rate_limit`` of a route with a bucket of its own, named after its endpoint, of ``rate_limit_default``.
 OWN_BUCKET = "own"
-MAJOR_PARAMETERS = ("channel_id", "guild_id")
+MAJOR_PARAMETERS = ("channel_id", "guild_id", "webhook_id")
 #: How long requests pass unlimited after the storage failed, so a dead Redis costs one timeout, not one each.
 STORAGE_RETRY_INTERVAL = 5.0
 #: Redis answers on the same network in well under a millisecond; waiting longer only stalls requests.
@@ -202,6 +203,9 @@ class RateLimiter:
         if not limiter.hit(self.global_limit, "global", identity):
             reset = limiter.get_window_stats(self.global_limit, "global", identity).reset_time
             return None, Refusal(retry_after=max(reset - time.time(), 0.001), is_global=True)
+        if "token" in view_args and "webhook_id" in view_args:
+            # A webhook's token routes (no user): their buckets are the webhook's, whoever calls.
+            identity, authenticated = "webhook", True
         if not authenticated:
             return None, None
         major = _major_parameter(view_args)

@@ -83,6 +83,8 @@ class Settings:
     rate_limit_message_delete: str = "5/1"
     rate_limit_reactions: str = "4/1"
     rate_limit_default: str = "50/1"
+    # Discord's documented limit of a webhook's executions: 5 per 2 seconds, per webhook whoever calls.
+    rate_limit_webhook_execute: str = "5/2"
     # Requests answered 401, 403 or 429, per client address: Discord's 10,000 per 10 minutes, and a short window
     # that slows a token-guessing client down at once. Over either, the address gets 429s until the window ends.
     rate_limit_invalid: str = "10000/600"
@@ -360,6 +362,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "RATE_LIMIT_MESSAGE_DELETE": ("rate_limit_message_delete", _rate),
     "RATE_LIMIT_REACTIONS": ("rate_limit_reactions", _rate),
     "RATE_LIMIT_DEFAULT": ("rate_limit_default", _rate),
+    "RATE_LIMIT_WEBHOOK_EXECUTE": ("rate_limit_webhook_execute", _rate),
     "RATE_LIMIT_INVALID": ("rate_limit_invalid", _rate),
     "RATE_LIMIT_INVALID_BURST": ("rate_limit_invalid_burst", _rate),
     "METRICS_ENABLED": ("metrics_enabled", _boolean),
@@ -457,6 +460,8 @@ DESCRIPTIONS: dict[str, str] = {
     "RATE_LIMIT_MESSAGE_DELETE": "The same, for deleting one message",
     "RATE_LIMIT_REACTIONS": "The same, for every reaction route (one shared bucket)",
     "RATE_LIMIT_DEFAULT": "The same, for every other route (a bucket of its own each)",
+    "RATE_LIMIT_WEBHOOK_EXECUTE": "`COUNT/SECONDS` per webhook for executing it (`POST /webhooks/{id}/{token}`), "
+                                  "whoever calls",
     "RATE_LIMIT_INVALID": "`COUNT/SECONDS` of requests answered 401, 403 or 429 per client address (Discord's "
                           "10,000 per 10 minutes); over it, the address gets 429s until the window ends",
     "RATE_LIMIT_INVALID_BURST": "The same over a short window, so that a client guessing tokens is slowed down at "

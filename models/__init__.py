@@ -26,6 +26,7 @@ from models.metadata import (
     Role,
     Token,
     User,
+    Webhook,
 )
 from models.moderation import AuditLogEntry, Ban
 
@@ -33,7 +34,7 @@ __all__ = [
     "AccessToken", "AuditLogEntry", "Ban", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member",
     "MemberRole",
     "MetadataVersion",
-    "PermissionOverwrite", "Role", "Token", "User",
+    "PermissionOverwrite", "Role", "Token", "User", "Webhook",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream", "gateway_identifies", "gateway_sessions",
 ]

@@ -18,7 +18,7 @@ from tests.support.factories import Factory  # noqa: E402
 BACKENDS = ["sqlite", "postgres", "scylla"]
 #: Test modules (of tests/api) that also run on the "scylla" backend: the ones that exercise the message store.
 SCYLLA_MODULES = frozenset({"test_message_history", "test_messages", "test_messages_edit_delete", "test_reactions",
-                            "test_pins", "test_attachments", "test_moderation"})
+                            "test_pins", "test_attachments", "test_moderation", "test_webhooks"})
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

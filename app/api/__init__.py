@@ -350,6 +350,7 @@ def register(app) -> None:
         openapi,
         search,
         users,
+        webhooks,
     )
     from app.api.attachments import cdn
     from app.api.errors import register_error_handlers

@@ -72,6 +72,12 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
                         "embeds": {"type": "array"}, "attachments": {"type": "array"},
                         "components": {"type": "array"}, "mentions": {"type": "array", "items": _ref("User")},
                         "pinned": {"type": "boolean"}, "tts": {"type": "boolean"}}),
+    # An incoming webhook; token and url only in the answer to its creation (only a hash of the token is kept).
+    "Webhook": _object({"id": SNOWFLAKE, "type": {"type": "integer", "const": 1}, "guild_id": SNOWFLAKE,
+                        "channel_id": SNOWFLAKE, "name": {"type": "string"},
+                        "avatar": {"type": ["string", "null"]}},
+                       user=_ref("User"), token={"type": "string"}, url={"type": "string"},
+                       application_id={"type": ["string", "null"]}),
     "PinPage": _object({"items": {"type": "array", "items": _object({"pinned_at": TIMESTAMP,
                                                                       "message": _ref("Message")})},
                         "has_more": {"type": "boolean"}}),
@@ -89,9 +95,9 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 #: ``X-RateLimit-*`` headers).
 ERROR_RESPONSES = {
     "400": "Invalid form body (50035), invalid JSON (50109), or a rule of the request broken",
-    "401": "No valid token (401: Unauthorized)",
+    "401": "No valid token (401: Unauthorized), or a webhook's token that is not its own (50027)",
     "403": "Missing access (50001), missing permissions (50013), or an invalid OAuth2 access token (50025)",
-    "404": "Unknown resource (10003 channel, 10004 guild, 10008 message, ...)",
+    "404": "Unknown resource (10003 channel, 10004 guild, 10008 message, 10015 webhook, ...)",
     "413": "Request entity too large (40005)",
     "503": "A backing store is unavailable; retry after the Retry-After header's seconds",
 }
@@ -107,7 +113,7 @@ def _content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    schema = {"type": "string", "minLength": 1} if name == "emoji" else SNOWFLAKE
+    schema = {"type": "string", "minLength": 1} if name in ("emoji", "token") else SNOWFLAKE
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
@@ -122,7 +128,9 @@ def _responses(operation: RouteSpec) -> dict[str, Any]:
         body = {"type": "object"} if schema is None else _ref(schema)
         responses[str(status)] = {"description": operation.summary,
                                   "content": _content({"type": "array", "items": body} if operation.list_of else body)}
-    if not operation.public:
+    # A route reached with a webhook's token in its path, instead of an Authorization header, answers the same
+    # errors (401 for a wrong token, 404 for an unknown webhook).
+    if not operation.public or "<token>" in operation.rule:
         responses.update({status: {"$ref": f"#/components/responses/{status}"} for status in ERROR_RESPONSES})
     responses["429"] = {"$ref": "#/components/responses/429"}
     return responses

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.api.rich_content import EMBED_TOTAL_LIMIT, ActionRow, AttachmentEntry, Components, Embed
+from app.api.rich_content import EMBED_TOTAL_LIMIT, ActionRow, AttachmentEntry, Components, Embed, WebUrl
 from app.auth.permissions import OverwriteType, parse_permissions
 from app.domain import GUILD_CREATABLE_CHANNEL_TYPES, MAX_POSITION, ChannelType, MessageReferenceType
 from app.errors import InvalidForm
@@ -301,6 +301,47 @@ def _stored_components(rows: list[ActionRow]) -> list[dict[str, Any]]:
                                         "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated")
             seen.add(component.custom_id)
     return [row.model_dump(exclude_none=True) for row in rows]
+
+
+WebhookName = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+#: A webhook's avatar: the service keeps no images, so one given is refused rather than dropped.
+_WEBHOOK_UNSUPPORTED = frozenset({"avatar"})
+
+
+class WebhookCreate(Body):
+    unsupported = _WEBHOOK_UNSUPPORTED
+
+    name: WebhookName
+
+
+class WebhookEdit(Body):
+    unsupported = _WEBHOOK_UNSUPPORTED
+
+    name: WebhookName | None = None
+    channel_id: Snowflake | None = None
+
+
+class WebhookTokenEdit(Body):
+    """PATCH /webhooks/{id}/{token}: as Discord, no ``channel_id`` (moving a webhook needs MANAGE_WEBHOOKS)."""
+
+    unsupported = _WEBHOOK_UNSUPPORTED | {"channel_id"}
+
+    name: WebhookName | None = None
+
+
+class WebhookExecute(MessageEdit):
+    """POST /webhooks/{id}/{token}. Threads and forum posts are not implemented here (``thread_name``,
+    ``applied_tags``), nor polls."""
+
+    unsupported = frozenset({"thread_name", "applied_tags", "poll"})
+
+    username: WebhookName | None = None
+    avatar_url: WebUrl | None = None
+    tts: bool | None = None
+
+
+class WebhookMessageEdit(MessageEdit):
+    unsupported = frozenset({"poll"})
 
 
 class DMCreate(Body):

@@ -94,6 +94,21 @@ def check_access_token(session: Session, value: str, *, user_id: int, client_id:
         raise InvalidAccessToken()
 
 
+#: Discord's webhook tokens are 68 URL-safe characters; discord.py's ``Webhook.from_url`` wants 60 or more.
+WEBHOOK_TOKEN_BYTES = 51
+
+
+def new_webhook_token() -> tuple[str, bytes]:
+    """A webhook's token and the SHA-256 to keep of it: the token itself is shown once, at creation."""
+    token = secrets.token_urlsafe(WEBHOOK_TOKEN_BYTES)
+    return token, _digest(token)
+
+
+def webhook_token_matches(token_sha256: bytes, token: str) -> bool:
+    """Whether ``token`` is the one whose digest is kept, compared in constant time."""
+    return hmac.compare_digest(token_sha256, _digest(token))
+
+
 def revoke_token(session: Session, token_id: int) -> bool:
     """Revoke an API token or an access token; False when there is no such live token. The caller commits."""
     now = datetime.now(timezone.utc)

@@ -179,7 +179,8 @@ class MessageImporter:
         problem = self._channel_problem(message.channel_id)
         if problem:
             raise BadLine(problem)
-        if not self._user_exists(message.author_id):
+        # A webhook's message names its sender itself, and outlives the webhook, as on Discord.
+        if message.webhook_id is None and not self._user_exists(message.author_id):
             raise BadLine(f"unknown author {message.author_id}")
         # The channel's guild, for the author index (a message object does not carry it).
         return message.replace(guild_id=self._channel_guilds.get(message.channel_id)), pinned_at

@@ -75,6 +75,12 @@ class Message:
     #: The guild of the message's channel (None in a DM): what the author index (:meth:`MessageStore.
     #: messages_by_author`) is keyed by. Fixed at creation, as the channel's guild is.
     guild_id: int | None = None
+    #: The webhook that sent the message (its id is ``author_id`` too), None for a user's message.
+    webhook_id: int | None = None
+    #: A webhook message's author name as sent: the execution's ``username``, else the webhook's name then.
+    webhook_username: str | None = None
+    #: A webhook message's ``avatar_url`` override, as the execution gave it.
+    webhook_avatar_url: str | None = None
 
     @property
     def bucket(self) -> int:

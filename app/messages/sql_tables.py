@@ -58,6 +58,9 @@ class StoredMessage(Base):
     attachments_json: Mapped[str | None] = mapped_column(Text)
     components_json: Mapped[str | None] = mapped_column(Text)
     guild_id: Mapped[int | None] = mapped_column(Snowflake)
+    webhook_id: Mapped[int | None] = mapped_column(Snowflake)
+    webhook_username: Mapped[str | None] = mapped_column(Text)
+    webhook_avatar_url: Mapped[str | None] = mapped_column(Text)
 
 
 class ChannelBucket(Base):

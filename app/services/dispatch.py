@@ -89,6 +89,11 @@ class Dispatch:
         """CHANNEL_CREATE, CHANNEL_UPDATE or CHANNEL_DELETE with the channel object."""
         return self.event(type_, channel, guild_id=guild_id, channel_id=channel_id)
 
+    def webhooks_updated(self, *, guild_id: int, channel_id: int) -> Event:
+        """WEBHOOKS_UPDATE: a channel's webhooks changed (created, edited, moved or deleted)."""
+        return self.event("WEBHOOKS_UPDATE", {"channel_id": str(channel_id)}, guild_id=guild_id,
+                          channel_id=channel_id)
+
     def guild(self, type_: str, data: dict[str, Any], *, guild_id: int) -> Event:
         """A guild-wide event (GUILD_CREATE/UPDATE, GUILD_ROLE_*, GUILD_MEMBER_*) with its ``d``."""
         return self.event(type_, data, guild_id=guild_id, channel_id=None)

@@ -61,6 +61,10 @@ REPLYABLE_TYPES = frozenset({TYPE_DEFAULT, TYPE_REPLY})
 SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS = 1 << 2, 1 << 12
 SETTABLE_FLAGS_ON_CREATE = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS
 BULK_DELETE_MAX_AGE = timedelta(days=14)
+#: What a webhook may do in its channel: Discord checks no member's permissions when a webhook executes (its
+#: token is the credential), and a webhook's message may carry files, embeds and any mention.
+WEBHOOK_PERMISSIONS = (Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.SEND_TTS_MESSAGES
+                       | Permission.EMBED_LINKS | Permission.ATTACH_FILES | Permission.MENTION_EVERYONE)
 
 # [0-9], not \d: \d also matches other scripts' digits, which int() would read as an id.
 _USER_MENTION = re.compile(r"<@!?([0-9]{1,20})>")
@@ -262,7 +266,20 @@ class MessageService:
 
     def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any],
                        uploads: Sequence[Upload] = ()) -> MessageBundle:
-        access = self.lookup.channel_access(user, channel_id)
+        return self._create(self.lookup.channel_access(user, channel_id), user, body, uploads)
+
+    def create_webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, body: dict[str, Any],
+                               uploads: Sequence[Upload] = ()) -> MessageBundle:
+        """A webhook's execution (the caller checked its token): a message of ``webhook`` (its id and the name
+        it sends under, the body's ``username`` or its own) with WEBHOOK_PERMISSIONS in its channel."""
+        access = ChannelAccess(channel=channel, guild=None, permissions=WEBHOOK_PERMISSIONS)
+        return self._create(access, webhook, body, uploads, sender={
+            "webhook_id": webhook.id, "webhook_username": webhook.username,
+            "webhook_avatar_url": body.get("avatar_url")})
+
+    def _create(self, access: ChannelAccess, user: UserSnapshot, body: dict[str, Any], uploads: Sequence[Upload],
+                sender: dict[str, Any] | None = None) -> MessageBundle:
+        channel_id = access.channel.id
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
         access.require(Permission.SEND_MESSAGES)
@@ -308,6 +325,7 @@ class MessageService:
             attachments_json=orjson.dumps(records).decode() if records else None,
             components_json=orjson.dumps(components).decode() if components else None,
             guild_id=access.channel.guild_id,
+            **(sender or {}),
         )
         bundle = self.lookup.bundle([message], access, user, new=True)
         bundle.nonce = nonce
@@ -397,7 +415,35 @@ class MessageService:
     def edit_message(self, user: UserSnapshot, channel_id: int, message_id: int, body: dict[str, Any],
                      uploads: Sequence[Upload] = ()) -> MessageBundle:
         access = self.lookup.channel_access(user, channel_id)
-        message = self.lookup.message_to_change(access, user, message_id)
+        return self._edit(access, user, self.lookup.message_to_change(access, user, message_id), body, uploads)
+
+    # -- a webhook's own messages (the caller checked its token) ---------------------------------------------
+
+    def webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, message_id: int) -> MessageBundle:
+        access, message = self._webhook_message(webhook, channel, message_id)
+        return self.lookup.bundle([message], access, webhook)
+
+    def edit_webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, message_id: int,
+                             body: dict[str, Any], uploads: Sequence[Upload] = ()) -> MessageBundle:
+        access, message = self._webhook_message(webhook, channel, message_id)
+        return self._edit(access, webhook, message, body, uploads)
+
+    def delete_webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, message_id: int) -> None:
+        access, message = self._webhook_message(webhook, channel, message_id)
+        self._delete(access, webhook, message)
+
+    def _webhook_message(self, webhook: UserSnapshot, channel: ChannelRef,
+                         message_id: int) -> tuple[ChannelAccess, Message]:
+        """A message the webhook sent, in its channel; any other is Unknown Message, as a missing one."""
+        access = ChannelAccess(channel=channel, guild=None, permissions=WEBHOOK_PERMISSIONS)
+        message = self.store.get_message(channel.id, message_id)
+        if message is None or message.webhook_id != webhook.id:
+            raise UnknownMessage()
+        return access, message
+
+    def _edit(self, access: ChannelAccess, user: UserSnapshot, message: Message, body: dict[str, Any],
+              uploads: Sequence[Upload]) -> MessageBundle:
+        channel_id, message_id = access.channel.id, message.id
         changes: dict[str, Any] = {}
         edits_files = body.get("attachments") is not None or bool(uploads)
         edits_content = edits_files or any(body.get(k) is not None for k in ("content", "embeds", "components"))
@@ -475,7 +521,11 @@ class MessageService:
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int, *,
                        reason: str | None = None) -> None:
         access = self.lookup.channel_access(user, channel_id)
-        message = self.lookup.message_to_change(access, user, message_id)
+        self._delete(access, user, self.lookup.message_to_change(access, user, message_id), reason=reason)
+
+    def _delete(self, access: ChannelAccess, user: UserSnapshot, message: Message, *,
+                reason: str | None = None) -> None:
+        channel_id, message_id = access.channel.id, message.id
         if message.type not in DELETABLE_TYPES:
             raise SystemMessageAction()
         if message.author_id != user.id:

@@ -48,11 +48,24 @@ def _author_json(user_id: int, users: dict[int, User]) -> dict[str, Any]:
             "avatar": None, "bot": False, "public_flags": 0, "flags": 0}
 
 
+def webhook_author_json(message: Message) -> dict[str, Any]:
+    """A webhook message's author as Discord shows it: the webhook's id, the name it sent under, ``bot``, the
+    ``0000`` discriminator. ``avatar_url``, not a Discord key, serves back the execution's override: the service
+    keeps no avatar images, so ``avatar`` (a hash of one) is null."""
+    author = {"id": str(message.author_id), "username": message.webhook_username or "", "discriminator": "0000",
+              "global_name": None, "avatar": None, "bot": True, "public_flags": 0, "flags": 0}
+    if message.webhook_avatar_url is not None:
+        author["avatar_url"] = message.webhook_avatar_url
+    return author
+
+
 def message_json(message: Message, bundle: MessageBundle, *, nested: bool = False) -> dict[str, Any]:
     """A message object in Discord's form, with every key discord.py reads."""
+    author = (webhook_author_json(message) if message.webhook_id is not None
+              else _author_json(message.author_id, bundle.users))
     body: dict[str, Any] = {
         "id": str(message.id), "type": message.type, "content": message.content,
-        "channel_id": str(message.channel_id), "author": _author_json(message.author_id, bundle.users),
+        "channel_id": str(message.channel_id), "author": author,
         "attachments": attachments_wire(message, bundle.links),
         "embeds": orjson.loads(message.embeds_json) if message.embeds_json else [],
         "mentions": [_author_json(u, bundle.users) for u in message.mentions],
@@ -62,6 +75,8 @@ def message_json(message: Message, bundle: MessageBundle, *, nested: bool = Fals
         "flags": message.flags,
         "components": orjson.loads(message.components_json) if message.components_json else [],
     }
+    if message.webhook_id is not None:
+        body["webhook_id"] = str(message.webhook_id)
     reactions = bundle.reactions.get(message.id)
     if reactions:
         body["reactions"] = [{
@@ -173,6 +188,9 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
     if not all(isinstance(component, dict) for component in components):
         raise WireFormError("components: expected a list of component objects")
     attachments_json = records_from_wire(_typed(body, "attachments", list, None), WireFormError)
+    webhook_id = _snowflake(body["webhook_id"], "webhook_id") if body.get("webhook_id") is not None else None
+    if webhook_id is not None and webhook_id != author_id:
+        raise WireFormError(f"webhook_id: {webhook_id} is not the author's id {author_id}")
     edited = body.get("edited_timestamp")
     pinned = _typed(body, "pinned", bool, False)
     pinned_at = parse_timestamp(body["pinned_at"], "pinned_at") if pinned and body.get("pinned_at") else None
@@ -189,6 +207,9 @@ def message_from_json(body: Any) -> tuple[Message, datetime | None]:
         reference_message_id=reference_message_id, reference_channel_id=reference_channel_id,
         reference_guild_id=reference_guild_id, attachments_json=attachments_json,
         components_json=orjson.dumps(components).decode() if components else None,
+        webhook_id=webhook_id,
+        webhook_username=_typed(author, "username", str, None) if webhook_id is not None else None,
+        webhook_avatar_url=_typed(author, "avatar_url", str, None) if webhook_id is not None else None,
     )
     return message, pinned_at
 
@@ -266,3 +287,20 @@ def member_json(view) -> dict[str, Any]:
         "deaf": bool(member.deaf), "mute": bool(member.mute), "flags": 0, "pending": False,
         "communication_disabled_until": timestamp(member.communication_disabled_until),
     }
+
+
+def webhook_json(webhook, creator: User | None, *, token: str | None = None,
+                 api_base: str | None = None) -> dict[str, Any]:
+    """An incoming webhook object. ``user`` (its creator) only when given: the token routes show none. ``token``
+    and ``url`` (under ``api_base``, the API's root URL) only when the token is known, i.e. at creation."""
+    body: dict[str, Any] = {
+        "id": str(webhook.id), "type": webhook.type, "guild_id": str(webhook.guild_id),
+        "channel_id": str(webhook.channel_id), "name": webhook.name, "avatar": None, "application_id": None,
+    }
+    if creator is not None:
+        body["user"] = user_json(creator)
+    if token is not None:
+        body["token"] = token
+        if api_base is not None:
+            body["url"] = f"{api_base}/webhooks/{webhook.id}/{token}"
+    return body

@@ -21,7 +21,8 @@ def full_message(message_id: int = BASE) -> Message:
         reference_channel_id=CHANNEL, reference_guild_id=99,
         attachments_json='[{"id":"5","filename":"a.txt","size":3}]',
         components_json='[{"type":1,"components":[{"type":2,"style":1,"label":"b","custom_id":"c"}]}]',
-        guild_id=GUILD)
+        guild_id=GUILD, webhook_id=AUTHOR, webhook_username="Captain Hook",
+        webhook_avatar_url="https://example.com/hook.png")
 
 
 def test_every_field_round_trips(store):
@@ -29,6 +30,17 @@ def test_every_field_round_trips(store):
     store.create_message(message)
     assert store.get_message(CHANNEL, message.id) == message
     assert store.list_messages(CHANNEL) == [message]
+
+
+def test_a_webhook_message_keeps_its_sender_through_an_edit(store):
+    message = Message(id=BASE, channel_id=CHANNEL, author_id=AUTHOR, content="from a hook", webhook_id=AUTHOR,
+                      webhook_username="Captain Hook")
+    store.create_message(message)
+    assert store.get_message(CHANNEL, BASE) == message
+    updated = store.update_message(CHANNEL, BASE, {"content": "edited", "edited_at": EDITED_AT})
+    assert (updated.webhook_id, updated.webhook_username, updated.webhook_avatar_url) == (AUTHOR, "Captain Hook",
+                                                                                          None)
+    assert store.get_message(CHANNEL, BASE) == updated
 
 
 def test_default_fields_round_trip(store):

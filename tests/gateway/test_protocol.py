@@ -501,3 +501,28 @@ def test_metrics_count_sessions_dispatches_and_closes(world):
     refused.send_raw("{not json")
     assert refused.close_code() == 4002
     assert _gateway_metrics(world)['chatstore_gateway_closes_total{code="4002"}'] >= 1
+
+
+def test_webhooks_update_needs_guild_webhooks_and_a_webhook_message_arrives_as_any(world):
+    hooks, _ = world.connect(world.bot, int(Intent.GUILDS | Intent.GUILD_WEBHOOKS | Intent.GUILD_MESSAGES
+                                            | Intent.MESSAGE_CONTENT))
+    without, _ = world.connect(world.plain, int(Intent.GUILDS | Intent.GUILD_MESSAGES))
+    try:
+        hooks.dispatches(1)
+        without.dispatches(1)
+        status, hook = world.rest(world.owner).post(f"/channels/{world.general}/webhooks", {"name": "gw hook"})
+        assert status == 200, hook
+        update_ = hooks.until(lambda p: p["t"] == "WEBHOOKS_UPDATE")
+        assert update_["d"] == {"channel_id": str(world.general), "guild_id": str(world.guild_id)}
+        status, sent = world.rest(world.owner).post(f"/webhooks/{hook['id']}/{hook['token']}?wait=true",
+                                                    {"content": "from the hook", "username": "Smee"})
+        assert status == 200, sent
+        created = hooks.until(lambda p: p["t"] == "MESSAGE_CREATE")["d"]
+        assert (created["id"], created["webhook_id"], created["content"]) == (sent["id"], hook["id"], "from the hook")
+        assert created["author"]["id"] == hook["id"] and created["author"]["username"] == "Smee"
+        assert created["author"]["bot"] is True
+        without.until(lambda p: p["t"] == "MESSAGE_CREATE" and p["d"]["id"] == sent["id"])
+        assert not any(p["t"] == "WEBHOOKS_UPDATE" for p in without.skipped)
+    finally:
+        hooks.close()
+        without.close()

@@ -39,7 +39,8 @@ class Rule:
     #: The JSON code when the permission is missing: 50001 when it hides the channel or its history.
     denied: int = 50013
     body: dict | None = None
-    #: Who wrote the message the path points at: the guild's owner, or the caller (edits are the author's).
+    #: Who wrote the message the path points at: the guild's owner, the caller (edits are the author's), or the
+    #: webhook of the path (a new message each call).
     author: str = "owner"
     #: The JSON code a user outside the guild gets (403).
     outsider: int = 50001
@@ -116,6 +117,22 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("DELETE", "/channels/<channel_id>/messages/pins/<message_id>"): Rule("channel", P.PIN_MESSAGES, 204),
     ("PUT", "/channels/<channel_id>/pins/<message_id>"): Rule("channel", P.PIN_MESSAGES, 204),
     ("DELETE", "/channels/<channel_id>/pins/<message_id>"): Rule("channel", P.PIN_MESSAGES, 204),
+    ("POST", "/channels/<channel_id>/webhooks"): Rule("channel", P.MANAGE_WEBHOOKS, body={"name": "hook"}),
+    ("GET", "/channels/<channel_id>/webhooks"): Rule("channel", P.MANAGE_WEBHOOKS),
+    ("GET", "/guilds/<guild_id>/webhooks"): Rule("guild", P.MANAGE_WEBHOOKS),
+    ("GET", "/webhooks/<webhook_id>"): Rule("channel", P.MANAGE_WEBHOOKS),
+    ("PATCH", "/webhooks/<webhook_id>"): Rule("channel", P.MANAGE_WEBHOOKS, body={"name": "renamed"}),
+    ("DELETE", "/webhooks/<webhook_id>"): Rule("channel", P.MANAGE_WEBHOOKS, 204),
+    # A webhook's token is the credential of these: whatever Authorization says, the right token succeeds (wrong
+    # tokens and deleted webhooks: tests/api/test_webhooks.py).
+    ("GET", "/webhooks/<webhook_id>/<token>"): Rule("public"),
+    ("PATCH", "/webhooks/<webhook_id>/<token>"): Rule("public", body={"name": "renamed"}),
+    ("DELETE", "/webhooks/<webhook_id>/<token>"): Rule("public", success=204, overrides={"webhook": "fresh"}),
+    ("POST", "/webhooks/<webhook_id>/<token>"): Rule("public", success=204, body={"content": "hi"}),
+    ("GET", "/webhooks/<webhook_id>/<token>/messages/<message_id>"): Rule("public", author="webhook"),
+    ("PATCH", "/webhooks/<webhook_id>/<token>/messages/<message_id>"): Rule("public", body={"content": "edited"},
+                                                                           author="webhook"),
+    ("DELETE", "/webhooks/<webhook_id>/<token>/messages/<message_id>"): Rule("public", success=204, author="webhook"),
 }
 
 
@@ -173,6 +190,15 @@ class World:
                             .values(revoked_at=datetime.now(timezone.utc)))
             session.commit()
         self.owner_messages = [self.message(self.owner.id) for _ in range(2)]
+        self.hook = self.new_webhook()
+
+    def new_webhook(self) -> dict:
+        return json_body(self.client.post(f"/api/v10/channels/{self.channel_id}/webhooks", json={"name": "hook"},
+                                          headers=self.owner.headers), 200)
+
+    def webhook_message(self, hook: dict) -> str:
+        return json_body(self.client.post(f"/api/v10/webhooks/{hook['id']}/{hook['token']}?wait=true",
+                                          json={"content": "hooked"}), 200)["id"]
 
     def message(self, author_id: int) -> int:
         message_id = self.resources.ids.next_id()
@@ -190,7 +216,11 @@ class World:
     def path(self, template: str, caller: str, message_id: int | None = None) -> str:
         actor = self.callers.get(caller)
         users = {"owner": self.owner.id, "newcomer": self.newcomer.id, "banned": self.banned.id}
+        hook = self.new_webhook() if self.rule.overrides.get("webhook") == "fresh" else self.hook
+        if self.rule.author == "webhook" and message_id is None:
+            message_id = self.webhook_message(hook)
         values = {
+            "webhook_id": hook["id"], "token": hook["token"],
             "guild_id": self.guild_id, "channel_id": self.channel_id, "role_id": self.target_role,
             "overwrite_id": self.target_role, "emoji": THUMBS_UP,
             "user_id": users.get(self.rule.overrides.get("user_id"), self.bystander.id),
@@ -225,7 +255,7 @@ class World:
 def expected(rule: Rule, caller: str) -> tuple[int, int | None]:
     """(status, JSON code or None for a success) that ``caller`` must get on a route with ``rule``."""
     if rule.scope == "public":
-        return 200, None
+        return rule.success, None
     if caller in ("no_token", "bad_token", "revoked_token"):
         return 401, 0
     if rule.scope == "user" or caller == "holder":

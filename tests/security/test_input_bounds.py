@@ -26,8 +26,11 @@ def world(client, make):
     make.member(guild_id, member, roles=[role_id])
     message = json_body(send(client, "POST", f"/api/v10/channels/{channel_id}/messages", json={"content": "hi"},
                                     headers=owner.headers), 200)
+    hook = json_body(client.post(f"/api/v10/channels/{channel_id}/webhooks", json={"name": "hook"},
+                                 headers=owner.headers), 200)
     return owner, {"guild_id": guild_id, "channel_id": channel_id, "role_id": role_id, "user_id": member.id,
-                   "message_id": message["id"], "overwrite_id": role_id, "emoji": "%F0%9F%94%A5"}
+                   "message_id": message["id"], "overwrite_id": role_id, "emoji": "%F0%9F%94%A5",
+                   "webhook_id": hook["id"], "token": hook["token"]}
 
 
 def send(client, method: str, url: str, *, json, headers: dict):

@@ -48,9 +48,13 @@ def test_every_url_rule_declares_its_metadata():
     assert {(spec.rule, spec.method) for spec in ROUTES} == declared  # and no spec without its rule
 
 
-def test_only_the_document_and_the_gateway_url_are_public():
-    # Discord's Get Gateway needs no token; Get Gateway Bot does.
-    assert sorted(spec.endpoint for spec in ROUTES if spec.public) == ["get_gateway", "get_openapi"]
+def test_only_the_document_the_gateway_url_and_webhook_token_routes_are_public():
+    # Discord's Get Gateway needs no token; Get Gateway Bot does. A webhook's token in the path is its credential.
+    assert sorted(spec.endpoint for spec in ROUTES if spec.public and "<token>" not in spec.rule) == [
+        "get_gateway", "get_openapi"]
+    assert sorted(spec.endpoint for spec in ROUTES if spec.public and "<token>" in spec.rule) == [
+        "delete_webhook_message", "delete_webhook_with_token", "edit_webhook_message", "edit_webhook_with_token",
+        "execute_webhook", "get_webhook_message", "get_webhook_with_token"]
 
 
 @contextmanager

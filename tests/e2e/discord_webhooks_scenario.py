@@ -1,0 +1,100 @@
+"""Drive incoming webhooks with discord.py, unmodified: create one as a bot, execute it from its URL alone (no bot
+token) with and without a file, edit and delete its messages, edit and delete the webhook; print a JSON report of
+what the client observed.
+
+Run by tests/e2e/test_discord_py_webhooks.py as a plain Python process (asyncio and aiohttp are unreliable under
+the test process's gevent patch). discord.py's webhook module builds its requests with discord.http.Route, so
+setting ``Route.BASE`` points it at the server too; ``Webhook.from_url`` reads the id and token from Discord's
+URL form (``webhook.url``), which is all it needs. Reads its configuration as JSON on stdin::
+
+    {"base_url": "http://127.0.0.1:PORT", "token": "...", "channel_id": 1, "timeout": 120}
+
+Prints one JSON object and exits 0; on a failure prints the report so far with an ``error`` and exits 1.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import sys
+import traceback
+
+import aiohttp
+import discord
+from discord.http import Route
+
+
+def message_summary(message: discord.Message) -> dict:
+    return {"id": message.id, "content": message.content, "author_id": message.author.id,
+            "author_name": message.author.name, "author_bot": message.author.bot, "webhook_id": message.webhook_id,
+            "edited": message.edited_at is not None,
+            "attachments": [(a.filename, a.size) for a in message.attachments]}
+
+
+async def not_found(call) -> dict | None:
+    try:
+        await call
+    except discord.NotFound as exc:
+        return {"status": exc.status, "code": exc.code}
+    return None
+
+
+async def scenario(config: dict, report: dict) -> None:
+    bot = discord.Client(intents=discord.Intents.none())
+    await bot.login(config["token"])
+    try:
+        channel = await bot.fetch_channel(config["channel_id"])
+        webhook = await channel.create_webhook(name="e2e hook")
+        report["created"] = {"id": webhook.id, "name": webhook.name, "channel_id": webhook.channel_id,
+                             "type": str(webhook.type), "has_token": bool(webhook.token),
+                             "user": webhook.user.id if webhook.user else None}
+        report["listed"] = [hook.id for hook in await channel.webhooks()]
+
+        async with aiohttp.ClientSession() as session:
+            hook = discord.Webhook.from_url(webhook.url, session=session)
+            sent = await hook.send("hello from the hook", username="Smee", wait=True)
+            report["sent"] = message_summary(sent)
+            report["seen_by_bot"] = message_summary(await channel.fetch_message(sent.id))
+            report["fetched_by_hook"] = message_summary(await hook.fetch_message(sent.id))
+
+            edited = await hook.edit_message(sent.id, content="edited by the hook")
+            report["edited"] = message_summary(edited)
+
+            with_file = await hook.send("with a file", file=discord.File(io.BytesIO(b"hook bytes"), "hook.txt"),
+                                        wait=True)
+            report["with_file"] = message_summary(with_file)
+            report["file_bytes"] = (await (await channel.fetch_message(with_file.id)).attachments[0].read()).decode()
+
+            await hook.delete_message(sent.id)
+            report["deleted_fetch"] = await not_found(channel.fetch_message(sent.id))
+
+            renamed = await webhook.edit(name="renamed hook")
+            report["renamed"] = renamed.name
+            by_token = await hook.edit(name="renamed by token")
+            report["renamed_by_token"] = by_token.name
+            report["named_now"] = (await bot.fetch_webhook(webhook.id)).name
+
+            await webhook.delete()
+            report["after_delete"] = await not_found(hook.send("too late", wait=True))
+    finally:
+        await bot.close()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    config = json.load(sys.stdin)
+    Route.BASE = f"{config['base_url']}/api/v10"
+    report: dict = {}
+    try:
+        asyncio.run(asyncio.wait_for(scenario(config, report), timeout=config["timeout"]))
+    except Exception:  # every failure, a timeout included, is reported with what was observed so far
+        report["error"] = traceback.format_exc()
+        print(json.dumps(report))
+        return 1
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
