@@ -1,7 +1,7 @@
 """moderation: bans, the audit log, members' mute/deaf, and the messages' author index
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06
 
 New tables ``bans`` (a guild's banned users) and ``audit_log_entries`` (Discord's audit log). ``members`` gets
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0010'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
