@@ -9,6 +9,7 @@ from flask import request
 
 from app.api import (
     VERSION_PREFIXES,
+    audit_reason,
     current_user,
     db,
     parse_body,
@@ -57,7 +58,8 @@ def _refuse_threads() -> None:
        responses=ok("Webhook"), body=WebhookCreate, rate_limit=OWN_BUCKET, public=False)
 def create_webhook(channel_id: int):
     body = parse_body(WebhookCreate)
-    return json_response(_json(_webhooks().create(current_user(), channel_id, body.model_dump())))
+    return json_response(_json(_webhooks().create(current_user(), channel_id, body.model_dump(),
+                                                  reason=audit_reason())))
 
 
 @route("/channels/<channel_id>/webhooks", "GET", summary="A channel's webhooks", responses=ok("Webhook"),
@@ -82,13 +84,14 @@ def get_webhook(webhook_id: int):
        body=WebhookEdit, rate_limit=OWN_BUCKET, public=False)
 def edit_webhook(webhook_id: int):
     body = parse_body(WebhookEdit)
-    return json_response(_json(_webhooks().edit(current_user(), webhook_id, body.model_dump(exclude_unset=True))))
+    return json_response(_json(_webhooks().edit(current_user(), webhook_id, body.model_dump(exclude_unset=True),
+                                                   reason=audit_reason())))
 
 
 @route("/webhooks/<webhook_id>", "DELETE", summary="Delete a webhook", responses=NO_CONTENT, rate_limit=OWN_BUCKET,
        public=False)
 def delete_webhook(webhook_id: int):
-    _webhooks().delete(current_user(), webhook_id)
+    _webhooks().delete(current_user(), webhook_id, reason=audit_reason())
     return no_content()
 
 

@@ -22,6 +22,7 @@ from app.domain import ChannelRef, UserSnapshot
 from app.errors import InvalidForm, InvalidWebhookToken, MaxWebhooks, NonTextChannel, UnknownWebhook
 from app.services.access import AccessService, ChannelAccess
 from app.services.attachments import Upload
+from app.services.audit import AuditAction, change, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle, MessageService
 from models import Channel, User, Webhook
@@ -84,7 +85,8 @@ class WebhookService:
             dispatch.webhooks_updated(guild_id=webhook.guild_id, channel_id=channel_id)
             for channel_id in dict.fromkeys(channel_ids)])
 
-    def create(self, user: UserSnapshot, channel_id: int, fields: dict[str, Any]) -> WebhookView:
+    def create(self, user: UserSnapshot, channel_id: int, fields: dict[str, Any], *,
+               reason: str | None = None) -> WebhookView:
         access = self._managed_channel(user, channel_id)
         check_name(fields["name"], "name")
         count = self.session.scalar(select(func.count()).select_from(Webhook).where(Webhook.channel_id == channel_id))
@@ -96,6 +98,9 @@ class WebhookService:
                           created_at=datetime.now(timezone.utc))
         self.session.add(webhook)
         self._announce(webhook, channel_id)
+        self._audit(user, webhook, AuditAction.WEBHOOK_CREATE,
+                    [change("name", None, webhook.name), change("channel_id", None, str(channel_id)),
+                     change("type", None, INCOMING)], reason)
         self.session.commit()
         return WebhookView(webhook, self.session.get(User, user.id), token)
 
@@ -112,9 +117,10 @@ class WebhookService:
     def get(self, user: UserSnapshot, webhook_id: int) -> WebhookView:
         return self._view(self._managed(user, webhook_id))
 
-    def edit(self, user: UserSnapshot, webhook_id: int, fields: dict[str, Any]) -> WebhookView:
+    def edit(self, user: UserSnapshot, webhook_id: int, fields: dict[str, Any], *,
+             reason: str | None = None) -> WebhookView:
         webhook = self._managed(user, webhook_id)
-        before = webhook.channel_id
+        before, old_name = webhook.channel_id, webhook.name
         target = fields.get("channel_id")
         if target is not None and target != webhook.channel_id:
             channel = self.session.get(Channel, target)
@@ -125,11 +131,26 @@ class WebhookService:
             webhook.channel_id = target
         self._rename(webhook, fields)
         self._announce(webhook, before, webhook.channel_id)
+        changes = [item for item in (change("name", old_name, webhook.name) if old_name != webhook.name else None,
+                                     change("channel_id", str(before), str(webhook.channel_id))
+                                     if before != webhook.channel_id else None) if item is not None]
+        if changes:
+            self._audit(user, webhook, AuditAction.WEBHOOK_UPDATE, changes, reason)
         self.session.commit()
         return self._view(webhook)
 
-    def delete(self, user: UserSnapshot, webhook_id: int) -> None:
-        self._remove(self._managed(user, webhook_id))
+    def delete(self, user: UserSnapshot, webhook_id: int, *, reason: str | None = None) -> None:
+        webhook = self._managed(user, webhook_id)
+        self._audit(user, webhook, AuditAction.WEBHOOK_DELETE,
+                    [change("name", webhook.name, None), change("channel_id", str(webhook.channel_id), None),
+                     change("type", INCOMING, None)], reason)
+        self._remove(webhook)
+
+    def _audit(self, user: UserSnapshot, webhook: Webhook, action: AuditAction, changes: list[dict],
+               reason: str | None) -> None:
+        """A management action's audit entry; the token routes act for no user and are not audited."""
+        record_audit(self.session, self.ids, self.events, guild_id=webhook.guild_id, user_id=user.id,
+                     action_type=action, target_id=webhook.id, changes=changes, reason=reason)
 
     def _rename(self, webhook: Webhook, fields: dict[str, Any]) -> None:
         if fields.get("name") is not None:

@@ -110,6 +110,28 @@ def test_channel_and_overwrite_writes_are_logged(client, setup):
     assert entries[2]["options"] == {"id": str(member.id), "type": "1"}
 
 
+def test_webhook_management_is_logged_and_the_token_routes_are_not(client, setup, make):
+    owner, _, _, _, guild_id, channel_id = setup
+    other = make.channel(guild_id, "other")
+    hook = json_body(client.post(f"/api/v10/channels/{channel_id}/webhooks", json={"name": "Hook"},
+                                 headers={**owner.headers, **reason("deploys")}), 200)
+    json_body(client.patch(f"/api/v10/webhooks/{hook['id']}", json={"name": "Renamed", "channel_id": str(other)},
+                           headers=owner.headers), 200)
+    json_body(client.patch(f"/api/v10/webhooks/{hook['id']}/{hook['token']}", json={"name": "By token"}), 200)
+    no_content(client.delete(f"/api/v10/webhooks/{hook['id']}", headers=owner.headers))
+    entries = log(client, owner, guild_id)["audit_log_entries"]
+    assert [e["action_type"] for e in entries] == [52, 51, 50]
+    assert all(e["target_id"] == hook["id"] and e["user_id"] == str(owner.id) for e in entries)
+    deleted, updated, created = entries
+    assert created["reason"] == "deploys"
+    assert created["changes"] == [{"key": "name", "new_value": "Hook"},
+                                  {"key": "channel_id", "new_value": str(channel_id)},
+                                  {"key": "type", "new_value": 1}]
+    assert updated["changes"] == [{"key": "name", "old_value": "Hook", "new_value": "Renamed"},
+                                  {"key": "channel_id", "old_value": str(channel_id), "new_value": str(other)}]
+    assert deleted["changes"][0] == {"key": "name", "old_value": "By token"}
+
+
 def test_message_moderation_is_logged_but_deleting_ones_own_is_not(client, setup):
     owner, staff, member, _, guild_id, channel_id = setup
     sent = [json_body(client.post(f"/api/v10/channels/{channel_id}/messages", json={"content": str(i)},
