@@ -24,6 +24,8 @@ from models.metadata import (
     MetadataVersion,
     PermissionOverwrite,
     Role,
+    Thread,
+    ThreadMember,
     Token,
     User,
 )
@@ -31,7 +33,7 @@ from models.metadata import (
 __all__ = [
     "AccessToken", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member", "MemberRole",
     "MetadataVersion",
-    "PermissionOverwrite", "Role", "Token", "User",
+    "PermissionOverwrite", "Role", "Thread", "ThreadMember", "Token", "User",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream", "gateway_identifies", "gateway_sessions",
 ]

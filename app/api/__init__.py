@@ -327,6 +327,7 @@ def register(app) -> None:
         messages,
         openapi,
         search,
+        threads,
         users,
     )
     from app.api.attachments import cdn

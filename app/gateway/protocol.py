@@ -85,6 +85,9 @@ _INTENT_OF: dict[str, tuple[int, int]] = {
     **{name: (Intent.GUILDS, Intent.GUILDS) for name in (
         "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE", "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
         "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE")},
+    # THREAD_MEMBERS_UPDATE about others needs GUILD_MEMBERS too (app.gateway.connection checks it).
+    **{name: (Intent.GUILDS, Intent.GUILDS) for name in (
+        "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE", "THREAD_MEMBER_UPDATE", "THREAD_MEMBERS_UPDATE")},
     **{name: (Intent.GUILD_MEMBERS, Intent.GUILD_MEMBERS) for name in (
         "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE")},
 }

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.auth.permissions import Permission
 from app.blobs.links import AttachmentLinks
 from app.domain import (
+    THREAD_TYPES,
     ChannelPermissions,
     ChannelRef,
     ChannelType,
@@ -49,7 +50,8 @@ from app.services.wire import message_json
 from models import Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM,
+                                *THREAD_TYPES})
 TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
 DELETABLE_TYPES = frozenset({
     MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
@@ -188,7 +190,9 @@ class MessageService:
     """Reading history, sending, editing and deleting messages."""
 
     def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, dispatch: Dispatch, *,
-                 nonce_ttl_seconds: int = 600, attachments: AttachmentService | None = None):
+                 nonce_ttl_seconds: int = 600, attachments: AttachmentService | None = None, threads=None):
+        #: The ThreadService whose hooks run around writes to threads (archive state, membership, counters).
+        self.threads = threads
         self.attachments = attachments or AttachmentService(None, ids)
         self.lookup = lookup
         self.session = lookup.session
@@ -244,11 +248,15 @@ class MessageService:
     # -- sending --------------------------------------------------------------------------------------------
 
     def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any],
-                       uploads: Sequence[Upload] = ()) -> MessageBundle:
+                       uploads: Sequence[Upload] = (), *, message_id: int | None = None,
+                       starter: bool = False) -> MessageBundle:
+        """Send a message. ``message_id`` and ``starter``: the first message of a forum post, whose id is the
+        thread's and which the post's creator may send with SEND_MESSAGES of the forum (checked there)."""
         access = self.lookup.channel_access(user, channel_id)
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
-        access.require(Permission.SEND_MESSAGES)
+        if not starter:
+            access.require(Permission.SEND_MESSAGES)
         content = body.get("content") or ""
         embeds = self._embeds(body)
         components = body.get("components") or []
@@ -265,8 +273,12 @@ class MessageService:
         mentions, mention_roles, mention_everyone = self._mentions(
             access, content, body.get("allowed_mentions"), replied)
 
+        in_thread = self.threads is not None and access.channel.type in THREAD_TYPES
+        if in_thread:
+            self.threads.before_send(user, access, starter=starter)
+
         nonce = body.get("nonce")
-        message_id = self.ids.next_id()
+        message_id = message_id if message_id is not None else self.ids.next_id()
         if nonce is not None and body.get("enforce_nonce"):
             holder = self.store.claim_nonce(channel_id, user.id, str(nonce), message_id, self.nonce_ttl_seconds)
             if holder is not None:
@@ -304,6 +316,8 @@ class MessageService:
         # worst, so that no message can point at nothing.
         self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
                           events=created, check={"message": [channel_id, message.id], "exists": True})
+        if in_thread:
+            self.threads.after_send(channel_id, starter=starter)
         return bundle
 
     def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
@@ -465,6 +479,8 @@ class MessageService:
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
                           deleted={message_id}, events=lambda _: [event],
                           check={"message": [channel_id, message_id], "exists": False})
+        if self.threads is not None and access.channel.type in THREAD_TYPES:
+            self.threads.after_delete(channel_id, 1)
         # The files go once the message that names them is gone.
         self.attachments.delete(channel_id, attachment_records(message))
 
@@ -487,5 +503,7 @@ class MessageService:
         event = self.dispatch.messages_deleted(existing, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
                           events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})
+        if self.threads is not None and access.channel.type in THREAD_TYPES:
+            self.threads.after_delete(channel_id, len(existing))
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])
