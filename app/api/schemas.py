@@ -119,6 +119,13 @@ class ChannelCreate(ChannelEdit):
 
     unsupported = _CHANNEL_UNSUPPORTED | frozenset(THREAD_EDIT_FIELDS)
 
+    # A new channel is never a thread: these are refused unless absent, null or empty (which ask for nothing).
+    archived: Any = None
+    auto_archive_duration: Any = None
+    locked: Any = None
+    invitable: Any = None
+    applied_tags: Any = None
+
     name: ChannelName
     type: CreatableChannelType | None = ChannelType.GUILD_TEXT
 
