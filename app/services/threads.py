@@ -219,7 +219,8 @@ class ThreadService:
                 access.require(Permission.CREATE_PUBLIC_THREADS)
         else:
             raise ChannelTypeAction()
-        if fields.get("invitable") is not None and type_ != ChannelType.PRIVATE_THREAD:
+        # discord.py sends ``invitable: true`` (the default, which asks for nothing) for every thread.
+        if fields.get("invitable") is False and type_ != ChannelType.PRIVATE_THREAD:
             raise InvalidForm.field("invitable", "THREAD_INVITABLE_PRIVATE_ONLY", "Only private threads are "
                                                                                   "invitable or not")
         self._check_tags(fields.get("applied_tags"))
@@ -294,7 +295,7 @@ class ThreadService:
                 raise MissingPermissions()
         if fields.get("archived") is True and not (manager or owner):
             raise MissingPermissions()
-        if fields.get("invitable") is not None and channel.type != ChannelType.PRIVATE_THREAD:
+        if fields.get("invitable") is False and channel.type != ChannelType.PRIVATE_THREAD:
             raise InvalidForm.field("invitable", "THREAD_INVITABLE_PRIVATE_ONLY",
                                     "Only private threads are invitable or not")
         if fields.get("applied_tags") is not None:
