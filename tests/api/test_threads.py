@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from app.auth.permissions import Permission
+from app.services.access import AccessService
 from models import Thread
 from tests.support.factories import Actor
 from tests.support.responses import error, field_error_codes, json_body, no_content
@@ -404,3 +405,23 @@ def test_thread_events_carry_discords_payloads(client, room, published):
     json_body(patch(client, thread["id"], room.member, name="renamed"), 200)
     (kind, data), = published.dispatches()
     assert (kind, data["name"]) == ("THREAD_UPDATE", "renamed")
+
+
+def test_typing_in_a_thread_needs_send_messages_in_threads(client, room):
+    thread = public(client, room)
+    no_content(client.post(f"/api/v10/channels/{thread['id']}/typing", headers=room.member.headers))
+    error(client.post(f"/api/v10/channels/{thread['id']}/typing", headers=room.plain.headers), 403, 50013)
+
+
+def test_search_reads_private_threads_only_for_their_members(client, room, resources):
+    """The search route asks the engine only about readable_channels: a private thread is among them for its
+    members and for MANAGE_THREADS holders, a public one for whoever reads its parent."""
+    secret, open_ = private(client, room), public(client, room)
+
+    def readable(actor):
+        with resources.session() as session:
+            return AccessService(session).readable_channels(room.guild_id, actor.user)[1]
+
+    assert {int(secret["id"]), int(open_["id"]), room.channel_id} <= readable(room.member)
+    assert {int(secret["id"]), int(open_["id"])} <= readable(room.mod)
+    assert int(secret["id"]) not in readable(room.plain) and int(open_["id"]) in readable(room.plain)
