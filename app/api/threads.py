@@ -31,7 +31,7 @@ def threads(*, with_messages: bool = False) -> ThreadService:
        responses=ok("Thread", 201), body=ThreadFromMessage, rate_limit=OWN_BUCKET, public=False)
 def start_thread_from_message(channel_id: int, message_id: int):
     body = parse_body(ThreadFromMessage)
-    thread = threads().create_from_message(current_user(), channel_id, message_id,
+    thread = threads(with_messages=True).create_from_message(current_user(), channel_id, message_id,
                                            body.model_dump(exclude_unset=True))
     return json_response(thread, 201)
 

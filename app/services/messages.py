@@ -468,6 +468,20 @@ class MessageService:
                                                   channel_id=access.channel.id)]
         return updated
 
+    def mark_thread_started(self, user: UserSnapshot, channel_id: int, message: Message, flag: int) -> None:
+        """Set ``flag`` (HAS_THREAD) on the message a thread was started from, with its MESSAGE_UPDATE, as Discord
+        does."""
+        if message.flags & flag:
+            return
+        access = self.lookup.channel_access(user, channel_id)
+        replied = (self.store.get_message(channel_id, message.reference_message_id)
+                   if message.reference_message_id is not None else None)
+        changes = {"flags": message.flags | flag}
+        expected = message.replace(**changes)
+        self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message.id, changes),
+                          events=self._updated_events(access, message, changes, replied), expected=expected,
+                          check={"message": [channel_id, message.id], "exists": True, "flags": expected.flags})
+
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int) -> None:
         access = self.lookup.channel_access(user, channel_id)
         message = self.lookup.message_to_change(access, user, message_id)

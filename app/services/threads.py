@@ -182,7 +182,10 @@ class ThreadService:
         type_ = (ChannelType.ANNOUNCEMENT_THREAD if parent.type == ChannelType.GUILD_ANNOUNCEMENT
                  else ChannelType.PUBLIC_THREAD)
         channel, thread = self._create(user, self.session.get(Channel, channel_id), message_id, type_, fields)
-        return self.json(channel, thread)
+        body = self.json(channel, thread)
+        if self.messages is not None:
+            self.messages.mark_thread_started(user, channel_id, message, HAS_THREAD)
+        return body
 
     def create(self, user, channel_id: int, fields: dict[str, Any], uploads: Sequence = ()) -> dict:
         """A thread without a message in a text or announcement channel, or a post (with its first message) in a
@@ -235,6 +238,7 @@ class ThreadService:
                 # The post and its message come together: a message refused (say, a bad attachment) takes the
                 # post away again.
                 self.session.rollback()
+                self._announce_deleted(self.session.get(Channel, thread_id))
                 self._delete(self.session.get(Channel, thread_id))
                 self.session.commit()
                 raise
@@ -319,13 +323,18 @@ class ThreadService:
         access.require(Permission.MANAGE_THREADS)
         channel = access.channel
         body = self.json(channel, thread)
-        self.events.record(self.session, lambda dispatch: [dispatch.thread(
-            "THREAD_DELETE", {"id": str(channel.id), "parent_id": str(channel.parent_id), "type": channel.type},
-            guild_id=channel.guild_id, channel_id=channel.parent_id)])
+        self._announce_deleted(channel)
         self._delete(channel)
         self.session.commit()
         self._delete_contents([thread_id])
         return body
+
+    def _announce_deleted(self, channel: Channel | None) -> None:
+        if channel is None:
+            return
+        self.events.record(self.session, lambda dispatch: [dispatch.thread(
+            "THREAD_DELETE", {"id": str(channel.id), "parent_id": str(channel.parent_id), "type": channel.type},
+            guild_id=channel.guild_id, channel_id=channel.parent_id)])
 
     def _delete(self, channel: Channel | None) -> None:
         if channel is not None:

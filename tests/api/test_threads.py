@@ -11,6 +11,7 @@ from sqlalchemy import update
 from app.auth.permissions import Permission
 from app.services.access import AccessService
 from models import Thread
+from tests.api.test_metadata_version import version
 from tests.support.factories import Actor
 from tests.support.responses import error, field_error_codes, json_body, no_content
 
@@ -91,6 +92,10 @@ def test_a_thread_from_a_message_has_the_message_id_and_discords_fields(client, 
     assert (metadata["archived"], metadata["locked"], metadata["auto_archive_duration"]) == (False, False, 60)
     assert "invitable" not in metadata and metadata["create_timestamp"]
     assert json_body(get(client, message_id, room.plain), 200) == thread
+    # The message now says a thread was started from it (HAS_THREAD).
+    started = json_body(client.get(f"/api/v10/channels/{room.channel_id}/messages/{message_id}",
+                                   headers=room.plain.headers), 200)
+    assert started["flags"] & 32
     again = client.post(f"/api/v10/channels/{room.channel_id}/messages/{message_id}/threads", json={"name": "x"},
                         headers=room.mod.headers)
     error(again, 400, 160004)
@@ -425,3 +430,31 @@ def test_search_reads_private_threads_only_for_their_members(client, room, resou
     assert {int(secret["id"]), int(open_["id"]), room.channel_id} <= readable(room.member)
     assert {int(secret["id"]), int(open_["id"])} <= readable(room.mod)
     assert int(secret["id"]) not in readable(room.plain) and int(open_["id"]) in readable(room.plain)
+
+
+def test_thread_membership_changes_the_metadata_version(client, room, resources):
+    """Who sees a private thread depends on thread_members, so its writes bump the version workers check their
+    kept permissions against (migration 0011's triggers)."""
+    thread = private(client, room)
+    before = version(resources.engine)
+    no_content(client.put(f"/api/v10/channels/{thread['id']}/thread-members/{room.plain.id}",
+                          headers=room.member.headers))
+    after_join = version(resources.engine)
+    assert after_join > before
+    no_content(client.delete(f"/api/v10/channels/{thread['id']}/thread-members/{room.plain.id}",
+                             headers=room.mod.headers))
+    assert version(resources.engine) > after_join
+    # The removed user no longer sees it, whatever a worker kept.
+    error(get(client, thread["id"], room.plain), 403, 50001)
+
+
+def test_a_post_whose_message_is_refused_leaves_no_thread(client, room, make, published):
+    forum_id = make.channel(room.guild_id, "forum", type_=15)
+    published.clear()
+    refused = client.post(f"/api/v10/channels/{forum_id}/threads",
+                          json={"name": "x", "message": {"content": "x", "attachments": [{"id": 0}]}},
+                          headers=room.plain.headers)
+    assert 400 <= refused.status_code < 500, refused.get_data(as_text=True)
+    active = json_body(client.get(f"/api/v10/guilds/{room.guild_id}/threads/active", headers=room.owner.headers), 200)
+    assert active["threads"] == []
+    assert [t for t, _ in published.dispatches()] == ["THREAD_CREATE", "THREAD_DELETE"]
