@@ -2,6 +2,8 @@
 inactivity, with no scheduler), their members, the active and archived lists, and who may do each."""
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -458,3 +460,18 @@ def test_a_post_whose_message_is_refused_leaves_no_thread(client, room, make, pu
     active = json_body(client.get(f"/api/v10/guilds/{room.guild_id}/threads/active", headers=room.owner.headers), 200)
     assert active["threads"] == []
     assert [t for t, _ in published.dispatches()] == ["THREAD_CREATE", "THREAD_DELETE"]
+
+
+def test_a_forum_post_takes_files_in_a_multipart_body(client, room, make):
+    forum_id = make.channel(room.guild_id, "forum", type_=15)
+    payload = {"name": "with a file", "message": {"content": "see attached",
+                                                  "attachments": [{"id": 0, "filename": "notes.txt"}]}}
+    response = client.post(f"/api/v10/channels/{forum_id}/threads", content_type="multipart/form-data",
+                           data={"payload_json": json.dumps(payload), "files[0]": (io.BytesIO(b"hello"), "notes.txt")},
+                           headers=room.owner.headers)
+    post = json_body(response, 201)
+    (attachment,) = post["message"]["attachments"]
+    assert (attachment["filename"], attachment["size"]) == ("notes.txt", 5)
+    fetched = json_body(client.get(f"/api/v10/channels/{post['id']}/messages/{post['id']}",
+                                   headers=room.member.headers), 200)
+    assert [a["filename"] for a in fetched["attachments"]] == ["notes.txt"]
