@@ -495,6 +495,9 @@ class GatewayConnection:
             if send is not None:
                 self._dispatch(send, prepared.data, partition, pos)
             return
+        if event.type == "THREAD_CREATE" and "member" in event.data and event.data["member"].get(
+                "user_id") != str(me):
+            return  # a private thread's THREAD_CREATE for the user added to it
         if event.type in _THREAD_MEMBER_EVENTS:
             if not self._receives_thread_members(event.type, event.data, view, channel_id):
                 return

@@ -408,6 +408,9 @@ class ThreadService:
         self.session.refresh(thread)
         self._announce_members(channel, thread, added=[row])
         self._announce_own_member(channel, row)
+        if channel.type == ChannelType.PRIVATE_THREAD:
+            # Discord's THREAD_CREATE for a user added to a private thread: with their thread member, for them only.
+            self._announce("THREAD_CREATE", channel, thread, member=thread_member_json(row))
         return True
 
     def _open_thread(self, user, thread_id: int) -> tuple[ChannelAccess, Thread]:

@@ -475,3 +475,14 @@ def test_a_forum_post_takes_files_in_a_multipart_body(client, room, make):
     fetched = json_body(client.get(f"/api/v10/channels/{post['id']}/messages/{post['id']}",
                                    headers=room.member.headers), 200)
     assert [a["filename"] for a in fetched["attachments"]] == ["notes.txt"]
+
+
+def test_adding_to_a_private_thread_tells_the_added_user(client, room, published):
+    thread = private(client, room)
+    published.clear()
+    no_content(client.put(f"/api/v10/channels/{thread['id']}/thread-members/{room.plain.id}",
+                          headers=room.member.headers))
+    events = published.dispatches()
+    assert [t for t, _ in events] == ["THREAD_MEMBERS_UPDATE", "THREAD_MEMBER_UPDATE", "THREAD_CREATE"]
+    assert events[1][1]["user_id"] == events[2][1]["member"]["user_id"] == str(room.plain.id)
+    assert "newly_created" not in events[2][1] and events[2][1]["member_count"] == 2

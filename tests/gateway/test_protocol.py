@@ -501,6 +501,8 @@ def test_thread_events_reach_those_who_see_the_thread(world):
         added = client.until(lambda p: p["t"] == "THREAD_MEMBERS_UPDATE")
         assert added["d"]["id"] == secret["id"]
         assert [m["user_id"] for m in added["d"]["added_members"]] == [str(world.bot.id)]
+        told = client.until(lambda p: p["t"] == "THREAD_CREATE")
+        assert told["d"]["id"] == secret["id"] and told["d"]["member"]["user_id"] == str(world.bot.id)
         world.say(int(secret["id"]), "now you see it")
         assert client.until(lambda p: p["t"] == "MESSAGE_CREATE")["d"]["content"] == "now you see it"
         # The plain member never heard of the private thread, nor of the bot joining it (no GUILD_MEMBERS).
