@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
@@ -23,7 +23,7 @@ from app.services.access import AccessService, GuildAccess
 from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
 from app.services.wire import channel_json, guild_json, member_json, role_json, timestamp, user_json
-from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, User
+from models import Channel, Guild, Member, MemberRole, PermissionOverwrite, Role, Thread, ThreadMember, User
 
 
 @dataclass(frozen=True)
@@ -218,9 +218,22 @@ class GuildService:
             if not access.outranks(target.top_position):
                 raise MissingPermissions()
         removed = user_json(member.user)
+        self._leave_threads(guild_id, user_id)
         self.session.delete(member)
         self._announce("GUILD_MEMBER_REMOVE", guild_id, lambda: {"user": removed})
         self.session.commit()
+
+    def _leave_threads(self, guild_id: int, user_id: int) -> None:
+        """A member who leaves the guild leaves its threads too, as on Discord (a private thread does not let them
+        back in should they rejoin)."""
+        thread_ids = list(self.session.scalars(
+            select(ThreadMember.thread_id).join(Thread, Thread.channel_id == ThreadMember.thread_id)
+            .where(Thread.guild_id == guild_id, ThreadMember.user_id == user_id)))
+        if thread_ids:
+            self.session.execute(delete(ThreadMember).where(ThreadMember.user_id == user_id,
+                                                            ThreadMember.thread_id.in_(thread_ids)))
+            self.session.execute(update(Thread).where(Thread.channel_id.in_(thread_ids))
+                                 .values(member_count=Thread.member_count - 1))
 
     def set_member_role(self, actor: UserSnapshot, guild_id: int, user_id: int, role_id: int, present: bool) -> None:
         access = self._require_role_manager(guild_id, actor)

@@ -486,3 +486,15 @@ def test_adding_to_a_private_thread_tells_the_added_user(client, room, published
     assert [t for t, _ in events] == ["THREAD_MEMBERS_UPDATE", "THREAD_MEMBER_UPDATE", "THREAD_CREATE"]
     assert events[1][1]["user_id"] == events[2][1]["member"]["user_id"] == str(room.plain.id)
     assert "newly_created" not in events[2][1] and events[2][1]["member_count"] == 2
+
+
+def test_leaving_the_guild_leaves_its_threads(client, room):
+    thread = private(client, room)
+    no_content(client.put(f"/api/v10/channels/{thread['id']}/thread-members/{room.plain.id}",
+                          headers=room.member.headers))
+    assert json_body(get(client, thread["id"], room.member), 200)["member_count"] == 2
+    no_content(client.delete(f"/api/v10/guilds/{room.guild_id}/members/{room.plain.id}", headers=room.owner.headers))
+    assert json_body(get(client, thread["id"], room.member), 200)["member_count"] == 1
+    members = json_body(client.get(f"/api/v10/channels/{thread['id']}/thread-members", headers=room.member.headers),
+                        200)
+    assert [m["user_id"] for m in members] == [str(room.member.id)]
