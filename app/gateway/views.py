@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
 from app.domain import THREAD_TYPES, ChannelType
 from app.services.guilds import MemberView
-from app.services.threads import archived_at
+from app.services.threads import archived_at, last_activity
 from app.services.wire import channel_json, guild_json, member_json, thread_json
 from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, Thread, ThreadMember, User
 
@@ -48,8 +48,12 @@ class ThreadEntry:
     json: dict[str, Any]
     parent_id: int
     private: bool
-    active: bool
+    #: When inactivity archives it (None: archived already); a view may outlive that moment.
+    archives_at: datetime | None
     members: frozenset[int] = frozenset()
+
+    def is_active(self, now: datetime) -> bool:
+        return self.archives_at is not None and self.archives_at > now
 
 
 @dataclass
@@ -108,10 +112,12 @@ class GuildView:
         """GUILD_CREATE's ``d`` for a session of ``user_id``: the channels it can see and its own member."""
         member = self.members.get(user_id)
         visible = self.visible_channels(user_id)
+        now = datetime.now(timezone.utc)
         return {**self.guild, "channels": [e.json for c, e in self.channels.items() if c in visible],
                 "members": [member] if member else [], "member_count": self.member_count,
                 "joined_at": member["joined_at"] if member else None, "large": False, "unavailable": False,
-                "threads": [t.json for t in self.threads.values() if t.active and self.can_view_thread(user_id, t)],
+                "threads": [t.json for t in self.threads.values()
+                            if t.is_active(now) and self.can_view_thread(user_id, t)],
                 "presences": [], "voice_states": [], "stage_instances": [],
                 "guild_scheduled_events": [], "soundboard_sounds": [], "lazy": True}
 
@@ -152,7 +158,9 @@ def load_threads(session: Session, guild_id: int) -> dict[int, ThreadEntry]:
         when = archived_at(channel, thread, now)
         threads[channel.id] = ThreadEntry(
             json={**thread_json(channel, thread, when), "guild_id": str(guild_id)}, parent_id=channel.parent_id,
-            private=channel.type == ChannelType.PRIVATE_THREAD, active=when is None,
+            private=channel.type == ChannelType.PRIVATE_THREAD,
+            archives_at=None if when is not None else last_activity(channel, thread) + timedelta(
+                minutes=thread.auto_archive_duration),
             members=frozenset(members.get(channel.id, ())))
     return threads
 
