@@ -7,14 +7,24 @@ from datetime import datetime
 
 from flask import request
 
-from app.api import current_user, db, parse_body, query_bool, query_int, query_snowflake, resources, route
+from app.api import (
+    current_user,
+    db,
+    parse_body,
+    query_bool,
+    query_int,
+    query_snowflake,
+    resources,
+    route,
+    snowflake_field,
+)
 from app.api.bodies import MESSAGE_JSON_LIMIT
 from app.api.json import json_response, no_content
 from app.api.messages import _messages, _pinned_before
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, boolean_query, limit_query, ok, snowflake_query
 from app.api.schemas import ThreadCreate, ThreadFromMessage
 from app.api.uploads import uploads
-from app.ids import MAX_SNOWFLAKE, InvalidSnowflake, parse_snowflake, snowflake_from_ms
+from app.ids import MAX_SNOWFLAKE, snowflake_from_ms
 from app.services.threads import ThreadService
 
 
@@ -135,9 +145,9 @@ def joined_archived_private_threads(channel_id: int):
     before: datetime | int | None = None
     if raw is not None:
         # Discord pages this list by thread id; an ISO 8601 time (as the other lists take) is read as one too.
-        try:
-            before = parse_snowflake(raw)
-        except InvalidSnowflake:
+        if raw.isdigit():
+            before = snowflake_field("before", raw)
+        else:
             moment = _pinned_before()
             before = min(snowflake_from_ms(int(moment.timestamp() * 1000)), MAX_SNOWFLAKE)
     page = service.archived(current_user(), channel_id, kind="joined", before=before,
