@@ -93,7 +93,7 @@ class ThreadService:
         self.events = events
         self.store = store
         self.blobs = blobs
-        #: The MessageService that posts a forum thread's first message.
+        #: The MessageService that posts a forum thread's first message and flags a thread's starter message.
         self.messages = messages
         self.clock = clock
         self.access = AccessService(session)
@@ -341,11 +341,8 @@ class ThreadService:
             self.session.delete(channel)
             self.session.flush()
 
-    def delete_contents(self, thread_ids: Sequence[int]) -> None:
-        """After the threads' rows are gone (deleted with their parent): their messages and files."""
-        self._delete_contents(thread_ids)
-
     def _delete_contents(self, thread_ids: Sequence[int]) -> None:
+        """After the threads' rows are gone: their messages, then their files (orphans at worst)."""
         for thread_id in thread_ids:
             if self.store is not None:
                 self.store.delete_channel(thread_id)
@@ -561,6 +558,3 @@ class ThreadService:
     def page_json(self, page: ThreadPage) -> dict[str, Any]:
         return {"threads": [thread_json(c, t, when) for c, t, when in page.threads],
                 "members": [thread_member_json(row) for row in page.members]}
-
-    def thread_ids_of(self, parent_id: int) -> list[int]:
-        return list(self.session.scalars(select(Thread.channel_id).where(Thread.parent_id == parent_id)))
