@@ -80,6 +80,10 @@ class MessageReferenceType(enum.IntEnum):
 #: Channels whose object carries a topic, a slow mode and a last message id.
 TOPIC_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.GUILD_FORUM,
                                  ChannelType.GUILD_MEDIA})
+#: Threads: channels inside a text, announcement, forum or media channel (their ``parent_id``).
+THREAD_TYPES = frozenset({ChannelType.ANNOUNCEMENT_THREAD, ChannelType.PUBLIC_THREAD, ChannelType.PRIVATE_THREAD})
+#: Channels whose threads are posts, each opened with a message (POST /channels/{id}/threads with ``message``).
+POST_CHANNEL_TYPES = frozenset({ChannelType.GUILD_FORUM, ChannelType.GUILD_MEDIA})
 #: Channels whose object carries a bitrate and a user limit.
 VOICE_CHANNEL_TYPES = frozenset({ChannelType.GUILD_VOICE, ChannelType.GUILD_STAGE_VOICE})
 #: What a guild channel may be created as; DMs, threads and directories come into being otherwise.

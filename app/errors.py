@@ -182,6 +182,28 @@ class CannotReplyWithoutHistory(AppError):
     status, code, message = 403, 160002, "Cannot reply without permission to read message history"
 
 
+class ChannelTypeAction(AppError):
+    status, code, message = 400, 50024, "Cannot execute action on this channel type"
+
+
+class ThreadArchived(AppError):
+    status, code, message = 400, 50083, "Thread is archived"
+
+
+class ThreadArchivedLocked(ThreadArchived):
+    """Sending to an archived thread that is locked, without MANAGE_THREADS to reopen it: Discord's 403."""
+
+    status = 403
+
+
+class ThreadExists(AppError):
+    status, code, message = 400, 160004, "A thread has already been created for this message"
+
+
+class ThreadLocked(AppError):
+    status, code, message = 403, 160005, "Thread is locked"
+
+
 class ServiceUnavailable(AppError):
     """A backing store did not answer in time. Clients should retry after ``retry_after`` seconds."""
 

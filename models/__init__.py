@@ -24,6 +24,8 @@ from models.metadata import (
     MetadataVersion,
     PermissionOverwrite,
     Role,
+    Thread,
+    ThreadMember,
     Token,
     User,
     Webhook,
@@ -34,7 +36,7 @@ __all__ = [
     "AccessToken", "AuditLogEntry", "Ban", "Base", "Channel", "DirectChannel", "Guild", "IdSlotLease", "Member",
     "MemberRole",
     "MetadataVersion",
-    "PermissionOverwrite", "Role", "Token", "User", "Webhook",
+    "PermissionOverwrite", "Role", "Thread", "ThreadMember", "Token", "User", "Webhook",
     "event_group_offsets", "event_group_pending", "event_outbox", "event_partitions", "event_relay_lease",
     "event_stream", "gateway_identifies", "gateway_sessions",
 ]

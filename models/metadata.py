@@ -198,3 +198,46 @@ class Webhook(Base):
     name: Mapped[str] = mapped_column(String(80))
     token_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Thread(Base):
+    """What a thread channel (type 10, 11 or 12; its row in ``channels`` has the parent's id in ``parent_id``)
+    holds beyond a channel: Discord's ``thread_metadata`` and counters.
+
+    ``archived`` is what was last written; a thread whose last activity (its creation, its newest message or its
+    last change of archive state) is older than ``auto_archive_duration`` minutes is archived too, whether or not
+    anyone wrote that down yet (app.services.threads): no scheduler has to archive threads on time. The table is
+    not watched by the metadata version's triggers: its counters change with traffic, and nothing of it is kept
+    in the workers' memory.
+    """
+
+    __tablename__ = "threads"
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    guild_id: Mapped[int] = mapped_column(ForeignKey("guilds.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(Snowflake)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_archive_duration: Mapped[int] = mapped_column(Integer, default=1440)
+    archive_timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    invitable: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    total_message_sent: Mapped[int] = mapped_column(Integer, default=0)
+    member_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: The forum tags applied, a JSON array of snowflake strings.
+    applied_tags: Mapped[str] = mapped_column(Text, default="[]")
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ThreadMember(Base):
+    """A user who joined a thread. Watched by the metadata version's triggers: who may see a private thread
+    depends on it, and workers keep users' permissions in channels."""
+
+    __tablename__ = "thread_members"
+
+    thread_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    join_timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    flags: Mapped[int] = mapped_column(Integer, default=0)

@@ -349,6 +349,7 @@ def register(app) -> None:
         messages,
         openapi,
         search,
+        threads,
         users,
         webhooks,
     )

@@ -31,6 +31,7 @@ from app.services.dispatch import Dispatch
 from app.services.messages import MessageLookup, MessageService
 from app.services.pins import PinService
 from app.services.reactions import ReactionService
+from app.services.threads import ThreadService
 from app.services.wire import message_json, timestamp, user_json
 
 LEGACY_PINS_LIMIT = 50
@@ -50,7 +51,8 @@ def _messages() -> MessageService:
     res = resources()
     return MessageService(_lookup(), res.ids, _writes(), Dispatch(res.ids),
                           nonce_ttl_seconds=res.settings.nonce_ttl_seconds,
-                          attachments=AttachmentService(res.blob_store, res.ids))
+                          attachments=AttachmentService(res.blob_store, res.ids),
+                          threads=ThreadService(db(), res.ids, events=res.session_events(), store=res.message_store))
 
 
 def _reactions() -> ReactionService:

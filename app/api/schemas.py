@@ -87,9 +87,19 @@ _CHANNEL_UNSUPPORTED = frozenset({
     "default_thread_rate_limit_per_user"})
 
 
+#: The fields of a channel edit that only threads take (app.api.channels refuses them for other channels).
+THREAD_EDIT_FIELDS = ("archived", "auto_archive_duration", "locked", "invitable", "applied_tags")
+#: The fields of a channel edit that threads do not take.
+NON_THREAD_EDIT_FIELDS = ("topic", "position", "permission_overwrites", "parent_id", "nsfw")
+AutoArchiveDuration = Literal[60, 1440, 4320, 10080]
+AppliedTags = Annotated[list[Snowflake], Field(max_length=5)]
+SlowMode = Annotated[int, Field(ge=0, le=21600)]
+
+
 class ChannelEdit(Body):
-    unsupported = _CHANNEL_UNSUPPORTED | {"type", "flags", "icon", "archived", "auto_archive_duration", "locked",
-                                          "invitable", "applied_tags"}
+    """Discord's one body of PATCH /channels/{id}: a guild channel's fields, or a thread's."""
+
+    unsupported = _CHANNEL_UNSUPPORTED | {"type", "flags", "icon"}
 
     name: ChannelName | None = None
     topic: Annotated[str, StringConstraints(max_length=1024)] | None = None
@@ -97,13 +107,25 @@ class ChannelEdit(Body):
     permission_overwrites: list[OverwriteIn] | None = None
     parent_id: Snowflake | None = None
     nsfw: bool | None = None
-    rate_limit_per_user: Annotated[int, Field(ge=0, le=21600)] | None = None
+    rate_limit_per_user: SlowMode | None = None
+    archived: bool | None = None
+    auto_archive_duration: AutoArchiveDuration | None = None
+    locked: bool | None = None
+    invitable: bool | None = None
+    applied_tags: AppliedTags | None = None
 
 
 class ChannelCreate(ChannelEdit):
     """The fields of an edit, with a name required and the channel's type (which an edit cannot change)."""
 
-    unsupported = _CHANNEL_UNSUPPORTED
+    unsupported = _CHANNEL_UNSUPPORTED | frozenset(THREAD_EDIT_FIELDS)
+
+    # A new channel is never a thread: these are refused unless absent, null or empty (which ask for nothing).
+    archived: Any = None
+    auto_archive_duration: Any = None
+    locked: Any = None
+    invitable: Any = None
+    applied_tags: Any = None
 
     name: ChannelName
     type: CreatableChannelType | None = ChannelType.GUILD_TEXT
@@ -354,3 +376,42 @@ class BulkDelete(Body):
     unsupported = frozenset()
 
     messages: list[Snowflake]
+
+
+ThreadName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ThreadFromMessage(Body):
+    """POST /channels/{id}/messages/{message_id}/threads."""
+
+    unsupported = frozenset()
+
+    name: ThreadName
+    auto_archive_duration: AutoArchiveDuration | None = None
+    rate_limit_per_user: SlowMode | None = None
+
+
+class ForumMessage(MessageEdit):
+    """The first message of a forum or media post; stickers are not implemented."""
+
+    unsupported = frozenset({"sticker_ids"})
+
+    sticker_ids: None = None
+
+
+class ThreadCreate(ThreadFromMessage):
+    """POST /channels/{id}/threads: a thread of a text or announcement channel, or a forum or media post (with
+    ``message`` and ``applied_tags``)."""
+
+    unsupported = frozenset()
+
+    type: Literal[10, 11, 12] | None = None
+    invitable: bool | None = None
+    applied_tags: AppliedTags | None = None
+    message: ForumMessage | None = None
+
+    def fields(self) -> dict[str, Any]:
+        fields = self.model_dump(exclude_unset=True, exclude={"message"})
+        if self.message is not None:
+            fields["message"] = self.message.fields()
+        return fields

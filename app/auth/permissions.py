@@ -171,6 +171,22 @@ def _apply_implicit_permissions(permissions: int) -> int:
     return permissions
 
 
+_MANAGE_THREADS = int(Permission.MANAGE_THREADS)
+_SEND_MESSAGES_IN_THREADS = int(Permission.SEND_MESSAGES_IN_THREADS)
+
+
+def thread_permissions(parent: int, *, private: bool, is_member: bool) -> int:
+    """A member's permissions in a thread, from theirs in its parent channel (``channel_permissions`` of the
+    parent): a thread has no overwrites of its own; sending there is the parent's SEND_MESSAGES_IN_THREADS, not
+    its SEND_MESSAGES; a private thread is seen only by its members and by MANAGE_THREADS holders."""
+    if private and not is_member and not parent & _MANAGE_THREADS:
+        return 0
+    permissions = parent & ~_SEND_MESSAGES
+    if parent & _SEND_MESSAGES_IN_THREADS:
+        permissions |= _SEND_MESSAGES
+    return permissions
+
+
 def compute_permissions(
     *,
     guild_id: int,

@@ -61,6 +61,7 @@ MAX_SHARDS = 4096
 CHUNK_SIZE = 1000
 # Plain ints: ``&`` with an IntFlag member builds a new flag each time, a cost paid per session per event.
 _GUILDS, _GUILD_MEMBERS, _MESSAGE_CONTENT = int(Intent.GUILDS), int(Intent.GUILD_MEMBERS), int(Intent.MESSAGE_CONTENT)
+_THREAD_MEMBER_EVENTS = frozenset({"THREAD_MEMBER_UPDATE", "THREAD_MEMBERS_UPDATE"})
 _PRIVILEGED_NAMES = {int(Intent.GUILD_MEMBERS): "GUILD_MEMBERS", int(Intent.GUILD_PRESENCES): "GUILD_PRESENCES",
                      int(Intent.MESSAGE_CONTENT): "MESSAGE_CONTENT"}
 
@@ -495,7 +496,13 @@ class GatewayConnection:
             if send is not None:
                 self._dispatch(send, prepared.data, partition, pos)
             return
-        if channel_id is not None and not view.can_view(me, channel_id):
+        if event.type == "THREAD_CREATE" and "member" in event.data and event.data["member"].get(
+                "user_id") != str(me):
+            return  # a private thread's THREAD_CREATE for the user added to it
+        if event.type in _THREAD_MEMBER_EVENTS:
+            if not self._receives_thread_members(event.type, event.data, view, channel_id):
+                return
+        elif channel_id is not None and not view.can_view(me, channel_id):
             return
         permission = PERMISSION_OF.get(event.type)
         if permission is not None and not view.has_permission(me, permission):
@@ -505,6 +512,21 @@ class GatewayConnection:
                 prepared.author_id == me or me in prepared.mention_ids):
             data = prepared.stripped
         self._dispatch(event.type, data, partition, pos)
+
+    def _receives_thread_members(self, type_: str, data: dict, view, channel_id: int | None) -> bool:
+        """THREAD_MEMBER_UPDATE goes to the member's own sessions; THREAD_MEMBERS_UPDATE to those who see the
+        thread, and without GUILD_MEMBERS only when it adds or removes their own user (who, removed from a
+        private thread, no longer sees it but is told)."""
+        me = str(self.user_id)
+        if type_ == "THREAD_MEMBER_UPDATE":
+            return data.get("user_id") == me
+        added = {m.get("user_id") for m in data.get("added_members", ())}
+        removed = set(data.get("removed_member_ids", ()))
+        if me in removed:
+            return True
+        if not self.intents & _GUILD_MEMBERS and me not in added:
+            return False
+        return channel_id is None or view.can_view(self.user_id, channel_id)
 
     def _deliver_direct(self, prepared: PreparedEvent, partition: int | None, position: str | None) -> None:
         """A DM's event, to its two users only (their shard 0), with the DIRECT_MESSAGE* intents. Discord sends no

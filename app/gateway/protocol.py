@@ -86,6 +86,9 @@ _INTENT_OF: dict[str, tuple[int, int]] = {
         "CHANNEL_CREATE", "CHANNEL_UPDATE", "CHANNEL_DELETE", "GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE",
         "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE", "GUILD_ROLE_DELETE")},
     "WEBHOOKS_UPDATE": (Intent.GUILD_WEBHOOKS, Intent.GUILD_WEBHOOKS),
+    # THREAD_MEMBERS_UPDATE about others needs GUILD_MEMBERS too (app.gateway.connection checks it).
+    **{name: (Intent.GUILDS, Intent.GUILDS) for name in (
+        "THREAD_CREATE", "THREAD_UPDATE", "THREAD_DELETE", "THREAD_MEMBER_UPDATE", "THREAD_MEMBERS_UPDATE")},
     **{name: (Intent.GUILD_MEMBERS, Intent.GUILD_MEMBERS) for name in (
         "GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE")},
     **{name: (Intent.GUILD_MODERATION, Intent.GUILD_MODERATION) for name in (

@@ -7,10 +7,16 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.auth.permissions import Overwrite, Permission, base_permissions, channel_permissions
-from app.domain import ChannelRef, ChannelType, ReadableChannels, UserSnapshot
+from app.auth.permissions import (
+    Overwrite,
+    Permission,
+    base_permissions,
+    channel_permissions,
+    thread_permissions,
+)
+from app.domain import THREAD_TYPES, ChannelRef, ChannelType, ReadableChannels, UserSnapshot
 from app.errors import MissingAccess, MissingPermissions, UnknownChannel, UnknownGuild
-from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, User
+from models import Channel, DirectChannel, Guild, Member, MemberRole, Role, ThreadMember, User
 
 #: What both users of a DM may do there, as on Discord: no roles or overwrites apply; nobody manages the other's
 #: messages, but either may pin.
@@ -118,16 +124,33 @@ class AccessService:
         if channel.guild_id is None or guild is None or member is None:
             raise MissingAccess()
         guild_access = self._guild_access(guild, member)
-        permissions = channel_permissions(
-            guild_access.permissions, guild_id=guild.id, user_id=user.id, member_role_ids=guild_access.role_ids,
-            overwrites=[Overwrite(o.target_id, o.type, o.allow, o.deny) for o in channel.overwrites],
-        )
+        if channel.type in THREAD_TYPES:
+            permissions = self._thread_permissions(guild_access, channel, user.id)
+        else:
+            permissions = self._permissions_in(guild_access, channel, user.id)
         if _is_timed_out(member) and not guild_access.is_owner and not (
                 guild_access.permissions & Permission.ADMINISTRATOR):
             permissions &= Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
         if require_view and not permissions & Permission.VIEW_CHANNEL:
             raise MissingAccess()
         return ChannelAccess(channel=channel, guild=guild_access, permissions=permissions)
+
+    @staticmethod
+    def _permissions_in(guild_access: GuildAccess, channel: Channel, user_id: int) -> int:
+        return channel_permissions(
+            guild_access.permissions, guild_id=guild_access.guild.id, user_id=user_id,
+            member_role_ids=guild_access.role_ids,
+            overwrites=[Overwrite(o.target_id, o.type, o.allow, o.deny) for o in channel.overwrites])
+
+    def _thread_permissions(self, guild_access: GuildAccess, thread: Channel, user_id: int) -> int:
+        """A thread's permissions come from its parent's overwrites (app.auth.permissions.thread_permissions)."""
+        parent = self.session.get(Channel, thread.parent_id) if thread.parent_id is not None else None
+        if parent is None:
+            return 0
+        private = thread.type == ChannelType.PRIVATE_THREAD
+        is_member = private and self.session.get(ThreadMember, (thread.id, user_id)) is not None
+        return thread_permissions(self._permissions_in(guild_access, parent, user_id), private=private,
+                                  is_member=is_member)
 
     def _dm_access(self, channel: Channel, user: User | UserSnapshot) -> ChannelAccess:
         """A DM's two users have DM_PERMISSIONS; to anyone else it does not exist, not even as a 403."""
@@ -144,12 +167,20 @@ class AccessService:
         channels = self.session.scalars(select(Channel).where(Channel.guild_id == guild_id)
                                         .options(selectinload(Channel.overwrites))).all()
         needed = Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
-        readable = frozenset(
-            channel.id for channel in channels
-            if channel_permissions(
-                guild_access.permissions, guild_id=guild_id, user_id=user.id, member_role_ids=guild_access.role_ids,
-                overwrites=[Overwrite(o.target_id, o.type, o.allow, o.deny) for o in channel.overwrites],
-            ) & needed == needed)
+        joined = frozenset(self.session.scalars(
+            select(ThreadMember.thread_id).join(Channel, Channel.id == ThreadMember.thread_id)
+            .where(Channel.guild_id == guild_id, Channel.type == ChannelType.PRIVATE_THREAD,
+                   ThreadMember.user_id == user.id)))
+        own = {channel.id: self._permissions_in(guild_access, channel, user.id)
+               for channel in channels if channel.type not in THREAD_TYPES}
+        permissions = dict(own)
+        for channel in channels:
+            if channel.type in THREAD_TYPES:
+                # As in channel_access: a thread has its parent's permissions, a private one only for its members.
+                permissions[channel.id] = thread_permissions(
+                    own.get(channel.parent_id, 0), private=channel.type == ChannelType.PRIVATE_THREAD,
+                    is_member=channel.id in joined)
+        readable = frozenset(channel_id for channel_id, bits in permissions.items() if bits & needed == needed)
         # A timeout's end changes the permissions without a write.
         until = guild_access.member.communication_disabled_until if _is_timed_out(guild_access.member) else None
         return ReadableChannels(channels={channel.id: ChannelRef.of(channel) for channel in channels},

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import OverwriteType, Permission
 from app.blobs.base import BlobStore, BlobStoreUnavailable
-from app.domain import MAX_POSITION, ChannelType
-from app.errors import DMChannelAction, InvalidForm, MissingPermissions, UnknownOverwrite
+from app.domain import MAX_POSITION, THREAD_TYPES, ChannelType
+from app.errors import ChannelTypeAction, DMChannelAction, InvalidForm, MissingPermissions, UnknownOverwrite
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess, GuildAccess
 from app.services.audit import AuditAction, diff, record_audit
@@ -56,7 +56,8 @@ class ChannelService:
     def guild_channels(self, user, guild_id: int) -> list[Channel]:
         self.access.guild_access(guild_id, user)
         return list(self.session.scalars(
-            select(Channel).where(Channel.guild_id == guild_id).order_by(Channel.position, Channel.id)))
+            select(Channel).where(Channel.guild_id == guild_id, Channel.type.not_in(THREAD_TYPES))
+            .order_by(Channel.position, Channel.id)))
 
     def _check_overwrites(self, access: GuildAccess, guild_id: int, overwrites: Sequence[dict]) -> None:
         """Overwrites may only allow or deny what the actor holds; MANAGE_ROLES in them needs an administrator."""
@@ -111,10 +112,13 @@ class ChannelService:
         return channel
 
     def _guild_channel_access(self, channel_id: int, user) -> ChannelAccess:
-        """Access to a channel that only guild channels support (edits, deletes, overwrites): 50003 for a DM."""
+        """Access to a channel that only guild channels support (edits, deletes, overwrites): 50003 for a DM,
+        50024 for a thread (app.services.threads edits and deletes those; they have no overwrites)."""
         access = self.access.channel_access(channel_id, user)
         if access.guild is None:
             raise DMChannelAction()
+        if access.channel.type in THREAD_TYPES:
+            raise ChannelTypeAction()
         return access
 
     def edit_channel(self, user, channel_id: int, fields: dict[str, Any], *, reason: str | None = None) -> Channel:
@@ -147,7 +151,12 @@ class ChannelService:
         channel = access.channel
         # Deleting a category leaves its channels in the guild, outside any category, as Discord does.
         children = list(self.session.scalars(select(Channel).where(Channel.parent_id == channel.id)))
+        # Its threads go with it, as on Discord (their clients drop a deleted channel's threads themselves).
+        threads = [child for child in children if child.type in THREAD_TYPES]
         for child in children:
+            if child.type in THREAD_TYPES:
+                self.session.delete(child)
+                continue
             child.parent_id = None
             self._announce("CHANNEL_UPDATE", child)
         self._announce("CHANNEL_DELETE", channel)
@@ -155,14 +164,16 @@ class ChannelService:
                     changes=diff(_audited_fields(channel), {}))
         self.session.delete(channel)
         self.session.commit()
-        if self.store is not None:
-            self.store.delete_channel(channel_id)
-        if self.blobs is not None:
-            # After the messages that name them; a failure leaves orphan files, never a message without its file.
-            try:
-                self.blobs.delete_under(str(channel_id))
-            except BlobStoreUnavailable as exc:
-                log.warning("could not delete the attachments of deleted channel %s: %s", channel_id, exc)
+        for deleted_id in [channel_id, *(thread.id for thread in threads)]:
+            if self.store is not None:
+                self.store.delete_channel(deleted_id)
+            if self.blobs is not None:
+                # After the messages that name them; a failure leaves orphan files, never a message without its
+                # file.
+                try:
+                    self.blobs.delete_under(str(deleted_id))
+                except BlobStoreUnavailable as exc:
+                    log.warning("could not delete the attachments of deleted channel %s: %s", deleted_id, exc)
         return channel
 
     def _overwrite_manager(self, user, channel_id: int) -> ChannelAccess:

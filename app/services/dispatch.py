@@ -93,6 +93,11 @@ class Dispatch:
         """WEBHOOKS_UPDATE: a channel's webhooks changed (created, edited, moved or deleted)."""
         return self.event("WEBHOOKS_UPDATE", {"channel_id": str(channel_id)}, guild_id=guild_id,
                           channel_id=channel_id)
+    def thread(self, type_: str, data: dict[str, Any], *, guild_id: int, channel_id: int) -> Event:
+        """THREAD_CREATE/UPDATE (a thread channel), THREAD_DELETE (id, parent_id, type; recorded on the parent,
+        whose viewers learn of it), THREAD_MEMBERS_UPDATE (id, member_count, added_members, removed_member_ids)
+        or THREAD_MEMBER_UPDATE (the user's own thread member object)."""
+        return self.event(type_, data, guild_id=guild_id, channel_id=channel_id)
 
     def guild(self, type_: str, data: dict[str, Any], *, guild_id: int) -> Event:
         """A guild-wide event (GUILD_CREATE/UPDATE, GUILD_ROLE_*, GUILD_MEMBER_*) with its ``d``."""

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.auth.permissions import Permission
 from app.blobs.links import AttachmentLinks
 from app.domain import (
+    THREAD_TYPES,
     ChannelPermissions,
     ChannelRef,
     ChannelType,
@@ -50,7 +51,8 @@ from app.services.wire import message_json
 from models import Role, User
 from models.base import begin_read_only
 
-TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM})
+TEXT_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM,
+                                *THREAD_TYPES})
 TYPE_DEFAULT, TYPE_REPLY = MessageType.DEFAULT, MessageType.REPLY
 DELETABLE_TYPES = frozenset({
     MessageType.DEFAULT, MessageType.CHANNEL_PINNED_MESSAGE, MessageType.USER_JOIN, MessageType.GUILD_BOOST,
@@ -209,7 +211,9 @@ class MessageService:
     """Reading history, sending, editing and deleting messages."""
 
     def __init__(self, lookup: MessageLookup, ids, writes: ChannelWrites, dispatch: Dispatch, *,
-                 nonce_ttl_seconds: int = 600, attachments: AttachmentService | None = None):
+                 nonce_ttl_seconds: int = 600, attachments: AttachmentService | None = None, threads=None):
+        #: The ThreadService whose hooks run around writes to threads (archive state, membership, counters).
+        self.threads = threads
         self.attachments = attachments or AttachmentService(None, ids)
         self.lookup = lookup
         self.session = lookup.session
@@ -265,8 +269,12 @@ class MessageService:
     # -- sending --------------------------------------------------------------------------------------------
 
     def create_message(self, user: UserSnapshot, channel_id: int, body: dict[str, Any],
-                       uploads: Sequence[Upload] = ()) -> MessageBundle:
-        return self._create(self.lookup.channel_access(user, channel_id), user, body, uploads)
+                       uploads: Sequence[Upload] = (), *, message_id: int | None = None,
+                       starter: bool = False) -> MessageBundle:
+        """Send a message. ``message_id`` and ``starter``: the first message of a forum post, whose id is the
+        thread's and which the post's creator may send with SEND_MESSAGES of the forum (checked there)."""
+        return self._create(self.lookup.channel_access(user, channel_id), user, body, uploads,
+                            message_id=message_id, starter=starter)
 
     def create_webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, body: dict[str, Any],
                                uploads: Sequence[Upload] = ()) -> MessageBundle:
@@ -277,12 +285,14 @@ class MessageService:
             "webhook_id": webhook.id, "webhook_username": webhook.username,
             "webhook_avatar_url": body.get("avatar_url")})
 
-    def _create(self, access: ChannelAccess, user: UserSnapshot, body: dict[str, Any], uploads: Sequence[Upload],
+    def _create(self, access: ChannelAccess, user: UserSnapshot, body: dict[str, Any], uploads: Sequence[Upload], *,
+                message_id: int | None = None, starter: bool = False,
                 sender: dict[str, Any] | None = None) -> MessageBundle:
         channel_id = access.channel.id
         if access.channel.type not in TEXT_CHANNEL_TYPES:
             raise NonTextChannel()
-        access.require(Permission.SEND_MESSAGES)
+        if not starter:
+            access.require(Permission.SEND_MESSAGES)
         content = body.get("content") or ""
         embeds = self._embeds(body)
         components = body.get("components") or []
@@ -299,8 +309,12 @@ class MessageService:
         mentions, mention_roles, mention_everyone = self._mentions(
             access, content, body.get("allowed_mentions"), replied)
 
+        in_thread = self.threads is not None and access.channel.type in THREAD_TYPES
+        if in_thread:
+            self.threads.before_send(user, access, starter=starter)
+
         nonce = body.get("nonce")
-        message_id = self.ids.next_id()
+        message_id = message_id if message_id is not None else self.ids.next_id()
         if nonce is not None and body.get("enforce_nonce"):
             holder = self.store.claim_nonce(channel_id, user.id, str(nonce), message_id, self.nonce_ttl_seconds)
             if holder is not None:
@@ -340,6 +354,8 @@ class MessageService:
         # worst, so that no message can point at nothing.
         self.writes.apply(channel_id, lambda: self.store.create_message(message), created=message.id,
                           events=created, check={"message": [channel_id, message.id], "exists": True})
+        if in_thread:
+            self.threads.after_send(channel_id, starter=starter)
         return bundle
 
     def _replied_message(self, access: ChannelAccess, reference: dict[str, Any]) -> Message | None:
@@ -518,6 +534,20 @@ class MessageService:
                                                   channel_id=access.channel.id)]
         return updated
 
+    def mark_thread_started(self, user: UserSnapshot, channel_id: int, message: Message, flag: int) -> None:
+        """Set ``flag`` (HAS_THREAD) on the message a thread was started from, with its MESSAGE_UPDATE, as Discord
+        does."""
+        if message.flags & flag:
+            return
+        access = self.lookup.channel_access(user, channel_id)
+        replied = (self.store.get_message(channel_id, message.reference_message_id)
+                   if message.reference_message_id is not None else None)
+        changes = {"flags": message.flags | flag}
+        expected = message.replace(**changes)
+        self.writes.apply(channel_id, lambda: self.store.update_message(channel_id, message.id, changes),
+                          events=self._updated_events(access, message, changes, replied), expected=expected,
+                          check={"message": [channel_id, message.id], "exists": True, "flags": expected.flags})
+
     def delete_message(self, user: UserSnapshot, channel_id: int, message_id: int, *,
                        reason: str | None = None) -> None:
         access = self.lookup.channel_access(user, channel_id)
@@ -540,6 +570,8 @@ class MessageService:
                                      guild_id=access.channel.guild_id, user_id=user.id,
                                      action_type=AuditAction.MESSAGE_DELETE, target_id=message.author_id,
                                      options={"channel_id": str(channel_id), "count": "1"}, reason=reason)
+        if self.threads is not None and access.channel.type in THREAD_TYPES:
+            self.threads.after_delete(channel_id, 1)
         # The files go once the message that names them is gone.
         self.attachments.delete(channel_id, attachment_records(message))
 
@@ -568,5 +600,7 @@ class MessageService:
                                      guild_id=access.channel.guild_id, user_id=user.id,
                                      action_type=AuditAction.MESSAGE_BULK_DELETE, target_id=channel_id,
                                      options={"count": str(len(existing))}, reason=reason)
+        if self.threads is not None and access.channel.type in THREAD_TYPES:
+            self.threads.after_delete(channel_id, len(existing))
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])

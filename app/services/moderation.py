@@ -24,6 +24,7 @@ from app.services.audit import AuditAction, change, record_audit
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch, SessionEvents
 from app.services.guilds import GuildService, MemberView
+from app.services.threads import leave_guild_threads
 from app.services.wire import timestamp, user_json
 from models import Ban, Member, MemberRole, Role, User
 
@@ -219,6 +220,7 @@ class ModerationService:
         if member is None:
             return False
         removed = user_json(member.user)
+        leave_guild_threads(self.session, guild_id, user_id)
         self.session.delete(member)
         self._announce("GUILD_MEMBER_REMOVE", guild_id, {"user": removed})
         return True

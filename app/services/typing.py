@@ -7,13 +7,14 @@ import time
 from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
-from app.domain import ChannelType, UserSnapshot
+from app.domain import THREAD_TYPES, ChannelType, UserSnapshot
 from app.errors import NonTextChannel
 from app.services.access import AccessService
 from app.services.dispatch import SessionEvents
 from app.services.wire import member_json
 
-TYPING_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM})
+TYPING_CHANNEL_TYPES = frozenset({ChannelType.GUILD_TEXT, ChannelType.GUILD_ANNOUNCEMENT, ChannelType.DM,
+                                  *THREAD_TYPES})
 
 
 class TypingService:

@@ -304,3 +304,33 @@ def webhook_json(webhook, creator: User | None, *, token: str | None = None,
         if api_base is not None:
             body["url"] = f"{api_base}/webhooks/{webhook.id}/{token}"
     return body
+
+
+def thread_json(channel: Channel, thread, archived_at: datetime | None) -> dict[str, Any]:
+    """A thread channel (type 10, 11 or 12) as Discord serves it, with its ``thread_metadata``. ``archived_at``:
+    when it was archived, None while it is active (app.services.threads decides, inactivity included)."""
+    metadata: dict[str, Any] = {
+        "archived": archived_at is not None, "auto_archive_duration": thread.auto_archive_duration,
+        "archive_timestamp": timestamp(archived_at if archived_at is not None else thread.archive_timestamp),
+        "locked": thread.locked, "create_timestamp": timestamp(thread.created_at),
+    }
+    if channel.type == 12:
+        metadata["invitable"] = thread.invitable
+    return {
+        "id": str(channel.id), "type": channel.type, "guild_id": str(channel.guild_id),
+        "parent_id": str(channel.parent_id), "owner_id": str(thread.owner_id), "name": channel.name,
+        "last_message_id": str(channel.last_message_id) if channel.last_message_id else None,
+        "rate_limit_per_user": channel.rate_limit_per_user, "flags": thread.flags,
+        "message_count": thread.message_count, "member_count": thread.member_count,
+        "total_message_sent": thread.total_message_sent, "applied_tags": orjson.loads(thread.applied_tags),
+        "thread_metadata": metadata,
+    }
+
+
+def thread_member_json(row, member: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A thread member object; ``member``: the guild member object, when asked for (``with_member``)."""
+    body: dict[str, Any] = {"id": str(row.thread_id), "user_id": str(row.user_id),
+                            "join_timestamp": timestamp(row.join_timestamp), "flags": row.flags}
+    if member is not None:
+        body["member"] = member
+    return body

@@ -1,7 +1,7 @@
 """incoming webhooks, and the webhook columns of messages
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06
 
 A new table ``webhooks``: the incoming webhooks of guild text channels (app.services.webhooks), each with only
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 

@@ -526,3 +526,51 @@ def test_webhooks_update_needs_guild_webhooks_and_a_webhook_message_arrives_as_a
     finally:
         hooks.close()
         without.close()
+
+
+def test_thread_events_reach_those_who_see_the_thread(world):
+    """A private thread and what happens in it reach its members only; adding one tells them, and their next
+    GUILD_CREATE lists the active threads they see."""
+    client, _ = world.connect(world.bot, ALL_GUILD)
+    plain, _ = world.connect(world.plain, NO_CONTENT)
+    owner = world.rest(world.owner)
+    try:
+        client.dispatches(1)
+        plain.dispatches(1)
+        status, secret = owner.post(f"/channels/{world.general}/threads", {"name": "secret", "type": 12})
+        assert status == 201, secret
+        status, open_ = owner.post(f"/channels/{world.general}/threads", {"name": "open", "type": 11})
+        assert status == 201, open_
+        created = client.until(lambda p: p["t"] == "THREAD_CREATE")
+        assert created["d"]["id"] == open_["id"] and created["d"]["newly_created"] is True
+        world.say(int(secret["id"]), "members only")
+        world.say(int(open_["id"]), "for everyone")
+        seen = client.until(lambda p: p["t"] == "MESSAGE_CREATE")
+        assert seen["d"]["content"] == "for everyone"
+        status, _ = owner.exchange("PUT", f"/channels/{secret['id']}/thread-members/{world.bot.id}", None)[::2]
+        assert status == 204
+        added = client.until(lambda p: p["t"] == "THREAD_MEMBERS_UPDATE")
+        assert added["d"]["id"] == secret["id"]
+        assert [m["user_id"] for m in added["d"]["added_members"]] == [str(world.bot.id)]
+        told = client.until(lambda p: p["t"] == "THREAD_CREATE")
+        assert told["d"]["id"] == secret["id"] and told["d"]["member"]["user_id"] == str(world.bot.id)
+        world.say(int(secret["id"]), "now you see it")
+        assert client.until(lambda p: p["t"] == "MESSAGE_CREATE")["d"]["content"] == "now you see it"
+        # The plain member never heard of the private thread, nor of the bot joining it (no GUILD_MEMBERS).
+        seen_by_plain = [(p["t"], p["d"]["id"] if p["t"] == "THREAD_CREATE" else p["d"]["content"])
+                         for p in plain.dispatches(2)]
+        assert seen_by_plain == [("THREAD_CREATE", open_["id"]), ("MESSAGE_CREATE", "")]
+        with pytest.raises(TimeoutError):
+            plain.dispatches(1, timeout=1.0)
+    finally:
+        client.close()
+        plain.close()
+    again, _ = world.connect(world.bot, ALL_GUILD)
+    other, _ = world.connect(world.plain, NO_CONTENT)
+    try:
+        threads = {t["id"] for t in again.dispatches(1)[0]["d"]["threads"]}
+        assert {secret["id"], open_["id"]} <= threads
+        assert secret["id"] not in {t["id"] for t in other.dispatches(1)[0]["d"]["threads"]}
+    finally:
+        again.close()
+        other.close()

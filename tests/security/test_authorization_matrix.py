@@ -133,6 +133,28 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("PATCH", "/webhooks/<webhook_id>/<token>/messages/<message_id>"): Rule("public", body={"content": "edited"},
                                                                            author="webhook"),
     ("DELETE", "/webhooks/<webhook_id>/<token>/messages/<message_id>"): Rule("public", success=204, author="webhook"),
+    # Threads: a thread's permissions are its parent's (the world's channel, whose overwrites apply); the
+    # "thread" override points <channel_id> at a public thread of it, which the bystander has joined.
+    ("POST", "/channels/<channel_id>/messages/<message_id>/threads"): Rule(
+        "channel", P.CREATE_PUBLIC_THREADS, 201, body={"name": "t"}),
+    ("POST", "/channels/<channel_id>/threads"): Rule("channel", P.CREATE_PUBLIC_THREADS, 201,
+                                                     body={"name": "t", "type": 11}),
+    ("GET", "/guilds/<guild_id>/threads/active"): Rule("guild"),
+    ("GET", "/channels/<channel_id>/threads/archived/public"): Rule("channel", HISTORY),
+    ("GET", "/channels/<channel_id>/threads/archived/private"): Rule("channel", P.MANAGE_THREADS),
+    ("GET", "/channels/<channel_id>/users/@me/threads/archived/private"): Rule("channel", HISTORY),
+    ("PUT", "/channels/<channel_id>/thread-members/@me"): Rule("channel", VIEW, 204, denied=50001,
+                                                               overrides={"channel": "thread"}),
+    ("DELETE", "/channels/<channel_id>/thread-members/@me"): Rule("channel", VIEW, 204, denied=50001,
+                                                                  overrides={"channel": "thread"}),
+    ("PUT", "/channels/<channel_id>/thread-members/<user_id>"): Rule(
+        "channel", P.SEND_MESSAGES_IN_THREADS, 204, overrides={"channel": "thread"}),
+    ("DELETE", "/channels/<channel_id>/thread-members/<user_id>"): Rule(
+        "channel", P.MANAGE_THREADS, 204, overrides={"channel": "thread"}),
+    ("GET", "/channels/<channel_id>/thread-members"): Rule("channel", VIEW, denied=50001,
+                                                           overrides={"channel": "thread"}),
+    ("GET", "/channels/<channel_id>/thread-members/<user_id>"): Rule("channel", VIEW, denied=50001,
+                                                                     overrides={"channel": "thread"}),
 }
 
 
@@ -191,6 +213,14 @@ class World:
             session.commit()
         self.owner_messages = [self.message(self.owner.id) for _ in range(2)]
         self.hook = self.new_webhook()
+        self.thread_id = None
+        if rule.overrides.get("channel") == "thread":
+            thread = json_body(client.post(f"/api/v10/channels/{self.channel_id}/threads",
+                                           json={"name": "thread", "type": 11}, headers=self.owner.headers), 201)
+            self.thread_id = int(thread["id"])
+            joined = client.put(f"/api/v10/channels/{self.thread_id}/thread-members/{self.bystander.id}",
+                                headers=self.owner.headers)
+            assert joined.status_code == 204, joined.get_data(as_text=True)
 
     def new_webhook(self) -> dict:
         return json_body(self.client.post(f"/api/v10/channels/{self.channel_id}/webhooks", json={"name": "hook"},
@@ -221,7 +251,7 @@ class World:
             message_id = self.webhook_message(hook)
         values = {
             "webhook_id": hook["id"], "token": hook["token"],
-            "guild_id": self.guild_id, "channel_id": self.channel_id, "role_id": self.target_role,
+            "guild_id": self.guild_id, "channel_id": self.thread_id or self.channel_id, "role_id": self.target_role,
             "overwrite_id": self.target_role, "emoji": THUMBS_UP,
             "user_id": users.get(self.rule.overrides.get("user_id"), self.bystander.id),
             "message_id": message_id if message_id is not None else (
