@@ -94,9 +94,10 @@ def post_own(resources: Resources, guild_id: int, channels: list[int], user_id: 
 
 def moderation(resources: Resources) -> ModerationService:
     writes = ChannelWrites(resources.engine, resources.message_store, record_events=resources.settings.events_enabled)
-    purge = MessagePurge(resources.message_store, writes, Dispatch(resources.ids),
+    session = resources.session()
+    purge = MessagePurge(session, resources.message_store, writes, Dispatch(resources.ids),
                          AttachmentService(resources.blob_store, resources.ids))
-    return ModerationService(resources.session(), resources.ids, events=resources.session_events(), purge=purge)
+    return ModerationService(session, resources.ids, events=resources.session_events(), purge=purge)
 
 
 def ban_once(resources: Resources, owner: UserSnapshot, guild_id: int, user_id: int) -> tuple[float, float]:

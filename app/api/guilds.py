@@ -51,7 +51,7 @@ def _moderation() -> ModerationService:
     res = resources()
     writes = ChannelWrites(res.engine, res.message_store, committed=relay.wake,
                            record_events=res.settings.events_enabled)
-    purge = MessagePurge(res.message_store, writes, Dispatch(res.ids), AttachmentService(res.blob_store, res.ids))
+    purge = MessagePurge(db(), res.message_store, writes, Dispatch(res.ids), AttachmentService(res.blob_store, res.ids))
     return ModerationService(db(), res.ids, events=_events(), purge=purge)
 
 

@@ -24,7 +24,7 @@ from app.services.audit import AuditAction, change, record_audit
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch, SessionEvents
 from app.services.guilds import GuildService, MemberView
-from app.services.threads import leave_guild_threads
+from app.services.threads import forget_thread_messages, leave_guild_threads
 from app.services.wire import timestamp, user_json
 from models import Ban, Member, MemberRole, Role, User
 
@@ -42,8 +42,9 @@ class MessagePurge:
     through :class:`ChannelWrites` as a bulk delete does: the channel's bookkeeping, MESSAGE_DELETE(_BULK) events
     (which the search indexer and the read caches follow), reactions and pins with the messages, files after."""
 
-    def __init__(self, store: MessageStore, writes: ChannelWrites, dispatch: Dispatch,
+    def __init__(self, session: Session, store: MessageStore, writes: ChannelWrites, dispatch: Dispatch,
                  attachments: AttachmentService):
+        self.session = session
         self.store = store
         self.writes = writes
         self.dispatch = dispatch
@@ -78,6 +79,8 @@ class MessagePurge:
             event = self.dispatch.messages_deleted(existing, guild_id=guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
                           events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})
+        forget_thread_messages(self.session, channel_id, len(existing))
+        self.session.commit()
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])
         return len(existing)

@@ -68,6 +68,15 @@ def leave_guild_threads(session: Session, guild_id: int, user_id: int) -> None:
                         .values(member_count=Thread.member_count - 1))
 
 
+def forget_thread_messages(session: Session, channel_id: int, count: int) -> None:
+    """``count`` messages of the channel were deleted: a thread's ``message_count`` drops by as many (a channel
+    that is no thread has no row to change). The caller commits."""
+    session.execute(update(Thread).where(Thread.channel_id == channel_id).values(
+        message_count=func.max(Thread.message_count - count, 0)
+        if session.get_bind().dialect.name == "sqlite"
+        else func.greatest(Thread.message_count - count, 0)))
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -399,10 +408,7 @@ class ThreadService:
         self.session.commit()
 
     def after_delete(self, thread_id: int, count: int) -> None:
-        self.session.execute(update(Thread).where(Thread.channel_id == thread_id).values(
-            message_count=func.max(Thread.message_count - count, 0)
-            if self.session.get_bind().dialect.name == "sqlite"
-            else func.greatest(Thread.message_count - count, 0)))
+        forget_thread_messages(self.session, thread_id, count)
         self.session.commit()
 
     # -- members ---------------------------------------------------------------------------------------------

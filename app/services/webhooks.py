@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.tokens import new_webhook_token, webhook_token_matches
-from app.domain import ChannelRef, UserSnapshot
+from app.domain import THREAD_TYPES, ChannelRef, UserSnapshot
 from app.errors import InvalidForm, InvalidWebhookToken, MaxWebhooks, NonTextChannel, UnknownWebhook
 from app.services.access import AccessService, ChannelAccess
 from app.services.attachments import Upload
@@ -64,7 +64,9 @@ class WebhookService:
 
     def _managed_channel(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
         access = self.access.channel_access(channel_id, user)
-        if access.guild is None or access.channel.type not in TEXT_CHANNEL_TYPES:
+        # A thread has no webhooks of its own: its parent's post into it with ``thread_id``.
+        if access.guild is None or access.channel.type not in TEXT_CHANNEL_TYPES or \
+                access.channel.type in THREAD_TYPES:
             raise NonTextChannel()
         access.require(Permission.MANAGE_WEBHOOKS)
         return access
