@@ -129,6 +129,9 @@ def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str |
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def parsed(**kwargs: Any):
+            for name, value in request.args.items(multi=True):
+                if "\x00" in value:  # PostgreSQL text cannot hold it: refused here for every route
+                    raise InvalidForm.field(name, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
             for name, value in kwargs.items():
                 if name.endswith("_id"):
                     kwargs[name] = snowflake_field(name, value)
@@ -196,10 +199,15 @@ def audit_reason() -> str | None:
     if raw is None or raw == "":
         return None
     try:
-        reason = urllib.parse.unquote(raw, errors="strict")
-    except UnicodeDecodeError:
+        # A header's bytes arrive as latin-1 (WSGI): back to bytes, percent-decoded, then strictly UTF-8, so raw
+        # UTF-8 is read as UTF-8 and bytes that are not UTF-8 are refused rather than stored garbled.
+        reason = urllib.parse.unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
+    except UnicodeError:
         raise InvalidForm.field(AUDIT_LOG_REASON_HEADER, "BASE_TYPE_BAD", "The reason is not URL-encoded UTF-8.") \
             from None
+    if any(ord(character) < 32 and character not in "\t\n" for character in reason):
+        raise InvalidForm.field(AUDIT_LOG_REASON_HEADER, "STRING_TYPE_INVALID_CHARACTERS",
+                                "Must not contain control characters.")
     if len(reason) > MAX_AUDIT_LOG_REASON:
         raise InvalidForm.field(AUDIT_LOG_REASON_HEADER, "BASE_TYPE_MAX_LENGTH",
                                 f"Must be {MAX_AUDIT_LOG_REASON} or fewer in length.")

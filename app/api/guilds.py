@@ -180,12 +180,12 @@ def edit_current_member(guild_id: int):
        responses=ok("Member"), query=(Query("query", {"type": "string", "minLength": 1, "maxLength": 100}),
                                       limit_query(1, 1000)), list_of=True, rate_limit=OWN_BUCKET, public=False)
 def search_members(guild_id: int):
+    limit = query_int("limit", 1, 1, 1000)
     query = request.args.get("query")
     if not query:
         raise InvalidForm.field("query", "BASE_TYPE_REQUIRED", "This field is required")
     if len(query) > 100:
         raise InvalidForm.field("query", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
-    limit = query_int("limit", 1, 1, 1000)
     members = _moderation().search_members(current_user(), guild_id, query, limit)
     return json_response([member_json(m) for m in members])
 

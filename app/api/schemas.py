@@ -190,10 +190,9 @@ def _timestamp(value: Any) -> Any:
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
             return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        except (ValueError, OverflowError):  # OverflowError: a valid time whose UTC is past year 9999
+            pass
     raise PydanticCustomError("timestamp", "Could not parse {value}. Should be ISO8601.", {"value": repr(value)})
 
 

@@ -98,12 +98,18 @@ class GuildView:
         return visible
 
     def has_permission(self, user_id: int, permission: int) -> bool:
-        """Whether the member holds ``permission`` guild-wide (owner and ADMINISTRATOR hold all)."""
-        if self.members.get(user_id) is None:
+        """Whether the member holds ``permission`` guild-wide (owner and ADMINISTRATOR hold all), as the REST
+        routes decide it: a timed-out member keeps only VIEW_CHANNEL and READ_MESSAGE_HISTORY until the end."""
+        member = self.members.get(user_id)
+        if member is None:
             return False
         base = base_permissions(guild_id=self.guild_id, owner_id=self.owner_id, user_id=user_id,
                                 everyone_permissions=self.roles.get(self.guild_id, 0),
                                 role_permissions=[self.roles.get(r, 0) for r in self.member_role_ids(user_id)])
+        timeout = member.get("communication_disabled_until")
+        if timeout is not None and user_id != self.owner_id and not base & Permission.ADMINISTRATOR \
+                and datetime.fromisoformat(timeout) > datetime.now(timezone.utc):
+            base &= Permission.VIEW_CHANNEL | Permission.READ_MESSAGE_HISTORY
         return base & permission == permission
 
     def can_view(self, user_id: int, channel_id: int) -> bool:

@@ -180,6 +180,16 @@ def test_a_reason_longer_than_512_or_not_utf8_is_refused_and_nothing_is_written(
     assert codes == ["BASE_TYPE_MAX_LENGTH"]
     field_error_codes(client.delete(url, headers={**owner.headers, "X-Audit-Log-Reason": "%FF"}),
                       "X-Audit-Log-Reason")
+    # A NUL (which PostgreSQL text cannot hold) or another control character is refused before the write.
+    for refused in ("spam%00bot", "spam%07"):
+        assert field_error_codes(client.delete(url, headers={**owner.headers, "X-Audit-Log-Reason": refused}),
+                                 "X-Audit-Log-Reason") == ["STRING_TYPE_INVALID_CHARACTERS"]
     json_body(client.get(url, headers=owner.headers), 200)
     no_content(client.delete(url, headers={**owner.headers, **reason("é" * 512)}))
     assert log(client, owner, guild_id)["audit_log_entries"][0]["reason"] == "é" * 512
+    # Unencoded UTF-8 (the header's bytes as they arrive) is read as UTF-8, not stored garbled.
+    channel = json_body(client.post(f"/api/v10/guilds/{guild_id}/channels", json={"name": "raw"},
+                                    headers={**owner.headers,
+                                             "X-Audit-Log-Reason": "späm".encode().decode("latin-1")}), 201)
+    assert log(client, owner, guild_id)["audit_log_entries"][0] == {
+        **log(client, owner, guild_id)["audit_log_entries"][0], "target_id": channel["id"], "reason": "späm"}

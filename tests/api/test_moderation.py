@@ -155,8 +155,10 @@ def test_timeouts_need_moderate_members_and_spare_admins_and_last_at_most_28_day
     error(patch(client, g, g.owner, g.admin.id, communication_disabled_until=in_future(hours=1)), 403, 50013)
     assert field_error_codes(patch(client, g, g.mod, g.junior.id, communication_disabled_until=in_future(days=29)),
                              "communication_disabled_until") == ["COMMUNICATION_DISABLED_TOO_LONG"]
-    assert field_error_codes(patch(client, g, g.mod, g.junior.id, communication_disabled_until="tomorrow"),
-                             "communication_disabled_until") == ["DATE_TYPE_PARSE"]
+    # The last moment a timestamp can name, west of UTC: past year 9999 once in UTC.
+    for unparsable in ("tomorrow", "9999-12-31T23:59:59-05:00"):
+        assert field_error_codes(patch(client, g, g.mod, g.junior.id, communication_disabled_until=unparsable),
+                                 "communication_disabled_until") == ["DATE_TYPE_PARSE"]
     error(patch(client, g, g.mod, g.mod.id, communication_disabled_until=in_future(hours=1)), 403, 50013)
     json_body(patch(client, g, g.mod, g.junior.id, communication_disabled_until=in_future(days=27)), 200)
 
@@ -374,6 +376,8 @@ def test_member_search_matches_username_and_nick_prefixes(client, guild):
     assert len(json_body(client.get(url, query_string={"query": "jun"}, headers=g.plain.headers), 200)) == 1
     assert json_body(client.get(url, query_string={"query": "%"}, headers=g.plain.headers), 200) == []
     assert field_error_codes(client.get(url, headers=g.plain.headers), "query") == ["BASE_TYPE_REQUIRED"]
+    assert field_error_codes(client.get(url, query_string={"query": "ju\x00"}, headers=g.plain.headers),
+                             "query") == ["STRING_TYPE_INVALID_CHARACTERS"]
     assert field_error_codes(client.get(url, query_string={"query": "a", "limit": 0}, headers=g.plain.headers),
                              "limit") == ["NUMBER_TYPE_MIN"]
     error(client.get(url, query_string={"query": "a"}, headers=g.outsider.headers), 403, 50001)

@@ -7,7 +7,7 @@ import contextlib
 import http.client
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import insert, update
@@ -205,6 +205,32 @@ def test_bans_need_guild_moderation_and_audit_entries_also_view_audit_log(world)
     finally:
         for session in (owner_session, bot_session, guilds_only):
             session.close()
+
+
+def test_a_timed_out_member_gets_no_audit_entries_as_the_audit_log_route_refuses_them(world):
+    owner = world.rest(world.owner)
+    status, auditor = owner.post(f"/guilds/{world.guild_id}/roles",
+                                 {"name": "auditor", "permissions": str(int(Permission.VIEW_AUDIT_LOG))})
+    assert status == 200, auditor
+    assert owner.exchange("PUT", f"/guilds/{world.guild_id}/members/{world.bot.id}/roles/{auditor['id']}",
+                          None)[0] == 204
+    until = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    status, member = owner.exchange("PATCH", f"/guilds/{world.guild_id}/members/{world.bot.id}",
+                                    {"communication_disabled_until": until})[::2]
+    assert status == 200, member
+    assert world.rest(world.bot).get(f"/guilds/{world.guild_id}/audit-logs")[0] == 403
+    session, _ = world.connect(world.bot, int(Intent.GUILDS | Intent.GUILD_MODERATION))
+    try:
+        session.dispatches(1)
+        assert owner.post(f"/guilds/{world.guild_id}/roles", {"name": "while timed out"})[0] == 200
+        assert owner.post(f"/guilds/{world.guild_id}/roles", {"name": "marker"})[0] == 200
+        # The second role's event comes after the first role's audit entry.
+        session.until(lambda p: p["t"] == "GUILD_ROLE_CREATE" and p["d"]["role"]["name"] == "marker")
+        assert not any(p["t"] == "GUILD_AUDIT_LOG_ENTRY_CREATE" for p in session.skipped)
+    finally:
+        session.close()
+        owner.exchange("PATCH", f"/guilds/{world.guild_id}/members/{world.bot.id}",
+                       {"communication_disabled_until": None})
 
 
 def test_view_channel_is_recomputed_on_overwrite_changes_without_reconnecting(world):
