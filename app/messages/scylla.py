@@ -361,16 +361,19 @@ class ScyllaMessageStore(MessageStore):
         return self.get_message(channel_id, message_id)
 
     def delete_messages(self, channel_id: int, message_ids: Sequence[int]) -> None:
-        # The author index is keyed by guild and author, which only the messages know: read them first. A retry
-        # after a partial failure finds the message gone and leaves its entry, which readers then skip.
+        # The author index is keyed by guild and author, which only the messages know: read them first. Its
+        # entries go only once the messages are gone: a delete that fails part way leaves the entries of messages
+        # that may still be there (so a retried ban's purge still finds them), and an entry whose message is gone
+        # is skipped by readers.
         indexed = [m for m in self.get_messages(channel_id, message_ids).values() if m.guild_id is not None]
-        requests = [self._execute_async(self._DELETE_BY_AUTHOR, (m.guild_id, m.author_id, m.id)) for m in indexed]
+        requests = []
         for message_id in set(message_ids):
             key = (channel_id, bucket_of(message_id), message_id)
             requests.append(self._execute_async(self._DELETE_MESSAGE, key))
             requests.append(self._execute_async(self._CLEAR_REACTIONS, key))
             requests.append(self._execute_async(self._DELETE_PIN, (channel_id, message_id)))
         self._wait(requests)
+        self._wait(self._execute_async(self._DELETE_BY_AUTHOR, (m.guild_id, m.author_id, m.id)) for m in indexed)
 
     def delete_channel(self, channel_id: int) -> None:
         requests = []

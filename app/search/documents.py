@@ -97,7 +97,7 @@ def changes_of(events: Iterable[Event], pins_of: Callable[[int], frozenset[int]]
         elif event.type == "CHANNEL_PINS_UPDATE":
             if event.guild_id is not None and event.channel_id is not None:
                 changes.append(SetPins(event.channel_id, pins_of(event.channel_id)))
-        elif event.type == "CHANNEL_DELETE":
+        elif event.type in ("CHANNEL_DELETE", "THREAD_DELETE"):
             changes.append(DeleteChannel(int(data["id"])))
         elif event.type == "GUILD_CREATE":
             changes.append(GuildCreated(int(data["id"])))

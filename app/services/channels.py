@@ -17,6 +17,7 @@ from app.services.access import AccessService, ChannelAccess, GuildAccess
 from app.services.audit import AuditAction, diff, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.rows import add_unless_present
+from app.services.threads import record_thread_deleted
 from app.services.wire import channel_json
 from models import Channel, Member, PermissionOverwrite, Role
 
@@ -155,6 +156,7 @@ class ChannelService:
         threads = [child for child in children if child.type in THREAD_TYPES]
         for child in children:
             if child.type in THREAD_TYPES:
+                record_thread_deleted(self.session, self.events, child)
                 self.session.delete(child)
                 continue
             child.parent_id = None

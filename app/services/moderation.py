@@ -24,6 +24,7 @@ from app.services.audit import AuditAction, change, record_audit
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch, SessionEvents
 from app.services.guilds import GuildService, MemberView
+from app.services.rows import add_unless_present
 from app.services.threads import forget_thread_messages, leave_guild_threads
 from app.services.wire import timestamp, user_json
 from models import Ban, Member, MemberRole, Role, User
@@ -192,7 +193,7 @@ class ModerationService:
                 raise MissingPermissions()
             roles[role_id] = role
         for role_id in added:
-            self.session.add(MemberRole(guild_id=guild_id, user_id=member.user_id, role_id=role_id))
+            add_unless_present(self.session, MemberRole(guild_id=guild_id, user_id=member.user_id, role_id=role_id))
         for role_id in removed:
             self.session.delete(self.session.get(MemberRole, (guild_id, member.user_id, role_id)))
         changes = []
@@ -236,9 +237,10 @@ class ModerationService:
         if user_id == access.member.user_id:
             raise MissingPermissions()
         guild_id = access.guild.id
-        if self.session.get(Ban, (guild_id, user_id)) is None:
-            self.session.add(Ban(guild_id=guild_id, user_id=user_id, reason=reason,
-                                 created_at=datetime.now(timezone.utc)))
+        # Two identical bans at once both find none: the later one's insert meets the earlier's row.
+        if self.session.get(Ban, (guild_id, user_id)) is None and add_unless_present(
+                self.session, Ban(guild_id=guild_id, user_id=user_id, reason=reason,
+                                  created_at=datetime.now(timezone.utc))):
             self._announce("GUILD_BAN_ADD", guild_id, {"user": user_json(user)})
             self._audit(access, AuditAction.MEMBER_BAN_ADD, user_id, reason=reason)
         self._remove_member(guild_id, user_id)

@@ -77,6 +77,14 @@ def forget_thread_messages(session: Session, channel_id: int, count: int) -> Non
         else func.greatest(Thread.message_count - count, 0)))
 
 
+def record_thread_deleted(session: Session, events: SessionEvents, channel: Channel) -> None:
+    """THREAD_DELETE of a thread deleted in ``session``'s transaction (alone, or with its parent), recorded on the
+    parent channel."""
+    events.record(session, lambda dispatch: [dispatch.thread(
+        "THREAD_DELETE", {"id": str(channel.id), "parent_id": str(channel.parent_id), "type": channel.type},
+        guild_id=channel.guild_id, channel_id=channel.parent_id)])
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -296,7 +304,7 @@ class ThreadService:
 
     # -- editing and deleting ---------------------------------------------------------------------------------
 
-    def edit(self, user, thread_id: int, fields: dict[str, Any]) -> dict:
+    def edit(self, user, thread_id: int, fields: dict[str, Any], *, reason: str | None = None) -> dict:
         """PATCH /channels/{thread}: the owner or MANAGE_THREADS change name, archive state and duration; only
         MANAGE_THREADS locks, sets ``invitable`` and slow mode. An archived thread must be reopened by the same
         request (anyone who may send reopens an unlocked one)."""
@@ -340,7 +348,7 @@ class ThreadService:
         self.session.commit()
         return self.json(channel, thread)
 
-    def delete(self, user, thread_id: int) -> dict:
+    def delete(self, user, thread_id: int, *, reason: str | None = None) -> dict:
         access, thread = self._thread_access(user, thread_id)
         access.require(Permission.MANAGE_THREADS)
         channel = access.channel
@@ -352,11 +360,8 @@ class ThreadService:
         return body
 
     def _announce_deleted(self, channel: Channel | None) -> None:
-        if channel is None:
-            return
-        self.events.record(self.session, lambda dispatch: [dispatch.thread(
-            "THREAD_DELETE", {"id": str(channel.id), "parent_id": str(channel.parent_id), "type": channel.type},
-            guild_id=channel.guild_id, channel_id=channel.parent_id)])
+        if channel is not None:
+            record_thread_deleted(self.session, self.events, channel)
 
     def _delete(self, channel: Channel | None) -> None:
         if channel is not None:

@@ -93,6 +93,22 @@ def test_hits_of_many_channels_with_replies_and_files_are_served_as_their_channe
     assert served[2]["reactions"][0]["me"] is True
 
 
+def test_a_deleted_thread_leaves_the_index_alone_or_with_its_parent(client, make, resources, room):
+    parent = make.channel(room.guild_id, "parent")
+    threads = [json_body(client.post(f"/api/v10/channels/{channel}/threads", json={"name": "t", "type": 11},
+                                     headers=room.owner.headers), 201)["id"] for channel in (room.channel_id, parent)]
+    for thread in threads:
+        post(client, room.owner, thread, "zebra in a thread")
+    post(client, room.owner, room.channel_id, "zebra outside")
+    index_now(resources)
+    assert json_body(search(client, room.owner, room.guild_id, content="zebra"), 200)["total_results"] == 3
+    json_body(client.delete(f"/api/v10/channels/{threads[0]}", headers=room.owner.headers), 200)
+    json_body(client.delete(f"/api/v10/channels/{parent}", headers=room.owner.headers), 200)
+    index_now(resources)
+    body = json_body(search(client, room.owner, room.guild_id, content="zebra"), 200)
+    assert (body["total_results"], [hit[0]["content"] for hit in body["messages"]]) == (1, ["zebra outside"])
+
+
 def test_a_guild_never_indexed_is_answered_202_until_its_history_is_rebuilt(client, make, resources):
     owner = make.actor()
     guild_id, channel_id = make.guild(owner)  # made without events: its history predates the index
