@@ -204,8 +204,11 @@ class RateLimiter:
             reset = limiter.get_window_stats(self.global_limit, "global", identity).reset_time
             return None, Refusal(retry_after=max(reset - time.time(), 0.001), is_global=True)
         if "token" in view_args and "webhook_id" in view_args:
-            # A webhook's token routes (no user): their buckets are the webhook's, whoever calls.
-            identity, authenticated = "webhook", True
+            # A webhook's token routes (no user): their buckets are the webhook's with that token, whoever calls.
+            # The token is part of the key, as Discord counts it in the major parameter: a webhook's id is public
+            # (every message it sends names it), and wrong tokens must not spend the right one's requests.
+            identity = "webhook:" + hashlib.sha256(str(view_args["token"]).encode()).hexdigest()[:32]
+            authenticated = True
         if not authenticated:
             return None, None
         major = _major_parameter(view_args)

@@ -346,6 +346,14 @@ def test_executions_have_a_bucket_per_webhook(client, room, hook, rate_limits):
     assert execute(client, other, content="fine").status_code == 200
 
 
+def test_wrong_tokens_do_not_spend_the_webhooks_requests(client, room, hook, rate_limits):
+    """A webhook's id is public (its messages name it): requests with a wrong token count apart from its own."""
+    forged = {**hook, "token": "x" * len(hook["token"])}
+    for _ in range(6):
+        assert execute(client, forged, content="spoof").status_code in (401, 429)
+    assert execute(client, hook, content="still mine").status_code == 200
+
+
 def test_a_webhook_message_survives_export_and_import(app, client, room, hook, make, tmp_path):
     sent = json_body(execute(client, hook, content="exported", username="Smee",
                              avatar_url="https://example.com/a.png"), 200)
