@@ -45,6 +45,9 @@ class AuditAction(enum.IntEnum):
     MESSAGE_BULK_DELETE = 73
     MESSAGE_PIN = 74
     MESSAGE_UNPIN = 75
+    THREAD_CREATE = 110
+    THREAD_UPDATE = 111
+    THREAD_DELETE = 112
 
 
 def change(key: str, old: Any, new: Any) -> dict[str, Any]:

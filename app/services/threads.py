@@ -41,6 +41,7 @@ from app.errors import (
 from app.ids import snowflake_time
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess
+from app.services.audit import AuditAction, diff, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.guilds import MemberView
 from app.services.rows import add_unless_present
@@ -53,6 +54,19 @@ AUTO_ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 _PUBLIC_THREAD_TYPES = frozenset({ChannelType.PUBLIC_THREAD, ChannelType.ANNOUNCEMENT_THREAD})
 #: The message flag of a message a thread was started from.
 HAS_THREAD = 1 << 5
+#: What a thread's audit log entries (THREAD_CREATE, _UPDATE, _DELETE) show in their ``changes``.
+_AUDITED = ("name", "type", "archived", "locked", "auto_archive_duration", "rate_limit_per_user", "invitable")
+
+
+def audited_state(channel: Channel, thread: Thread) -> dict[str, Any]:
+    """The thread's fields as its audit log entries' ``changes`` show them (``invitable`` only for a private
+    thread, as its wire object)."""
+    state = {"name": channel.name, "type": channel.type, "archived": bool(thread.archived),
+             "locked": bool(thread.locked), "auto_archive_duration": thread.auto_archive_duration,
+             "rate_limit_per_user": channel.rate_limit_per_user or 0}
+    if channel.type == ChannelType.PRIVATE_THREAD:
+        state["invitable"] = bool(thread.invitable)
+    return {key: state[key] for key in _AUDITED if key in state}
 
 
 def leave_guild_threads(session: Session, guild_id: int, user_id: int) -> None:
@@ -186,7 +200,8 @@ class ThreadService:
 
     # -- creating --------------------------------------------------------------------------------------------
 
-    def create_from_message(self, user, channel_id: int, message_id: int, fields: dict[str, Any]) -> dict:
+    def create_from_message(self, user, channel_id: int, message_id: int, fields: dict[str, Any], *,
+                            reason: str | None = None) -> dict:
         """A public thread (an announcement thread in an announcement channel) whose id is the message's."""
         access = self.access.channel_access(channel_id, user)
         parent = access.channel
@@ -203,13 +218,15 @@ class ThreadService:
             raise ThreadExists()
         type_ = (ChannelType.ANNOUNCEMENT_THREAD if parent.type == ChannelType.GUILD_ANNOUNCEMENT
                  else ChannelType.PUBLIC_THREAD)
-        channel, thread = self._create(user, self.session.get(Channel, channel_id), message_id, type_, fields)
+        channel, thread = self._create(user, self.session.get(Channel, channel_id), message_id, type_, fields,
+                                       reason=reason)
         body = self.json(channel, thread)
         if self.messages is not None:
             self.messages.mark_thread_started(user, channel_id, message, HAS_THREAD)
         return body
 
-    def create(self, user, channel_id: int, fields: dict[str, Any], uploads: Sequence = ()) -> dict:
+    def create(self, user, channel_id: int, fields: dict[str, Any], uploads: Sequence = (), *,
+               reason: str | None = None) -> dict:
         """A thread without a message in a text or announcement channel, or a post (with its first message) in a
         forum or media channel."""
         access = self.access.channel_access(channel_id, user)
@@ -250,7 +267,10 @@ class ThreadService:
                                                                                   "invitable or not")
         self._check_tags(fields.get("applied_tags"))
         thread_id = self.ids.next_id()
-        channel, thread = self._create(user, self.session.get(Channel, channel_id), thread_id, type_, fields)
+        # A post's entry waits for its first message: a post taken back leaves none.
+        channel, thread = self._create(user, self.session.get(Channel, channel_id), thread_id, type_, fields,
+                                       reason=reason, audited=starter is None)
+        state = audited_state(channel, thread)
         body = self.json(channel, thread)
         if starter is not None:
             try:
@@ -265,6 +285,9 @@ class ThreadService:
                 self.session.commit()
                 raise
             body["message"] = message_json(bundle.messages[0], bundle)
+            self._audit(user, self.session.get(Channel, thread_id), AuditAction.THREAD_CREATE, diff({}, state),
+                        reason)
+            self.session.commit()
         return body
 
     @staticmethod
@@ -273,7 +296,10 @@ class ThreadService:
         if tags:
             raise InvalidForm.field(("applied_tags", "0"), "UNKNOWN_TAG", "Unknown tag")
 
-    def _create(self, user, parent: Channel, thread_id: int, type_: int, fields: dict[str, Any]):
+    def _create(self, user, parent: Channel, thread_id: int, type_: int, fields: dict[str, Any], *,
+                reason: str | None = None, audited: bool = True, owner_joins: bool = True):
+        """The thread's rows, THREAD_CREATE and (when ``audited``: a member's, not a webhook's) its audit entry;
+        ``owner_joins``: the creator becomes its first member (a webhook does not)."""
         now = self.clock()
         channel = Channel(id=thread_id, guild_id=parent.guild_id, type=type_, name=fields["name"], position=0,
                           parent_id=parent.id, nsfw=parent.nsfw,
@@ -282,21 +308,27 @@ class ThreadService:
                         archived=False, auto_archive_duration=fields.get("auto_archive_duration") or 1440,
                         archive_timestamp=now, locked=False,
                         invitable=True if fields.get("invitable") is None else fields["invitable"],
-                        created_at=now, message_count=0, total_message_sent=0, member_count=1,
+                        created_at=now, message_count=0, total_message_sent=0, member_count=int(owner_joins),
                         applied_tags="[]", flags=0)
         self.session.add(channel)
         self.session.flush()
         self.session.add(thread)
-        owner = ThreadMember(thread_id=thread_id, user_id=user.id, join_timestamp=now, flags=0)
-        self.session.add(owner)
+        if owner_joins:
+            self.session.add(ThreadMember(thread_id=thread_id, user_id=user.id, join_timestamp=now, flags=0))
         self.session.flush()
         self._announce("THREAD_CREATE", channel, thread, newly_created=True)
+        if audited:
+            self._audit(user, channel, AuditAction.THREAD_CREATE, diff({}, audited_state(channel, thread)), reason)
         self.session.commit()
         return channel, thread
 
     # -- editing and deleting ---------------------------------------------------------------------------------
 
-    def edit(self, user, thread_id: int, fields: dict[str, Any]) -> dict:
+    def _audit(self, user, channel: Channel, action: AuditAction, changes: list[dict], reason: str | None) -> None:
+        record_audit(self.session, self.ids, self.events, guild_id=channel.guild_id, user_id=user.id,
+                     action_type=action, target_id=channel.id, changes=changes, reason=reason)
+
+    def edit(self, user, thread_id: int, fields: dict[str, Any], *, reason: str | None = None) -> dict:
         """PATCH /channels/{thread}: the owner or MANAGE_THREADS change name, archive state and duration; only
         MANAGE_THREADS locks, sets ``invitable`` and slow mode. An archived thread must be reopened by the same
         request (anyone who may send reopens an unlocked one)."""
@@ -305,6 +337,8 @@ class ThreadService:
         manager = access.has(Permission.MANAGE_THREADS)
         owner = thread.owner_id == user.id
         when = self._settle(channel, thread)
+        # After the settling: an archiving by inactivity is the system's, not part of this member's changes.
+        before = audited_state(channel, thread)
         reopening = fields.get("archived") is False
         if when is not None and not reopening:
             raise ThreadArchived()
@@ -337,14 +371,18 @@ class ThreadService:
         if fields.get("archived") is not None and fields["archived"] != (when is not None):
             thread.archived, thread.archive_timestamp = fields["archived"], self.clock()
         self._announce("THREAD_UPDATE", channel, thread)
+        changes = diff(before, audited_state(channel, thread))
+        if changes:
+            self._audit(user, channel, AuditAction.THREAD_UPDATE, changes, reason)
         self.session.commit()
         return self.json(channel, thread)
 
-    def delete(self, user, thread_id: int) -> dict:
+    def delete(self, user, thread_id: int, *, reason: str | None = None) -> dict:
         access, thread = self._thread_access(user, thread_id)
         access.require(Permission.MANAGE_THREADS)
         channel = access.channel
         body = self.json(channel, thread)
+        self._audit(user, channel, AuditAction.THREAD_DELETE, diff(audited_state(channel, thread), {}), reason)
         self._announce_deleted(channel)
         self._delete(channel)
         self.session.commit()

@@ -427,7 +427,7 @@ def test_search_reads_private_threads_only_for_their_members(client, room, resou
 
     def readable(actor):
         with resources.session() as session:
-            return AccessService(session).readable_channels(room.guild_id, actor.user)[1]
+            return AccessService(session).readable_channels(room.guild_id, actor.user).readable
 
     assert {int(secret["id"]), int(open_["id"]), room.channel_id} <= readable(room.member)
     assert {int(secret["id"]), int(open_["id"])} <= readable(room.mod)
