@@ -13,7 +13,7 @@ an edit) starts from the stored truth.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission, thread_permissions
 from app.blobs.base import BlobStore, BlobStoreUnavailable
-from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelType
+from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelRef, ChannelType
 from app.errors import (
     ChannelTypeAction,
     EmptyMessage,
@@ -37,6 +37,7 @@ from app.errors import (
     UnknownChannel,
     UnknownMember,
     UnknownMessage,
+    WebhookThreadsForumOnly,
 )
 from app.ids import snowflake_time
 from app.messages.base import MessageStore
@@ -277,18 +278,49 @@ class ThreadService:
                 bundle = self.messages.create_message(user, thread_id, starter, uploads, message_id=thread_id,
                                                       starter=True)
             except Exception:
-                # The post and its message come together: a message refused (say, a bad attachment) takes the
-                # post away again.
-                self.session.rollback()
-                self._announce_deleted(self.session.get(Channel, thread_id))
-                self._delete(self.session.get(Channel, thread_id))
-                self.session.commit()
+                self._take_back(thread_id)
                 raise
             body["message"] = message_json(bundle.messages[0], bundle)
             self._audit(user, self.session.get(Channel, thread_id), AuditAction.THREAD_CREATE, diff({}, state),
                         reason)
             self.session.commit()
         return body
+
+    def _take_back(self, thread_id: int) -> None:
+        """The post and its message come together: a message refused (say, a bad attachment) takes the post away
+        again."""
+        self.session.rollback()
+        self._announce_deleted(self.session.get(Channel, thread_id))
+        self._delete(self.session.get(Channel, thread_id))
+        self.session.commit()
+
+    def create_webhook_post(self, webhook, parent_id: int, name: str,
+                            send: Callable[[ChannelRef], Any]) -> Any:
+        """A post in a forum or media channel by its webhook (executed with ``thread_name``): the thread, owned by
+        the webhook (which does not join it), then its first message, ``send(thread)``, whose result is
+        returned. Refused (220003) in another type of channel. Not audited: the token routes act for no user."""
+        parent = self.session.get(Channel, parent_id)
+        if parent is None:
+            raise UnknownChannel()
+        if parent.type not in POST_CHANNEL_TYPES:
+            raise WebhookThreadsForumOnly()
+        thread_id = self.ids.next_id()
+        channel, _ = self._create(webhook, parent, thread_id, ChannelType.PUBLIC_THREAD, {"name": name},
+                                  audited=False, owner_joins=False)
+        thread = ChannelRef.of(channel)
+        try:
+            return send(thread)
+        except Exception:
+            self._take_back(thread_id)
+            raise
+
+    def webhook_thread(self, parent_id: int, thread_id: int) -> ChannelRef:
+        """The thread of the webhook's channel ``parent_id`` that ``thread_id`` names; Unknown Channel for any
+        other channel, as on Discord."""
+        channel = self.session.get(Channel, thread_id)
+        if channel is None or channel.type not in THREAD_TYPES or channel.parent_id != parent_id:
+            raise UnknownChannel()
+        return ChannelRef.of(channel)
 
     @staticmethod
     def _check_tags(tags: Sequence[int] | None) -> None:
@@ -414,9 +446,10 @@ class ThreadService:
 
     # -- sending (MessageService's hooks) ---------------------------------------------------------------------
 
-    def before_send(self, user, access: ChannelAccess, *, starter: bool = False) -> None:
+    def before_send(self, user, access: ChannelAccess, *, starter: bool = False, joins: bool = True) -> None:
         """Before a message goes to a thread: an archived thread reopens (refused when it is locked and the sender
-        lacks MANAGE_THREADS), a locked one takes only MANAGE_THREADS holders, and the sender joins."""
+        lacks MANAGE_THREADS), a locked one takes only MANAGE_THREADS holders, and the sender joins (unless
+        ``joins`` is false: a webhook is no member)."""
         if access.channel.type not in THREAD_TYPES:
             return
         channel = self.session.get(Channel, access.channel.id)
@@ -435,7 +468,8 @@ class ThreadService:
             elif thread.locked and not manager:
                 self.session.commit()
                 raise ThreadLocked()
-        self._join(channel, thread, user.id)
+        if joins:
+            self._join(channel, thread, user.id)
         self.session.commit()
 
     def after_send(self, thread_id: int, *, starter: bool = False) -> None:
