@@ -242,3 +242,28 @@ def test_a_thread_edit_that_changes_nothing_and_a_refused_post_leave_no_entry(cl
                           headers=owner.headers)
     assert refused.status_code == 400, refused.get_data(as_text=True)
     assert [e["action_type"] for e in log(client, owner, guild_id)["audit_log_entries"]] == [110]
+
+
+def test_the_page_lists_the_webhooks_and_threads_its_entries_target_that_still_exist(client, setup):
+    owner, staff, _, _, guild_id, channel_id = setup
+    base = "/api/v10/channels"
+
+    def hook(name):
+        return json_body(client.post(f"{base}/{channel_id}/webhooks", json={"name": name}, headers=owner.headers), 200)
+
+    def thread(name):
+        return json_body(client.post(f"{base}/{channel_id}/threads", json={"name": name, "type": 11},
+                                     headers=owner.headers), 201)
+
+    kept, gone = hook("kept"), hook("gone")
+    no_content(client.delete(f"/api/v10/webhooks/{gone['id']}", headers=owner.headers))
+    open_, closed = thread("open"), thread("closed")
+    json_body(client.delete(f"{base}/{closed['id']}", headers=owner.headers), 200)
+    body = log(client, staff, guild_id)
+    fetched = json_body(client.get(f"/api/v10/webhooks/{kept['id']}", headers=owner.headers), 200)
+    assert body["webhooks"] == [fetched] and "token" not in body["webhooks"][0]
+    assert body["threads"] == [json_body(client.get(f"{base}/{open_['id']}", headers=owner.headers), 200)]
+    assert [u["id"] for u in body["users"]] == [str(owner.id)]
+    # Only the page's targets: a page of webhook entries lists no thread.
+    only_hooks = log(client, staff, guild_id, action_type=50)
+    assert (len(only_hooks["webhooks"]), only_hooks["threads"]) == (1, [])
