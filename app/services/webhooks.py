@@ -22,6 +22,7 @@ from app.auth.permissions import Permission
 from app.auth.tokens import new_webhook_token, webhook_token_matches
 from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelRef, UserSnapshot
 from app.errors import (
+    EmptyMessage,
     InvalidForm,
     InvalidWebhookToken,
     MaxWebhooks,
@@ -232,6 +233,10 @@ class WebhookService:
             check_name(body["username"], "username")
         sender, channel = self._sender(webhook_id, token, body.get("username"), thread_id)
         if thread_name is not None:
+            # An empty message is refused before a post exists, as a member's post is.
+            if not (body.get("content") or "").strip() and not body.get("embeds") and not body.get(
+                    "components") and not uploads:
+                raise EmptyMessage()
             return self.threads.create_webhook_post(
                 sender, channel.id, thread_name,
                 lambda thread: self.messages.create_webhook_message(sender, thread, body, uploads,

@@ -340,6 +340,8 @@ def test_a_forum_webhook_starts_a_post_whose_first_message_is_its_own(client, ro
     assert field_error_codes(execute(client, hook, content="x", thread_name="x" * 101), "thread_name") == [
         "BASE_TYPE_MAX_LENGTH"]
     published.clear()
+    error(execute(client, hook, content=" ", thread_name="empty"), 400, 50006)
+    assert published.dispatches() == []
     sent = json_body(execute(client, hook, content="first", thread_name="Deploy 42"), 200)
     assert sent["id"] == sent["channel_id"] and sent["webhook_id"] == hook["id"]
     post = channel(client, room, sent["channel_id"])
