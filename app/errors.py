@@ -204,6 +204,21 @@ class ThreadLocked(AppError):
     status, code, message = 403, 160005, "Thread is locked"
 
 
+class WebhookForumNeedsThread(AppError):
+    """Executing a forum or media channel's webhook without ``thread_id`` or ``thread_name``."""
+
+    status, code, message = 400, 220001, "Webhooks posted to forum channels must have a thread_name or thread_id"
+
+
+class WebhookThreadNameAndId(AppError):
+    status, code, message = 400, 220002, "Webhooks posted to forum channels cannot have both a thread_name and " \
+                                         "thread_id"
+
+
+class WebhookThreadsForumOnly(AppError):
+    status, code, message = 400, 220003, "Webhooks can only create threads in forum channels"
+
+
 class ServiceUnavailable(AppError):
     """A backing store did not answer in time. Clients should retry after ``retry_after`` seconds."""
 

@@ -30,13 +30,22 @@ from app.api.schemas import (
 from app.errors import InvalidForm
 from app.events import relay
 from app.services.attachments import AttachmentService
-from app.services.audit import audit_entries, entry_json
+from app.services.audit import audit_entries, audit_targets, entry_json
 from app.services.channel_writes import ChannelWrites
 from app.services.channels import ChannelService
 from app.services.dispatch import Dispatch, SessionEvents
 from app.services.guilds import GuildService
 from app.services.moderation import MessagePurge, ModerationService, ban_json
-from app.services.wire import channel_json, guild_json, member_json, role_json, user_json
+from app.services.threads import archived_at, utcnow
+from app.services.wire import (
+    channel_json,
+    guild_json,
+    member_json,
+    role_json,
+    thread_json,
+    user_json,
+    webhook_json,
+)
 
 
 def _events() -> SessionEvents:
@@ -258,12 +267,18 @@ def get_audit_log(guild_id: int):
     _guilds().require_audit_log_viewer(current_user(), guild_id)
     entries = audit_entries(session, guild_id, user_id=user_id, action_type=action_type, before=before, after=after,
                             limit=limit)
-    users = _guilds().users({e.user_id for e in entries}
-                            | {e.target_id for e in entries if e.target_id is not None})
+    webhooks, threads = audit_targets(session, guild_id, entries)
+    # The webhooks' creators are users the page refers to as well.
+    users = {u.id: u for u in _guilds().users({e.user_id for e in entries}
+                                              | {e.target_id for e in entries if e.target_id is not None}
+                                              | {w.user_id for w in webhooks if w.user_id is not None})}
+    now = utcnow()
     session.commit()
     return json_response({
-        "audit_log_entries": [entry_json(e) for e in entries], "users": [user_json(u) for u in users],
-        "integrations": [], "webhooks": [], "guild_scheduled_events": [], "threads": [],
+        "audit_log_entries": [entry_json(e) for e in entries], "users": [user_json(u) for u in users.values()],
+        "integrations": [], "webhooks": [webhook_json(w, users.get(w.user_id)) for w in webhooks],
+        "guild_scheduled_events": [],
+        "threads": [thread_json(channel, thread, archived_at(channel, thread, now)) for channel, thread in threads],
         "application_commands": [], "auto_moderation_rules": []})
 
 

@@ -350,15 +350,19 @@ class WebhookTokenEdit(Body):
     name: WebhookName | None = None
 
 
-class WebhookExecute(MessageEdit):
-    """POST /webhooks/{id}/{token}. Threads and forum posts are not implemented here (``thread_name``,
-    ``applied_tags``), nor polls."""
+ThreadName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
-    unsupported = frozenset({"thread_name", "applied_tags", "poll"})
+
+class WebhookExecute(MessageEdit):
+    """POST /webhooks/{id}/{token}; ``thread_name`` starts a post in a forum or media channel. Forum tags
+    (``applied_tags``) and polls are not implemented."""
+
+    unsupported = frozenset({"applied_tags", "poll"})
 
     username: WebhookName | None = None
     avatar_url: WebUrl | None = None
     tts: bool | None = None
+    thread_name: ThreadName | None = None
 
 
 class WebhookMessageEdit(MessageEdit):
@@ -375,9 +379,6 @@ class BulkDelete(Body):
     unsupported = frozenset()
 
     messages: list[Snowflake]
-
-
-ThreadName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
 class ThreadFromMessage(Body):

@@ -28,7 +28,7 @@ from app.search.base import HAS_NAMES, AuthorType, Has, SearchQuery, SortBy
 from app.search.text import parse_query
 from app.services.messages import MessageLookup
 from app.services.search import SearchService
-from app.services.wire import message_json
+from app.services.wire import message_json, thread_json, thread_member_json
 
 MAX_CONTENT_LENGTH = 1024
 MAX_OFFSET = 9975
@@ -155,5 +155,6 @@ def search_guild_messages(guild_id: int):
     return json_response({
         "total_results": page.total,
         "messages": [[message_json(message, bundle)] for message, bundle in page.hits],
-        "threads": [], "members": [], "doing_deep_historical_index": False,
+        "threads": [thread_json(channel, thread, when) for channel, thread, when in page.threads],
+        "members": [thread_member_json(row) for row in page.members], "doing_deep_historical_index": False,
     })

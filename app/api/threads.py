@@ -8,6 +8,7 @@ from datetime import datetime
 from flask import request
 
 from app.api import (
+    audit_reason,
     current_user,
     db,
     parse_body,
@@ -42,7 +43,8 @@ def threads(*, with_messages: bool = False) -> ThreadService:
 def start_thread_from_message(channel_id: int, message_id: int):
     body = parse_body(ThreadFromMessage)
     thread = threads(with_messages=True).create_from_message(current_user(), channel_id, message_id,
-                                           body.model_dump(exclude_unset=True))
+                                                             body.model_dump(exclude_unset=True),
+                                                             reason=audit_reason())
     return json_response(thread, 201)
 
 
@@ -51,7 +53,8 @@ def start_thread_from_message(channel_id: int, message_id: int):
        json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def start_thread(channel_id: int):
     body = parse_body(ThreadCreate)
-    thread = threads(with_messages=True).create(current_user(), channel_id, body.fields(), uploads())
+    thread = threads(with_messages=True).create(current_user(), channel_id, body.fields(), uploads(),
+                                                reason=audit_reason())
     return json_response(thread, 201)
 
 

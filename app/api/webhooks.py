@@ -23,8 +23,8 @@ from app.api.json import json_response, no_content
 from app.api.messages import _messages
 from app.api.routes import NO_CONTENT, OWN_BUCKET, boolean_query, ok, snowflake_query
 from app.api.schemas import WebhookCreate, WebhookEdit, WebhookExecute, WebhookMessageEdit, WebhookTokenEdit
+from app.api.threads import threads
 from app.api.uploads import uploads
-from app.errors import InvalidForm
 from app.services.webhooks import WebhookService, WebhookView
 from app.services.wire import message_json, webhook_json
 
@@ -33,7 +33,7 @@ _THREAD_QUERY = snowflake_query("thread_id")
 
 def _webhooks() -> WebhookService:
     res = resources()
-    return WebhookService(db(), res.ids, events=res.session_events(), messages=_messages())
+    return WebhookService(db(), res.ids, events=res.session_events(), messages=_messages(), threads=threads())
 
 
 def _api_base() -> str:
@@ -44,12 +44,6 @@ def _api_base() -> str:
 
 def _json(view: WebhookView):
     return webhook_json(view.webhook, view.creator, token=view.token, api_base=_api_base())
-
-
-def _refuse_threads() -> None:
-    """Threads are not implemented: a message for a thread is refused, naming the parameter, not sent elsewhere."""
-    if query_snowflake("thread_id") is not None:
-        raise InvalidForm.field("thread_id", "UNSUPPORTED_FIELD", "This service does not implement threads.")
 
 
 # -- management (MANAGE_WEBHOOKS) ---------------------------------------------------------------------------
@@ -126,17 +120,15 @@ def execute_webhook(webhook_id: int, token: str):
     wait = query_bool("wait")
     # Components are taken from every webhook; the flag asks for nothing more.
     query_bool("with_components")
-    _refuse_threads()
     body = parse_body(WebhookExecute)
-    bundle = _webhooks().execute(webhook_id, token, body.fields(), uploads())
+    bundle = _webhooks().execute(webhook_id, token, body.fields(), uploads(), thread_id=query_snowflake("thread_id"))
     return json_response(message_json(bundle.messages[0], bundle)) if wait else no_content()
 
 
 @route("/webhooks/<webhook_id>/<token>/messages/<message_id>", "GET", summary="A message the webhook sent",
        responses=ok("Message"), query=(_THREAD_QUERY,), rate_limit=OWN_BUCKET, public=True)
 def get_webhook_message(webhook_id: int, token: str, message_id: int):
-    _refuse_threads()
-    bundle = _webhooks().get_message(webhook_id, token, message_id)
+    bundle = _webhooks().get_message(webhook_id, token, message_id, thread_id=query_snowflake("thread_id"))
     return json_response(message_json(bundle.messages[0], bundle))
 
 
@@ -144,9 +136,9 @@ def get_webhook_message(webhook_id: int, token: str, message_id: int):
        responses=ok("Message"), body=WebhookMessageEdit, query=(_THREAD_QUERY,), rate_limit=OWN_BUCKET,
        public=True, json_limit=MESSAGE_JSON_LIMIT, accepts_files=True)
 def edit_webhook_message(webhook_id: int, token: str, message_id: int):
-    _refuse_threads()
     body = parse_body(WebhookMessageEdit)
-    bundle = _webhooks().edit_message(webhook_id, token, message_id, body.fields(), uploads())
+    bundle = _webhooks().edit_message(webhook_id, token, message_id, body.fields(), uploads(),
+                                      thread_id=query_snowflake("thread_id"))
     return json_response(message_json(bundle.messages[0], bundle))
 
 
@@ -154,6 +146,5 @@ def edit_webhook_message(webhook_id: int, token: str, message_id: int):
        summary="Delete a message the webhook sent", responses=NO_CONTENT, query=(_THREAD_QUERY,),
        rate_limit="messages.delete", public=True)
 def delete_webhook_message(webhook_id: int, token: str, message_id: int):
-    _refuse_threads()
-    _webhooks().delete_message(webhook_id, token, message_id)
+    _webhooks().delete_message(webhook_id, token, message_id, thread_id=query_snowflake("thread_id"))
     return no_content()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.services.dispatch import SessionEvents
-from models import AuditLogEntry
+from models import AuditLogEntry, Channel, Thread, Webhook
 
 #: The longest reason Discord keeps (X-Audit-Log-Reason, and the ban's ``reason``).
 MAX_REASON_LENGTH = 512
@@ -45,6 +45,9 @@ class AuditAction(enum.IntEnum):
     MESSAGE_BULK_DELETE = 73
     MESSAGE_PIN = 74
     MESSAGE_UNPIN = 75
+    THREAD_CREATE = 110
+    THREAD_UPDATE = 111
+    THREAD_DELETE = 112
 
 
 def change(key: str, old: Any, new: Any) -> dict[str, Any]:
@@ -131,3 +134,22 @@ def audit_entries(session: Session, guild_id: int, *, user_id: int | None, actio
     if oldest_first:
         entries.reverse()
     return entries
+
+
+_WEBHOOK_ACTIONS = frozenset({AuditAction.WEBHOOK_CREATE, AuditAction.WEBHOOK_UPDATE, AuditAction.WEBHOOK_DELETE})
+_THREAD_ACTIONS = frozenset({AuditAction.THREAD_CREATE, AuditAction.THREAD_UPDATE, AuditAction.THREAD_DELETE})
+
+
+def audit_targets(session: Session, guild_id: int,
+                  entries: Iterable[AuditLogEntry]) -> tuple[list[Webhook], list[tuple[Channel, Thread]]]:
+    """The webhooks and the thread channels (with their ``threads`` rows) that ``entries`` act on and that still
+    exist, by id, for the page's ``webhooks`` and ``threads``: a query each, none when no entry targets one."""
+    entries = list(entries)
+    webhook_ids = {e.target_id for e in entries if e.action_type in _WEBHOOK_ACTIONS and e.target_id is not None}
+    thread_ids = {e.target_id for e in entries if e.action_type in _THREAD_ACTIONS and e.target_id is not None}
+    webhooks = list(session.scalars(select(Webhook).where(Webhook.guild_id == guild_id, Webhook.id.in_(webhook_ids))
+                                    .order_by(Webhook.id))) if webhook_ids else []
+    threads = [(channel, thread) for channel, thread in session.execute(
+        select(Channel, Thread).join(Thread, Thread.channel_id == Channel.id)
+        .where(Thread.guild_id == guild_id, Channel.id.in_(thread_ids)).order_by(Channel.id))] if thread_ids else []
+    return webhooks, threads

@@ -277,11 +277,13 @@ class MessageService:
                             message_id=message_id, starter=starter)
 
     def create_webhook_message(self, webhook: UserSnapshot, channel: ChannelRef, body: dict[str, Any],
-                               uploads: Sequence[Upload] = ()) -> MessageBundle:
+                               uploads: Sequence[Upload] = (), *, message_id: int | None = None,
+                               starter: bool = False) -> MessageBundle:
         """A webhook's execution (the caller checked its token): a message of ``webhook`` (its id and the name
-        it sends under, the body's ``username`` or its own) with WEBHOOK_PERMISSIONS in its channel."""
+        it sends under, the body's ``username`` or its own) with WEBHOOK_PERMISSIONS in its channel, or in a
+        thread of it. ``message_id`` and ``starter``: the first message of the webhook's forum post."""
         access = ChannelAccess(channel=channel, guild=None, permissions=WEBHOOK_PERMISSIONS)
-        return self._create(access, webhook, body, uploads, sender={
+        return self._create(access, webhook, body, uploads, message_id=message_id, starter=starter, sender={
             "webhook_id": webhook.id, "webhook_username": webhook.username,
             "webhook_avatar_url": body.get("avatar_url")})
 
@@ -311,7 +313,8 @@ class MessageService:
 
         in_thread = self.threads is not None and access.channel.type in THREAD_TYPES
         if in_thread:
-            self.threads.before_send(user, access, starter=starter)
+            # A webhook sends into a thread without becoming one of its members.
+            self.threads.before_send(user, access, starter=starter, joins=sender is None)
 
         nonce = body.get("nonce")
         message_id = message_id if message_id is not None else self.ids.next_id()

@@ -8,20 +8,25 @@ its messages were indexed is hidden from results at once.
 The engine gives ids; the messages served are read from the message store by id, as the history routes serve
 them (reactions with the caller's ``me``, replies, current authors). So an edit, a delete or a reaction shows in
 results at once, even before the indexer has seen it; a hit deleted since it was indexed is left out of its page
-(``total_results`` may count it until the indexer catches up, within its lag).
+(``total_results`` may count it until the indexer catches up, within its lag). Hits in threads bring their thread
+channels (all readable, as every hit's channel is) and the caller's thread member objects of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import ChannelRef, UserSnapshot
+from app.domain import THREAD_TYPES, ChannelRef, UserSnapshot
 from app.errors import SearchIndexNotReady
 from app.messages.base import Message, MessageStore
 from app.search.base import IndexState, SearchEngine, SearchQuery
 from app.services.access import AccessService
 from app.services.messages import MessageBundle, MessageLookup
+from app.services.threads import archived_at
+from models import Channel, Thread, ThreadMember
 from models.base import begin_read_only
 
 
@@ -30,6 +35,9 @@ class SearchPage:
     total: int
     #: Each hit with the bundle that serializes it (one bundle for the page).
     hits: list[tuple[Message, MessageBundle]]
+    #: The thread channels the hits are in (channel, row, archived_at), and the caller's memberships of them.
+    threads: list[tuple[Channel, Thread, datetime | None]] = field(default_factory=list)
+    members: list[ThreadMember] = field(default_factory=list)
 
 
 class SearchService:
@@ -62,7 +70,23 @@ class SearchService:
         # The bundle reads reactions and users for serializing; permissions were decided above.
         bundle = self.lookup.bundle_across_channels(
             [messages[message_id] for _, message_id in keys if message_id in messages], query.guild_id, user)
-        return SearchPage(total=result.total, hits=[(message, bundle) for message in bundle.messages])
+        page = SearchPage(total=result.total, hits=[(message, bundle) for message in bundle.messages])
+        thread_ids = sorted({m.channel_id for m in bundle.messages
+                             if getattr(every.get(m.channel_id), "type", None) in THREAD_TYPES})
+        if thread_ids:
+            self._add_threads(page, user, thread_ids)
+        return page
+
+    def _add_threads(self, page: SearchPage, user: UserSnapshot, thread_ids: list[int]) -> None:
+        """The page's thread channels and the caller's thread members, a query each."""
+        begin_read_only(self.session)
+        now = datetime.now(timezone.utc)
+        page.threads = [(channel, thread, archived_at(channel, thread, now)) for channel, thread in
+                        self.session.execute(select(Channel, Thread).join(Thread, Thread.channel_id == Channel.id)
+                                             .where(Channel.id.in_(thread_ids)).order_by(Channel.id))]
+        page.members = list(self.session.scalars(select(ThreadMember).where(
+            ThreadMember.user_id == user.id, ThreadMember.thread_id.in_(thread_ids)).order_by(ThreadMember.thread_id)))
+        self.session.commit()
 
     def _readable_channels(self, guild_id: int, user: UserSnapshot) -> tuple[dict[int, ChannelRef], frozenset[int]]:
         reads = self.lookup.reads

@@ -13,7 +13,7 @@ an edit) starts from the stored truth.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission, thread_permissions
 from app.blobs.base import BlobStore, BlobStoreUnavailable
-from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelType
+from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelRef, ChannelType
 from app.errors import (
     ChannelTypeAction,
     EmptyMessage,
@@ -37,10 +37,12 @@ from app.errors import (
     UnknownChannel,
     UnknownMember,
     UnknownMessage,
+    WebhookThreadsForumOnly,
 )
 from app.ids import snowflake_time
 from app.messages.base import MessageStore
 from app.services.access import AccessService, ChannelAccess
+from app.services.audit import AuditAction, diff, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.guilds import MemberView
 from app.services.rows import add_unless_present
@@ -53,6 +55,19 @@ AUTO_ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
 _PUBLIC_THREAD_TYPES = frozenset({ChannelType.PUBLIC_THREAD, ChannelType.ANNOUNCEMENT_THREAD})
 #: The message flag of a message a thread was started from.
 HAS_THREAD = 1 << 5
+#: What a thread's audit log entries (THREAD_CREATE, _UPDATE, _DELETE) show in their ``changes``.
+_AUDITED = ("name", "type", "archived", "locked", "auto_archive_duration", "rate_limit_per_user", "invitable")
+
+
+def audited_state(channel: Channel, thread: Thread) -> dict[str, Any]:
+    """The thread's fields as its audit log entries' ``changes`` show them (``invitable`` only for a private
+    thread, as its wire object)."""
+    state = {"name": channel.name, "type": channel.type, "archived": bool(thread.archived),
+             "locked": bool(thread.locked), "auto_archive_duration": thread.auto_archive_duration,
+             "rate_limit_per_user": channel.rate_limit_per_user or 0}
+    if channel.type == ChannelType.PRIVATE_THREAD:
+        state["invitable"] = bool(thread.invitable)
+    return {key: state[key] for key in _AUDITED if key in state}
 
 
 def leave_guild_threads(session: Session, guild_id: int, user_id: int) -> None:
@@ -194,7 +209,8 @@ class ThreadService:
 
     # -- creating --------------------------------------------------------------------------------------------
 
-    def create_from_message(self, user, channel_id: int, message_id: int, fields: dict[str, Any]) -> dict:
+    def create_from_message(self, user, channel_id: int, message_id: int, fields: dict[str, Any], *,
+                            reason: str | None = None) -> dict:
         """A public thread (an announcement thread in an announcement channel) whose id is the message's."""
         access = self.access.channel_access(channel_id, user)
         parent = access.channel
@@ -211,13 +227,15 @@ class ThreadService:
             raise ThreadExists()
         type_ = (ChannelType.ANNOUNCEMENT_THREAD if parent.type == ChannelType.GUILD_ANNOUNCEMENT
                  else ChannelType.PUBLIC_THREAD)
-        channel, thread = self._create(user, self.session.get(Channel, channel_id), message_id, type_, fields)
+        channel, thread = self._create(user, self.session.get(Channel, channel_id), message_id, type_, fields,
+                                       reason=reason)
         body = self.json(channel, thread)
         if self.messages is not None:
             self.messages.mark_thread_started(user, channel_id, message, HAS_THREAD)
         return body
 
-    def create(self, user, channel_id: int, fields: dict[str, Any], uploads: Sequence = ()) -> dict:
+    def create(self, user, channel_id: int, fields: dict[str, Any], uploads: Sequence = (), *,
+               reason: str | None = None) -> dict:
         """A thread without a message in a text or announcement channel, or a post (with its first message) in a
         forum or media channel."""
         access = self.access.channel_access(channel_id, user)
@@ -258,22 +276,59 @@ class ThreadService:
                                                                                   "invitable or not")
         self._check_tags(fields.get("applied_tags"))
         thread_id = self.ids.next_id()
-        channel, thread = self._create(user, self.session.get(Channel, channel_id), thread_id, type_, fields)
+        # A post's entry waits for its first message: a post taken back leaves none.
+        channel, thread = self._create(user, self.session.get(Channel, channel_id), thread_id, type_, fields,
+                                       reason=reason, audited=starter is None)
+        state = audited_state(channel, thread)
         body = self.json(channel, thread)
         if starter is not None:
             try:
                 bundle = self.messages.create_message(user, thread_id, starter, uploads, message_id=thread_id,
                                                       starter=True)
             except Exception:
-                # The post and its message come together: a message refused (say, a bad attachment) takes the
-                # post away again.
-                self.session.rollback()
-                self._announce_deleted(self.session.get(Channel, thread_id))
-                self._delete(self.session.get(Channel, thread_id))
-                self.session.commit()
+                self._take_back(thread_id)
                 raise
             body["message"] = message_json(bundle.messages[0], bundle)
+            self._audit(user, self.session.get(Channel, thread_id), AuditAction.THREAD_CREATE, diff({}, state),
+                        reason)
+            self.session.commit()
         return body
+
+    def _take_back(self, thread_id: int) -> None:
+        """The post and its message come together: a message refused (say, a bad attachment) takes the post away
+        again."""
+        self.session.rollback()
+        self._announce_deleted(self.session.get(Channel, thread_id))
+        self._delete(self.session.get(Channel, thread_id))
+        self.session.commit()
+
+    def create_webhook_post(self, webhook, parent_id: int, name: str,
+                            send: Callable[[ChannelRef], Any]) -> Any:
+        """A post in a forum or media channel by its webhook (executed with ``thread_name``): the thread, owned by
+        the webhook (which does not join it), then its first message, ``send(thread)``, whose result is
+        returned. Refused (220003) in another type of channel. Not audited: the token routes act for no user."""
+        parent = self.session.get(Channel, parent_id)
+        if parent is None:
+            raise UnknownChannel()
+        if parent.type not in POST_CHANNEL_TYPES:
+            raise WebhookThreadsForumOnly()
+        thread_id = self.ids.next_id()
+        channel, _ = self._create(webhook, parent, thread_id, ChannelType.PUBLIC_THREAD, {"name": name},
+                                  audited=False, owner_joins=False)
+        thread = ChannelRef.of(channel)
+        try:
+            return send(thread)
+        except Exception:
+            self._take_back(thread_id)
+            raise
+
+    def webhook_thread(self, parent_id: int, thread_id: int) -> ChannelRef:
+        """The thread of the webhook's channel ``parent_id`` that ``thread_id`` names; Unknown Channel for any
+        other channel, as on Discord."""
+        channel = self.session.get(Channel, thread_id)
+        if channel is None or channel.type not in THREAD_TYPES or channel.parent_id != parent_id:
+            raise UnknownChannel()
+        return ChannelRef.of(channel)
 
     @staticmethod
     def _check_tags(tags: Sequence[int] | None) -> None:
@@ -281,7 +336,10 @@ class ThreadService:
         if tags:
             raise InvalidForm.field(("applied_tags", "0"), "UNKNOWN_TAG", "Unknown tag")
 
-    def _create(self, user, parent: Channel, thread_id: int, type_: int, fields: dict[str, Any]):
+    def _create(self, user, parent: Channel, thread_id: int, type_: int, fields: dict[str, Any], *,
+                reason: str | None = None, audited: bool = True, owner_joins: bool = True):
+        """The thread's rows, THREAD_CREATE and (when ``audited``: a member's, not a webhook's) its audit entry;
+        ``owner_joins``: the creator becomes its first member (a webhook does not)."""
         now = self.clock()
         channel = Channel(id=thread_id, guild_id=parent.guild_id, type=type_, name=fields["name"], position=0,
                           parent_id=parent.id, nsfw=parent.nsfw,
@@ -290,19 +348,25 @@ class ThreadService:
                         archived=False, auto_archive_duration=fields.get("auto_archive_duration") or 1440,
                         archive_timestamp=now, locked=False,
                         invitable=True if fields.get("invitable") is None else fields["invitable"],
-                        created_at=now, message_count=0, total_message_sent=0, member_count=1,
+                        created_at=now, message_count=0, total_message_sent=0, member_count=int(owner_joins),
                         applied_tags="[]", flags=0)
         self.session.add(channel)
         self.session.flush()
         self.session.add(thread)
-        owner = ThreadMember(thread_id=thread_id, user_id=user.id, join_timestamp=now, flags=0)
-        self.session.add(owner)
+        if owner_joins:
+            self.session.add(ThreadMember(thread_id=thread_id, user_id=user.id, join_timestamp=now, flags=0))
         self.session.flush()
         self._announce("THREAD_CREATE", channel, thread, newly_created=True)
+        if audited:
+            self._audit(user, channel, AuditAction.THREAD_CREATE, diff({}, audited_state(channel, thread)), reason)
         self.session.commit()
         return channel, thread
 
     # -- editing and deleting ---------------------------------------------------------------------------------
+
+    def _audit(self, user, channel: Channel, action: AuditAction, changes: list[dict], reason: str | None) -> None:
+        record_audit(self.session, self.ids, self.events, guild_id=channel.guild_id, user_id=user.id,
+                     action_type=action, target_id=channel.id, changes=changes, reason=reason)
 
     def edit(self, user, thread_id: int, fields: dict[str, Any], *, reason: str | None = None) -> dict:
         """PATCH /channels/{thread}: the owner or MANAGE_THREADS change name, archive state and duration; only
@@ -313,6 +377,8 @@ class ThreadService:
         manager = access.has(Permission.MANAGE_THREADS)
         owner = thread.owner_id == user.id
         when = self._settle(channel, thread)
+        # After the settling: an archiving by inactivity is the system's, not part of this member's changes.
+        before = audited_state(channel, thread)
         reopening = fields.get("archived") is False
         if when is not None and not reopening:
             raise ThreadArchived()
@@ -345,6 +411,9 @@ class ThreadService:
         if fields.get("archived") is not None and fields["archived"] != (when is not None):
             thread.archived, thread.archive_timestamp = fields["archived"], self.clock()
         self._announce("THREAD_UPDATE", channel, thread)
+        changes = diff(before, audited_state(channel, thread))
+        if changes:
+            self._audit(user, channel, AuditAction.THREAD_UPDATE, changes, reason)
         self.session.commit()
         return self.json(channel, thread)
 
@@ -353,6 +422,7 @@ class ThreadService:
         access.require(Permission.MANAGE_THREADS)
         channel = access.channel
         body = self.json(channel, thread)
+        self._audit(user, channel, AuditAction.THREAD_DELETE, diff(audited_state(channel, thread), {}), reason)
         self._announce_deleted(channel)
         self._delete(channel)
         self.session.commit()
@@ -381,9 +451,10 @@ class ThreadService:
 
     # -- sending (MessageService's hooks) ---------------------------------------------------------------------
 
-    def before_send(self, user, access: ChannelAccess, *, starter: bool = False) -> None:
+    def before_send(self, user, access: ChannelAccess, *, starter: bool = False, joins: bool = True) -> None:
         """Before a message goes to a thread: an archived thread reopens (refused when it is locked and the sender
-        lacks MANAGE_THREADS), a locked one takes only MANAGE_THREADS holders, and the sender joins."""
+        lacks MANAGE_THREADS), a locked one takes only MANAGE_THREADS holders, and the sender joins (unless
+        ``joins`` is false: a webhook is no member)."""
         if access.channel.type not in THREAD_TYPES:
             return
         channel = self.session.get(Channel, access.channel.id)
@@ -402,7 +473,8 @@ class ThreadService:
             elif thread.locked and not manager:
                 self.session.commit()
                 raise ThreadLocked()
-        self._join(channel, thread, user.id)
+        if joins:
+            self._join(channel, thread, user.id)
         self.session.commit()
 
     def after_send(self, thread_id: int, *, starter: bool = False) -> None:

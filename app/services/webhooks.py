@@ -1,10 +1,12 @@
 """Incoming webhooks (https://discord.com/developers/docs/resources/webhook): managing them, with MANAGE_WEBHOOKS,
 and executing them, with their token.
 
-A webhook belongs to a guild text channel. Its token is its only credential: kept as a SHA-256 digest
-(app.auth.tokens), compared in constant time, shown once, when the webhook is created. A deleted webhook is gone:
-its token then answers Unknown Webhook. Every change to a channel's webhooks records WEBHOOKS_UPDATE in the same
-transaction. Messages a webhook sends go through MessageService, as a user's do, with the webhook as author.
+A webhook belongs to a guild text, announcement, forum or media channel, never to a thread: it posts into its
+channel's threads with ``thread_id``, and starts a forum or media post with ``thread_name``. Its token is its
+only credential: kept as a SHA-256 digest (app.auth.tokens), compared in constant time, shown once, when the
+webhook is created. A deleted webhook is gone: its token then answers Unknown Webhook. Every change to a
+channel's webhooks records WEBHOOKS_UPDATE in the same transaction. Messages a webhook sends go through
+MessageService, as a user's do, with the webhook as author.
 """
 from __future__ import annotations
 
@@ -18,18 +20,30 @@ from sqlalchemy.orm import Session
 
 from app.auth.permissions import Permission
 from app.auth.tokens import new_webhook_token, webhook_token_matches
-from app.domain import THREAD_TYPES, ChannelRef, UserSnapshot
-from app.errors import InvalidForm, InvalidWebhookToken, MaxWebhooks, NonTextChannel, UnknownWebhook
+from app.domain import POST_CHANNEL_TYPES, THREAD_TYPES, ChannelRef, UserSnapshot
+from app.errors import (
+    EmptyMessage,
+    InvalidForm,
+    InvalidWebhookToken,
+    MaxWebhooks,
+    NonTextChannel,
+    UnknownWebhook,
+    WebhookForumNeedsThread,
+    WebhookThreadNameAndId,
+)
 from app.services.access import AccessService, ChannelAccess
 from app.services.attachments import Upload
 from app.services.audit import AuditAction, change, record_audit
 from app.services.dispatch import SessionEvents
 from app.services.messages import TEXT_CHANNEL_TYPES, MessageBundle, MessageService
+from app.services.threads import ThreadService
 from models import Channel, User, Webhook
 
 INCOMING = 1
 #: Discord's limit of webhooks per channel.
 MAX_WEBHOOKS_PER_CHANNEL = 15
+#: The channels a webhook may belong to.
+WEBHOOK_CHANNEL_TYPES = (TEXT_CHANNEL_TYPES | POST_CHANNEL_TYPES) - THREAD_TYPES
 #: Words a webhook's name (or a message's ``username``) may not contain, as on Discord (any case).
 FORBIDDEN_NAME_WORDS = ("clyde", "discord")
 
@@ -53,11 +67,14 @@ def check_name(name: str, field: str) -> None:
 
 
 class WebhookService:
-    def __init__(self, session: Session, ids, *, events: SessionEvents, messages: MessageService | None = None):
+    def __init__(self, session: Session, ids, *, events: SessionEvents, messages: MessageService | None = None,
+                 threads: ThreadService | None = None):
         self.session = session
         self.ids = ids
         self.events = events
         self.messages = messages
+        #: Finds the threads executions go into (``thread_id``) and starts the posts they make (``thread_name``).
+        self.threads = threads
         self.access = AccessService(session)
 
     # -- management (MANAGE_WEBHOOKS) -----------------------------------------------------------------------
@@ -65,8 +82,7 @@ class WebhookService:
     def _managed_channel(self, user: UserSnapshot, channel_id: int) -> ChannelAccess:
         access = self.access.channel_access(channel_id, user)
         # A thread has no webhooks of its own: its parent's post into it with ``thread_id``.
-        if access.guild is None or access.channel.type not in TEXT_CHANNEL_TYPES or \
-                access.channel.type in THREAD_TYPES:
+        if access.guild is None or access.channel.type not in WEBHOOK_CHANNEL_TYPES:
             raise NonTextChannel()
         access.require(Permission.MANAGE_WEBHOOKS)
         return access
@@ -191,32 +207,54 @@ class WebhookService:
 
     # -- its messages --------------------------------------------------------------------------------------
 
-    def _sender(self, webhook_id: int, token: str, username: str | None = None) -> tuple[UserSnapshot, ChannelRef]:
-        """The webhook as the author of its messages, and its channel; the session's transaction is ended, as
-        the message store may need the connection."""
+    def _sender(self, webhook_id: int, token: str, username: str | None = None,
+                thread_id: int | None = None) -> tuple[UserSnapshot, ChannelRef]:
+        """The webhook as the author of its messages, and its channel (or the thread ``thread_id`` of it); the
+        session's transaction is ended, as the message store may need the connection."""
         webhook = self.by_token(webhook_id, token)
-        channel = self.session.get(Channel, webhook.channel_id)
+        if thread_id is not None:
+            channel = self.threads.webhook_thread(webhook.channel_id, thread_id)
+        else:
+            channel = ChannelRef.of(self.session.get(Channel, webhook.channel_id))
         sender = UserSnapshot(id=webhook.id, username=username or webhook.name, global_name=None, avatar=None,
                               bot=True)
         self.session.commit()
-        return sender, ChannelRef.of(channel)
+        return sender, channel
 
-    def execute(self, webhook_id: int, token: str, body: dict[str, Any],
-                uploads: Sequence[Upload] = ()) -> MessageBundle:
+    def execute(self, webhook_id: int, token: str, body: dict[str, Any], uploads: Sequence[Upload] = (), *,
+                thread_id: int | None = None) -> MessageBundle:
+        """Send the webhook's message: into its channel, into the thread ``thread_id`` of it, or as the first
+        message of a new forum or media post named by the body's ``thread_name``."""
+        body = dict(body)
+        thread_name = body.pop("thread_name", None)
+        if thread_name is not None and thread_id is not None:
+            raise WebhookThreadNameAndId()
         if body.get("username") is not None:
             check_name(body["username"], "username")
-        sender, channel = self._sender(webhook_id, token, body.get("username"))
+        sender, channel = self._sender(webhook_id, token, body.get("username"), thread_id)
+        if thread_name is not None:
+            # An empty message is refused before a post exists, as a member's post is.
+            if not (body.get("content") or "").strip() and not body.get("embeds") and not body.get(
+                    "components") and not uploads:
+                raise EmptyMessage()
+            return self.threads.create_webhook_post(
+                sender, channel.id, thread_name,
+                lambda thread: self.messages.create_webhook_message(sender, thread, body, uploads,
+                                                                    message_id=thread.id, starter=True))
+        if channel.type in POST_CHANNEL_TYPES:
+            raise WebhookForumNeedsThread()
         return self.messages.create_webhook_message(sender, channel, body, uploads)
 
-    def get_message(self, webhook_id: int, token: str, message_id: int) -> MessageBundle:
-        sender, channel = self._sender(webhook_id, token)
+    def get_message(self, webhook_id: int, token: str, message_id: int, *,
+                    thread_id: int | None = None) -> MessageBundle:
+        sender, channel = self._sender(webhook_id, token, thread_id=thread_id)
         return self.messages.webhook_message(sender, channel, message_id)
 
     def edit_message(self, webhook_id: int, token: str, message_id: int, body: dict[str, Any],
-                     uploads: Sequence[Upload] = ()) -> MessageBundle:
-        sender, channel = self._sender(webhook_id, token)
+                     uploads: Sequence[Upload] = (), *, thread_id: int | None = None) -> MessageBundle:
+        sender, channel = self._sender(webhook_id, token, thread_id=thread_id)
         return self.messages.edit_webhook_message(sender, channel, message_id, body, uploads)
 
-    def delete_message(self, webhook_id: int, token: str, message_id: int) -> None:
-        sender, channel = self._sender(webhook_id, token)
+    def delete_message(self, webhook_id: int, token: str, message_id: int, *, thread_id: int | None = None) -> None:
+        sender, channel = self._sender(webhook_id, token, thread_id=thread_id)
         self.messages.delete_webhook_message(sender, channel, message_id)

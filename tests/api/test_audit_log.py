@@ -193,3 +193,87 @@ def test_a_reason_longer_than_512_or_not_utf8_is_refused_and_nothing_is_written(
                                              "X-Audit-Log-Reason": "späm".encode().decode("latin-1")}), 201)
     assert log(client, owner, guild_id)["audit_log_entries"][0] == {
         **log(client, owner, guild_id)["audit_log_entries"][0], "target_id": channel["id"], "reason": "späm"}
+
+
+def test_thread_creation_edits_and_deletion_are_logged_but_not_archiving_by_inactivity(client, setup, make,
+                                                                                        resources):
+    from tests.api.test_threads import age
+
+    owner, _, member, _, guild_id, channel_id = setup
+    forum = make.channel(guild_id, "forum", type_=15)
+    base = "/api/v10/channels"
+    message_id = json_body(client.post(f"{base}/{channel_id}/messages", json={"content": "hi"},
+                                       headers=member.headers), 200)["id"]
+    public = json_body(client.post(f"{base}/{channel_id}/messages/{message_id}/threads", json={"name": "talk"},
+                                   headers={**owner.headers, **reason("discuss")}), 201)
+    secret = json_body(client.post(f"{base}/{channel_id}/threads", json={"name": "secret", "type": 12},
+                                   headers=owner.headers), 201)
+    post = json_body(client.post(f"{base}/{forum}/threads", json={"name": "post", "message": {"content": "first"}},
+                                 headers=owner.headers), 201)
+    json_body(client.patch(f"{base}/{secret['id']}", json={
+        "name": "hush", "locked": True, "invitable": False, "auto_archive_duration": 4320,
+        "rate_limit_per_user": 5}, headers={**owner.headers, **reason("tidy")}), 200)
+    # Archived by inactivity: the system's doing, no entry; the member who reopens it is logged.
+    age(resources, public["id"], 60 * 24 * 2)
+    assert json_body(client.get(f"{base}/{public['id']}", headers=owner.headers),
+                     200)["thread_metadata"]["archived"] is True
+    json_body(client.patch(f"{base}/{public['id']}", json={"archived": False}, headers=owner.headers), 200)
+    json_body(client.delete(f"{base}/{secret['id']}", headers={**owner.headers, **reason("done")}), 200)
+    entries = log(client, owner, guild_id)["audit_log_entries"]
+    assert [(e["action_type"], e["target_id"]) for e in entries] == [
+        (112, secret["id"]), (111, public["id"]), (111, secret["id"]), (110, post["id"]), (110, secret["id"]),
+        (110, public["id"])]
+    deleted, reopened, edited, posted, created_secret, created = entries
+    assert all(e["user_id"] == str(owner.id) for e in entries)
+    assert (created["reason"], edited["reason"], deleted["reason"], posted["reason"]) == (
+        "discuss", "tidy", "done", None)
+    assert created["changes"] == [{"key": "name", "new_value": "talk"}, {"key": "type", "new_value": 11},
+                                  {"key": "archived", "new_value": False}, {"key": "locked", "new_value": False},
+                                  {"key": "auto_archive_duration", "new_value": 1440},
+                                  {"key": "rate_limit_per_user", "new_value": 0}]
+    assert {"key": "invitable", "new_value": True} in created_secret["changes"]
+    assert edited["changes"] == [{"key": "name", "old_value": "secret", "new_value": "hush"},
+                                 {"key": "locked", "old_value": False, "new_value": True},
+                                 {"key": "auto_archive_duration", "old_value": 1440, "new_value": 4320},
+                                 {"key": "rate_limit_per_user", "old_value": 0, "new_value": 5},
+                                 {"key": "invitable", "old_value": True, "new_value": False}]
+    assert reopened["changes"] == [{"key": "archived", "old_value": True, "new_value": False}]
+    assert {"key": "name", "old_value": "hush"} in deleted["changes"]
+
+
+def test_a_thread_edit_that_changes_nothing_and_a_refused_post_leave_no_entry(client, setup, make):
+    owner, _, _, _, guild_id, channel_id = setup
+    forum = make.channel(guild_id, "forum", type_=15)
+    thread = json_body(client.post(f"/api/v10/channels/{channel_id}/threads", json={"name": "same", "type": 11},
+                                   headers=owner.headers), 201)
+    json_body(client.patch(f"/api/v10/channels/{thread['id']}", json={"name": "same"}, headers=owner.headers), 200)
+    refused = client.post(f"/api/v10/channels/{forum}/threads",
+                          json={"name": "post", "message": {"content": "x", "attachments": [{"id": 0}]}},
+                          headers=owner.headers)
+    assert refused.status_code == 400, refused.get_data(as_text=True)
+    assert [e["action_type"] for e in log(client, owner, guild_id)["audit_log_entries"]] == [110]
+
+
+def test_the_page_lists_the_webhooks_and_threads_its_entries_target_that_still_exist(client, setup):
+    owner, staff, _, _, guild_id, channel_id = setup
+    base = "/api/v10/channels"
+
+    def hook(name):
+        return json_body(client.post(f"{base}/{channel_id}/webhooks", json={"name": name}, headers=owner.headers), 200)
+
+    def thread(name):
+        return json_body(client.post(f"{base}/{channel_id}/threads", json={"name": name, "type": 11},
+                                     headers=owner.headers), 201)
+
+    kept, gone = hook("kept"), hook("gone")
+    no_content(client.delete(f"/api/v10/webhooks/{gone['id']}", headers=owner.headers))
+    open_, closed = thread("open"), thread("closed")
+    json_body(client.delete(f"{base}/{closed['id']}", headers=owner.headers), 200)
+    body = log(client, staff, guild_id)
+    fetched = json_body(client.get(f"/api/v10/webhooks/{kept['id']}", headers=owner.headers), 200)
+    assert body["webhooks"] == [fetched] and "token" not in body["webhooks"][0]
+    assert body["threads"] == [json_body(client.get(f"{base}/{open_['id']}", headers=owner.headers), 200)]
+    assert [u["id"] for u in body["users"]] == [str(owner.id)]
+    # Only the page's targets: a page of webhook entries lists no thread.
+    only_hooks = log(client, staff, guild_id, action_type=50)
+    assert (len(only_hooks["webhooks"]), only_hooks["threads"]) == (1, [])

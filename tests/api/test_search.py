@@ -164,6 +164,34 @@ def test_results_and_totals_come_only_from_channels_the_caller_may_read_now(clie
     assert found(client, room.owner, room.guild_id, content="plan") == ["plan in secret", "plan in general"]
 
 
+def test_hits_in_threads_list_those_threads_and_the_callers_thread_members(client, resources, room):
+    def thread(type_):
+        return json_body(client.post(f"/api/v10/channels/{room.channel_id}/threads",
+                                     json={"name": f"thread {type_}", "type": type_}, headers=room.owner.headers), 201)
+
+    public, private = thread(11), thread(12)
+    post(client, room.owner, room.channel_id, "plan in the channel")
+    post(client, room.owner, public["id"], "plan in public")
+    post(client, room.owner, private["id"], "plan in private")
+    no_content(client.put(f"/api/v10/channels/{public['id']}/thread-members/@me", headers=room.member.headers))
+    index_now(resources)
+
+    def served(thread_id):
+        return json_body(client.get(f"/api/v10/channels/{thread_id}", headers=room.owner.headers), 200)
+
+    # The private thread's hit (and so the thread) is not the member's to see.
+    body = json_body(search(client, room.member, room.guild_id, content="plan"), 200)
+    assert sorted(m[0]["content"] for m in body["messages"]) == ["plan in public", "plan in the channel"]
+    assert body["threads"] == [served(public["id"])]
+    assert [(m["id"], m["user_id"]) for m in body["members"]] == [(public["id"], str(room.member.id))]
+    body = json_body(search(client, room.owner, room.guild_id, content="plan"), 200)
+    assert body["threads"] == [served(public["id"]), served(private["id"])]
+    assert [m["id"] for m in body["members"]] == [public["id"], private["id"]]
+    # A page without thread hits lists none.
+    body = json_body(search(client, room.owner, room.guild_id, content="channel"), 200)
+    assert (body["threads"], body["members"]) == ([], [])
+
+
 def test_only_members_may_search(client, make, room):
     stranger = make.actor()
     error(search(client, stranger, room.guild_id, content="x"), 403, 50001)

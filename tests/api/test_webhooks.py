@@ -261,12 +261,109 @@ def test_execute_with_a_file(client, room, hook):
     assert client.get(sent["attachments"][0]["url"]).data == b"hello"
 
 
-def test_execute_refuses_threads_naming_them(client, hook):
-    response = client.post(f"/api/v10/webhooks/{hook['id']}/{hook['token']}?wait=true&thread_id=123",
-                           json={"content": "x"})
-    assert field_error_codes(response, "thread_id") == ["UNSUPPORTED_FIELD"]
-    assert field_error_codes(execute(client, hook, content="x", thread_name="t"), "thread_name") == [
+# -- threads and forum posts ----------------------------------------------------------------------------------
+
+def thread_of(client, room, channel_id=None, **body):
+    body = {"name": "a thread", "type": 11, **body}
+    return json_body(client.post(f"/api/v10/channels/{channel_id or room.channel_id}/threads", json=body,
+                                 headers=room.owner.headers), 201)
+
+
+def execute_in(client, hook, thread_id, **body):
+    return client.post(f"/api/v10/webhooks/{hook['id']}/{hook['token']}?wait=true&thread_id={thread_id}",
+                       json=body)
+
+
+def channel(client, room, channel_id):
+    return json_body(client.get(f"/api/v10/channels/{channel_id}", headers=room.owner.headers), 200)
+
+
+def test_execute_into_a_thread_of_its_channel_counts_there_and_joins_nobody(client, room, hook, published):
+    thread = thread_of(client, room)
+    published.clear()
+    sent = json_body(execute_in(client, hook, thread["id"], content="in the thread"), 200)
+    assert (sent["channel_id"], sent["webhook_id"]) == (thread["id"], hook["id"])
+    assert [t for t, _ in published.dispatches()] == ["MESSAGE_CREATE"]
+    counted = channel(client, room, thread["id"])
+    assert (counted["message_count"], counted["total_message_sent"], counted["member_count"]) == (1, 1, 1)
+    members = json_body(client.get(f"/api/v10/channels/{thread['id']}/thread-members",
+                                   headers=room.owner.headers), 200)
+    assert [m["user_id"] for m in members] == [str(room.owner.id)]
+    # Its messages there are found with the thread's id, and only with it.
+    base = f"/api/v10/webhooks/{hook['id']}/{hook['token']}/messages/{sent['id']}"
+    error(client.get(base), 404, 10008)
+    assert json_body(client.get(f"{base}?thread_id={thread['id']}"), 200)["content"] == "in the thread"
+    edited = json_body(client.patch(f"{base}?thread_id={thread['id']}", json={"content": "edited"}), 200)
+    assert (edited["content"], edited["channel_id"]) == ("edited", thread["id"])
+    no_content(client.delete(f"{base}?thread_id={thread['id']}"))
+    error(client.get(f"{base}?thread_id={thread['id']}"), 404, 10008)
+    assert channel(client, room, thread["id"])["message_count"] == 0
+
+
+def test_thread_id_must_name_a_thread_of_the_webhooks_channel(client, room, hook, make):
+    elsewhere = make.channel(room.guild_id, "elsewhere")
+    foreign = thread_of(client, room, elsewhere)
+    for thread_id in (123, room.channel_id, elsewhere, foreign["id"]):
+        error(execute_in(client, hook, thread_id, content="x"), 404, 10003)
+    sent = json_body(execute(client, hook, content="x"), 200)
+    error(client.get(f"/api/v10/webhooks/{hook['id']}/{hook['token']}/messages/{sent['id']}"
+                     f"?thread_id={foreign['id']}"), 404, 10003)
+    assert channel(client, room, foreign["id"])["message_count"] == 0
+
+
+def test_a_send_reopens_an_archived_thread_and_a_locked_one_refuses(client, room, hook):
+    thread = thread_of(client, room)
+    url = f"/api/v10/channels/{thread['id']}"
+    json_body(client.patch(url, json={"archived": True}, headers=room.owner.headers), 200)
+    json_body(execute_in(client, hook, thread["id"], content="wake up"), 200)
+    assert channel(client, room, thread["id"])["thread_metadata"]["archived"] is False
+    json_body(client.patch(url, json={"locked": True}, headers=room.owner.headers), 200)
+    error(execute_in(client, hook, thread["id"], content="x"), 403, 160005)
+    json_body(client.patch(url, json={"archived": True}, headers=room.owner.headers), 200)
+    error(execute_in(client, hook, thread["id"], content="x"), 403, 50083)
+    assert channel(client, room, thread["id"])["thread_metadata"]["archived"] is True
+    assert channel(client, room, thread["id"])["message_count"] == 1
+
+
+def test_thread_name_is_for_forum_webhooks_and_not_with_thread_id(client, room, hook):
+    thread = thread_of(client, room)
+    error(execute(client, hook, content="x", thread_name="post"), 400, 220003)
+    error(execute_in(client, hook, thread["id"], content="x", thread_name="post"), 400, 220002)
+    assert field_error_codes(execute(client, hook, content="x", applied_tags=["1"]), "applied_tags") == [
         "UNSUPPORTED_FIELD"]
+
+
+def test_a_forum_webhook_starts_a_post_whose_first_message_is_its_own(client, room, make, published):
+    forum = make.channel(room.guild_id, "forum", type_=15)
+    hook = json_body(create(client, room, channel_id=forum), 200)
+    error(execute(client, hook, content="where?"), 400, 220001)
+    assert field_error_codes(execute(client, hook, content="x", thread_name="x" * 101), "thread_name") == [
+        "BASE_TYPE_MAX_LENGTH"]
+    published.clear()
+    error(execute(client, hook, content=" ", thread_name="empty"), 400, 50006)
+    assert published.dispatches() == []
+    sent = json_body(execute(client, hook, content="first", thread_name="Deploy 42"), 200)
+    assert sent["id"] == sent["channel_id"] and sent["webhook_id"] == hook["id"]
+    post = channel(client, room, sent["channel_id"])
+    assert (post["type"], post["name"], post["parent_id"], post["owner_id"]) == (11, "Deploy 42", str(forum),
+                                                                                 hook["id"])
+    assert (post["member_count"], post["message_count"]) == (0, 0)
+    assert [t for t, _ in published.dispatches()] == ["THREAD_CREATE", "MESSAGE_CREATE"]
+    # The post then takes the webhook's messages with thread_id, as any thread of its channel.
+    json_body(execute_in(client, hook, post["id"], content="second"), 200)
+    assert channel(client, room, post["id"])["message_count"] == 1
+    messages = json_body(client.get(f"/api/v10/channels/{post['id']}/messages", headers=room.owner.headers), 200)
+    assert [m["content"] for m in messages] == ["second", "first"]
+
+
+def test_a_forum_webhook_post_whose_message_is_refused_leaves_no_thread(client, room, make):
+    forum = make.channel(room.guild_id, "forum", type_=15)
+    hook = json_body(create(client, room, channel_id=forum), 200)
+    refused = execute(client, hook, content="x", thread_name="post", attachments=[{"id": 0}])
+    assert refused.status_code == 400, refused.get_data(as_text=True)
+    active = json_body(client.get(f"/api/v10/guilds/{room.guild_id}/threads/active", headers=room.owner.headers),
+                       200)
+    assert active["threads"] == []
 
 
 @pytest.mark.parametrize("body,path,code", [

@@ -1,5 +1,6 @@
 """Drive incoming webhooks with discord.py, unmodified: create one as a bot, execute it from its URL alone (no bot
-token) with and without a file, edit and delete its messages, edit and delete the webhook; print a JSON report of
+token) with and without a file, edit and delete its messages, send into a thread (``thread=``), start a forum post
+from a forum's webhook (``thread_name=``), edit and delete the webhook; print a JSON report of
 what the client observed.
 
 Run by tests/e2e/test_discord_py_webhooks.py as a plain Python process (asyncio and aiohttp are unreliable under
@@ -7,7 +8,7 @@ the test process's gevent patch). discord.py's webhook module builds its request
 setting ``Route.BASE`` points it at the server too; ``Webhook.from_url`` reads the id and token from Discord's
 URL form (``webhook.url``), which is all it needs. Reads its configuration as JSON on stdin::
 
-    {"base_url": "http://127.0.0.1:PORT", "token": "...", "channel_id": 1, "timeout": 120}
+    {"base_url": "http://127.0.0.1:PORT", "token": "...", "channel_id": 1, "forum_id": 2, "timeout": 120}
 
 Prints one JSON object and exits 0; on a failure prints the report so far with an ``error`` and exits 1.
 """
@@ -74,6 +75,29 @@ async def scenario(config: dict, report: dict) -> None:
             by_token = await hook.edit(name="renamed by token")
             report["renamed_by_token"] = by_token.name
             report["named_now"] = (await bot.fetch_webhook(webhook.id)).name
+
+            # Into a thread of its channel (thread=), and a forum webhook's post (thread_name=).
+            thread = await channel.create_thread(name="hook thread", type=discord.ChannelType.public_thread)
+            in_thread = await hook.send("into the thread", thread=discord.Object(thread.id), wait=True)
+            report["in_thread"] = {**message_summary(in_thread), "channel_id": in_thread.channel.id,
+                                   "thread_id": thread.id}
+            edited = await hook.edit_message(in_thread.id, content="edited in the thread",
+                                             thread=discord.Object(thread.id))
+            report["in_thread_edited"] = edited.content
+            fetched = await hook.fetch_message(in_thread.id, thread=discord.Object(thread.id))
+            report["in_thread_fetched"] = fetched.content
+            report["thread_counted"] = (await bot.fetch_channel(thread.id)).message_count
+            await hook.delete_message(in_thread.id, thread=discord.Object(thread.id))
+            report["in_thread_deleted"] = await not_found(thread.fetch_message(in_thread.id))
+
+            forum = await bot.fetch_channel(config["forum_id"])
+            forum_webhook = await forum.create_webhook(name="forum hook")
+            forum_hook = discord.Webhook.from_url(forum_webhook.url, session=session)
+            first = await forum_hook.send("the first message", thread_name="Deploy 42", wait=True)
+            post = await bot.fetch_channel(first.channel.id)
+            report["post"] = {"message_id": first.id, "channel_id": first.channel.id, "id": post.id,
+                              "name": post.name, "parent_id": post.parent_id, "owner_id": post.owner_id,
+                              "webhook_id": forum_webhook.id, "starter": (await post.fetch_message(first.id)).content}
 
             await webhook.delete()
             report["after_delete"] = await not_found(hook.send("too late", wait=True))

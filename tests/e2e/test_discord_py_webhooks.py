@@ -1,6 +1,7 @@
 """discord.py, unmodified, against real gunicorn: incoming webhooks (tests/e2e/discord_webhooks_scenario.py).
 A bot creates one; the webhook, opened from its URL without the bot's token, sends (and sends a file), edits and
-deletes its message; the bot and the token rename it; the bot deletes it and its token stops working. Runs on
+deletes its message, also in a thread (``thread=``); a forum's webhook starts a post (``thread_name=``); the bot and
+the token rename it; the bot deletes it and its token stops working. Runs on
 SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ def observed(request, tmp_path_factory):
             make = Factory(app.extensions["chatstore"])
             bot = make.actor("hooks-bot")
             guild_id, channel_id = make.guild(bot, name="hooks guild")
+            forum_id = make.channel(guild_id, "forum", type_=15)
         finally:
             app.extensions["chatstore"].close()
         with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2"}) as server:
-            config = {"base_url": server.url, "token": bot.token, "channel_id": channel_id,
+            config = {"base_url": server.url, "token": bot.token, "channel_id": channel_id, "forum_id": forum_id,
                       "timeout": SCENARIO_TIMEOUT}
             result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
                                     text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
@@ -43,7 +45,7 @@ def observed(request, tmp_path_factory):
                 pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: "
                             f"{', '.join(k for k in report if k != 'error')}\n{report.get('error', '')}\n"
                             f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
-            yield {"bot": bot, "channel_id": channel_id}, report
+            yield {"bot": bot, "channel_id": channel_id, "forum_id": forum_id}, report
 
 
 def test_the_bot_creates_a_webhook_with_its_token(observed):
@@ -82,3 +84,21 @@ def test_renames_and_delete(observed):
     assert report["renamed"] == "renamed hook"
     assert report["renamed_by_token"] == "renamed by token" == report["named_now"]
     assert report["after_delete"] == {"status": 404, "code": 10015}
+
+
+def test_the_webhook_sends_into_a_thread_of_its_channel(observed):
+    _, report = observed
+    sent = report["in_thread"]
+    assert (sent["channel_id"], sent["webhook_id"], sent["content"]) == (
+        sent["thread_id"], report["created"]["id"], "into the thread")
+    assert report["in_thread_edited"] == report["in_thread_fetched"] == "edited in the thread"
+    assert report["thread_counted"] == 1
+    assert report["in_thread_deleted"] == {"status": 404, "code": 10008}
+
+
+def test_a_forum_webhook_starts_a_post(observed):
+    seed, report = observed
+    post = report["post"]
+    assert post["message_id"] == post["channel_id"] == post["id"]
+    assert (post["name"], post["parent_id"], post["owner_id"]) == ("Deploy 42", seed["forum_id"], post["webhook_id"])
+    assert post["starter"] == "the first message"
