@@ -3,8 +3,8 @@ and executing them, with their token.
 
 A webhook belongs to a guild text, announcement, forum or media channel, never to a thread: it posts into its
 channel's threads with ``thread_id``, and starts a forum or media post with ``thread_name``. Its token is its
-only credential: kept as a SHA-256 digest (app.auth.tokens), compared in constant time, shown once, when the
-webhook is created. A deleted webhook is gone: its token then answers Unknown Webhook. Every change to a
+only credential: kept as a SHA-256 digest (app.auth.tokens), compared in constant time, shown when the webhook
+is created (and echoed by the token routes to the caller that sent it). A deleted webhook is gone: its token then answers Unknown Webhook. Every change to a
 channel's webhooks records WEBHOOKS_UPDATE in the same transaction. Messages a webhook sends go through
 MessageService, as a user's do, with the webhook as author.
 """
@@ -51,7 +51,8 @@ FORBIDDEN_NAME_WORDS = ("clyde", "discord")
 @dataclass(frozen=True)
 class WebhookView:
     """A webhook with what its wire object shows: its creator (None once gone, or for the token routes, which
-    show no user) and its token, only when just created."""
+    show no user) and its token: when just created, and on the token routes, whose caller sent it (discord.py
+    builds a new webhook from their answer and sends with the token it finds there). Only its hash is kept."""
 
     webhook: Webhook
     creator: User | None = None
@@ -193,14 +194,14 @@ class WebhookService:
         return webhook
 
     def get_with_token(self, webhook_id: int, token: str) -> WebhookView:
-        return WebhookView(self.by_token(webhook_id, token))
+        return WebhookView(self.by_token(webhook_id, token), token=token)
 
     def edit_with_token(self, webhook_id: int, token: str, fields: dict[str, Any]) -> WebhookView:
         webhook = self.by_token(webhook_id, token)
         self._rename(webhook, fields)
         self._announce(webhook, webhook.channel_id)
         self.session.commit()
-        return WebhookView(webhook)
+        return WebhookView(webhook, token=token)
 
     def delete_with_token(self, webhook_id: int, token: str) -> None:
         self._remove(self.by_token(webhook_id, token))

@@ -199,10 +199,13 @@ def test_an_unknown_webhook_gets_10015(client, hook, method, suffix, body):
 # -- with the token --------------------------------------------------------------------------------------------
 
 def test_the_token_routes_show_no_user_and_take_no_authorization(client, room, hook):
+    """They answer with the token their caller sent (and its url), as Discord does: discord.py's fetch() and
+    edit() build the webhook they return from it."""
     fetched = json_body(client.get(f"/api/v10/webhooks/{hook['id']}/{hook['token']}"), 200)
-    assert fetched["id"] == hook["id"] and "user" not in fetched and "token" not in fetched
+    assert fetched["id"] == hook["id"] and "user" not in fetched
+    assert (fetched["token"], fetched["url"]) == (hook["token"], hook["url"])
     renamed = json_body(client.patch(f"/api/v10/webhooks/{hook['id']}/{hook['token']}", json={"name": "Smee"}), 200)
-    assert renamed["name"] == "Smee" and "user" not in renamed
+    assert renamed["name"] == "Smee" and "user" not in renamed and renamed["token"] == hook["token"]
 
 
 def test_the_token_edit_refuses_channel_id(client, room, hook):

@@ -74,6 +74,11 @@ async def scenario(config: dict, report: dict) -> None:
             report["renamed"] = renamed.name
             by_token = await hook.edit(name="renamed by token")
             report["renamed_by_token"] = by_token.name
+            # Both answers of the token routes carry the token: the webhooks discord.py builds from them can send.
+            refetched = await hook.fetch()
+            report["sent_by_fetched_and_edited"] = [
+                (await again.send(f"from the {kind} webhook", wait=True)).content
+                for kind, again in (("fetched", refetched), ("edited", by_token))]
             report["named_now"] = (await bot.fetch_webhook(webhook.id)).name
 
             # Into a thread of its channel (thread=), and a forum webhook's post (thread_name=).

@@ -83,6 +83,7 @@ def test_renames_and_delete(observed):
     _, report = observed
     assert report["renamed"] == "renamed hook"
     assert report["renamed_by_token"] == "renamed by token" == report["named_now"]
+    assert report["sent_by_fetched_and_edited"] == ["from the fetched webhook", "from the edited webhook"]
     assert report["after_delete"] == {"status": 404, "code": 10015}
 
 
