@@ -129,9 +129,6 @@ def route(rule: str, method: str, *, summary: str, responses: Mapping[int, str |
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def parsed(**kwargs: Any):
-            for name, value in request.args.items(multi=True):
-                if "\x00" in value:  # PostgreSQL text cannot hold it: refused here for every route
-                    raise InvalidForm.field(name, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
             for name, value in kwargs.items():
                 if name.endswith("_id"):
                     kwargs[name] = snowflake_field(name, value)
@@ -174,6 +171,19 @@ def query_int(name: str, default: int, minimum: int, maximum: int) -> int:
     if number > maximum:
         raise InvalidForm.field(name, "NUMBER_TYPE_MAX", f"int value should be less than or equal to {maximum}.")
     return number
+
+
+def query_text(name: str, max_length: int) -> str | None:
+    """A free-text query parameter, or None: at most ``max_length`` characters and no NUL, which PostgreSQL text
+    cannot hold (the typed parameters refuse it as what they are not)."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise InvalidForm.field(name, "BASE_TYPE_MAX_LENGTH", f"Must be {max_length} or fewer in length.")
+    if "\x00" in value:
+        raise InvalidForm.field(name, "STRING_TYPE_INVALID_CHARACTERS", "Must not contain NUL characters.")
+    return value
 
 
 def query_bool(name: str, default: bool = False) -> bool:

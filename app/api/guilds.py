@@ -1,8 +1,6 @@
 """Guilds, roles and members."""
 from __future__ import annotations
 
-from flask import request
-
 from app.api import (
     audit_reason,
     current_user,
@@ -11,6 +9,7 @@ from app.api import (
     query_bool,
     query_int,
     query_snowflake,
+    query_text,
     resources,
     route,
 )
@@ -190,11 +189,9 @@ def edit_current_member(guild_id: int):
                                       limit_query(1, 1000)), list_of=True, rate_limit=OWN_BUCKET, public=False)
 def search_members(guild_id: int):
     limit = query_int("limit", 1, 1, 1000)
-    query = request.args.get("query")
+    query = query_text("query", 100)
     if not query:
         raise InvalidForm.field("query", "BASE_TYPE_REQUIRED", "This field is required")
-    if len(query) > 100:
-        raise InvalidForm.field("query", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
     members = _moderation().search_members(current_user(), guild_id, query, limit)
     return json_response([member_json(m) for m in members])
 

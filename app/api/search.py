@@ -16,6 +16,7 @@ from app.api import (
     db,
     query_bool,
     query_int,
+    query_text,
     read_path,
     resources,
     route,
@@ -89,9 +90,7 @@ def parse_search(guild_id: int) -> tuple[SearchQuery, frozenset[int]]:
         if name in request.args:
             raise InvalidForm.field(name, "SEARCH_PARAMETER_UNSUPPORTED",
                                     f"Searching by {name} is not supported by this server.")
-    content = request.args.get("content")
-    if content is not None and len(content) > MAX_CONTENT_LENGTH:
-        raise InvalidForm.field("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT_LENGTH} or fewer in length.")
+    content = query_text("content", MAX_CONTENT_LENGTH)
     author_types = _choices("author_type", list(AUTHOR_TYPES))
     has = _choices("has", list(HAS_NAMES))
     min_id = request.args.get("min_id")

@@ -254,6 +254,7 @@ def test_offset_paging_neither_repeats_nor_skips(client, resources, room):
     ({"pinned": "maybe"}, ("pinned",), "BOOLEAN_TYPE_COERCE"),
     ({"mention_everyone": "2"}, ("mention_everyone",), "BOOLEAN_TYPE_COERCE"),
     ({"content": "x" * 1025}, ("content",), "BASE_TYPE_MAX_LENGTH"),
+    ({"content": "nul\x00"}, ("content",), "STRING_TYPE_INVALID_CHARACTERS"),
     ({"author_id": ["1"] * 101}, ("author_id",), "BASE_TYPE_MAX_LENGTH"),
     ({"embed_type": "image"}, ("embed_type",), "SEARCH_PARAMETER_UNSUPPORTED"),
 ])
