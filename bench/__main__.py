@@ -22,9 +22,13 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from bench import report
 from bench.paths import RESULTS_DIR
 from bench.probes import (
+    database_backends_cpu,
+    database_cpu_seconds_since,
     hold_idle_connections,
     resident_megabytes,
     statements_per_page,
@@ -32,7 +36,7 @@ from bench.probes import (
     wait_until_idle,
     workers_cpu_seconds,
 )
-from bench.scenarios import HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
+from bench.scenarios import DEFAULT_SERVER_SETTINGS, HOT_CONNECTIONS, SCENARIO_NAMES, SCENARIOS, Scenario
 from bench.seed import SeededService, seed
 from bench.server import serve, wait_for_workers
 from bench.wrk import require_wrk, run_wrk
@@ -91,8 +95,9 @@ def server_environment(args, **extra: str) -> dict[str, str]:
 
 
 def load(server, script: str, connections: int, args, environment: dict[str, str], *,
-         count_store_calls: bool = True) -> dict:
-    """Warm up, then measure; the result with the store calls the measured part cost, when the app counts them."""
+         count_store_calls: bool = True, database: str | None = None) -> dict:
+    """Warm up, then measure; the result with the store calls the measured part cost, when the app counts them,
+    and the CPU of the local PostgreSQL's backends serving ``database``, when given."""
     url = server.url + "/"
     if args.warmup:
         run_wrk(url, script, connections=connections, seconds=args.warmup, environment=environment)
@@ -100,10 +105,14 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
         wait_until_idle(server.host, server.port)
     before = store_calls(server.host, server.port) if count_store_calls else None
     cpu_before = workers_cpu_seconds(server.process.pid)
+    database_before = database_backends_cpu(database) if database else None
     result = run_wrk(url, script, connections=connections, seconds=args.duration, environment=environment)
     # From /proc: unlike throughput, it is not lowered by whatever else the machine runs.
     cpu_ms = 1000 * (workers_cpu_seconds(server.process.pid) - cpu_before) / max(result.requests, 1)
     figures = {**result.as_dict(), "connections": connections, "cpu_ms_per_request": round(cpu_ms, 3)}
+    if database_before is not None:
+        database_ms = 1000 * database_cpu_seconds_since(database_before, database) / max(result.requests, 1)
+        figures["db_cpu_ms_per_request"] = round(database_ms, 3)
     if before is not None:
         # Both counts come from the service, so requests still queued when wrk stopped count on both sides.
         calls = store_calls(server.host, server.port) - before
@@ -114,7 +123,9 @@ def load(server, script: str, connections: int, args, environment: dict[str, str
 
 def _brief(figures: dict) -> str:
     calls = figures.get("store_calls_per_request")
-    return (f"{figures['requests_per_second']:.0f} req/s, {figures['cpu_ms_per_request']:.2f} CPU ms/request, "
+    database = figures.get("db_cpu_ms_per_request")
+    return (f"{figures['requests_per_second']:.0f} req/s, {figures['cpu_ms_per_request']:.2f} CPU ms/request"
+            + ("" if database is None else f" + {database:.2f} PostgreSQL") + ", "
             f"p50 {figures['p50_ms']:.1f} ms, "
             f"p99 {figures['p99_ms']:.1f} ms, "
             f"{figures['errors']} errors" + ("" if calls is None else f", {calls:.2f} store calls/request"))
@@ -170,27 +181,53 @@ def run_backend(backend: str, args, log_path: Path, directory: Path) -> dict:
             resources.close()
         print(f"  seeded in {seeded.seconds:.0f} s", flush=True)
         environment = server_environment(args, DATABASE_URL=settings.database_url)
+        # PostgreSQL's backends for the service's database, when the server runs on this host (its CPU is counted).
+        database = make_url(settings.database_url).database if backend == "postgres" else None
         outcome = {"seed_seconds": round(seeded.seconds, 1), "history_size": seeded.history_size,
                    "sparse_messages": seeded.sparse_size, **history_statements, "scenarios": {}}
         selected = [s for s in SCENARIOS if s.name in args.scenarios]
-        for coalescing in (True, False):
-            batch = [s for s in selected if s.coalescing == coalescing]
-            if not batch and not coalescing:
+        outcome["ceilings"] = _storage_ceilings(environment, seeded, args, log_path, database)
+        # One server per set of server settings, the default one (which also measures memory) first.
+        groups: dict[tuple, list[Scenario]] = {tuple(sorted(DEFAULT_SERVER_SETTINGS.items())): []}
+        for scenario in selected:
+            groups.setdefault(tuple(sorted(scenario.server_settings().items())), []).append(scenario)
+        for index, (settings_items, batch) in enumerate(groups.items()):
+            if not batch and index:
                 continue
-            with serve(SERVICE_APP, {**environment, "COALESCE_READS": str(coalescing).lower()}, log_path,
+            with serve(SERVICE_APP, {**environment, **dict(settings_items)}, log_path,
                        ready_path=SERVICE_READY_PATH) as server:
                 workers = wait_for_workers(server, args.workers)
                 for scenario in batch:
-                    outcome["scenarios"][scenario.name] = _run_scenario(server, scenario, seeded, args)
-                if coalescing:
+                    outcome["scenarios"][scenario.name] = _run_scenario(server, scenario, seeded, args, database)
+                if index == 0:
                     outcome["memory"] = _idle_memory(server, workers, seeded)
         return outcome
 
 
-def _run_scenario(server, scenario: Scenario, seeded: SeededService, args) -> dict:
+#: The storage ceilings, each the load of a service scenario against bench/baseline_app.py's storage_app.
+STORAGE_CEILINGS = (("insert", "create"), ("page", "latest"))
+
+
+def _storage_ceilings(environment: dict[str, str], seeded: SeededService, args, log_path: Path,
+                      database: str | None) -> dict:
+    """The backend's storage ceilings, in this run, on the seeded database: the create's INSERT alone, and the
+    latest page's SELECT with its serialization, through the service's engine, pool and gunicorn settings."""
+    ceilings = {}
+    with serve("bench.baseline_app:storage_app", environment, log_path) as server:
+        wait_for_workers(server, args.workers)
+        for name, scenario_name in STORAGE_CEILINGS:
+            scenario = next(s for s in SCENARIOS if s.name == scenario_name)
+            print(f"  storage ceiling {name}: {scenario.title}, the store alone", flush=True)
+            ceilings[name] = load(server, scenario.script, args.connections, args, scenario.environment(seeded),
+                                  count_store_calls=False, database=database)
+            print(f"    {_brief(ceilings[name])}", flush=True)
+    return ceilings
+
+
+def _run_scenario(server, scenario: Scenario, seeded: SeededService, args, database: str | None) -> dict:
     connections = scenario.connections or args.connections
     print(f"  {scenario.name}: {scenario.title}", flush=True)
-    figures = load(server, scenario.script, connections, args, scenario.environment(seeded))
+    figures = load(server, scenario.script, connections, args, scenario.environment(seeded), database=database)
     print(f"    {_brief(figures)}", flush=True)
     return {**figures, "title": scenario.title, "answers_a_page": scenario.answers_a_page}
 
@@ -253,11 +290,13 @@ def main(argv=None) -> int:
     run["drift"] = run_drift_check(args, log_path)
     run["seconds"] = round(time.monotonic() - clock, 1)
     run["targets"] = [asdict(t) for t in report.evaluate_targets(run)]
+    run["backend_targets"] = [asdict(t) for t in report.backend_targets(run)]
     paths = {suffix: RESULTS_DIR / f"{stamp}.{suffix}" for suffix in ("json", "md", "png")}
     paths["json"].write_text(json.dumps(run, indent=2))
     summary = report.markdown(run, chart_name=paths["png"].name)
     paths["md"].write_text(summary)
-    report.chart(run, paths["png"])
+    if not report.chart(run, paths["png"]):
+        del paths["png"]
     print()
     print(summary)
     print("written:", ", ".join(str(path) for path in paths.values()))

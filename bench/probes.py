@@ -146,3 +146,29 @@ def workers_cpu_seconds(master_pid: int) -> float:
         if int(fields[1]) == master_pid:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def database_backends_cpu(database: str) -> dict[int, float]:
+    """User + system CPU seconds of each PostgreSQL backend process serving ``database`` on this host (its process
+    title names the database: ``postgres: <cluster>: <user> <database> <client> <state>``). The server's shared
+    processes (WAL writer, checkpointer) are left out: on a shared server they work for every database."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+            if not title or title[0] != "postgres:" or database not in title:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked, or not ours to read
+        found[int(proc.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def database_cpu_seconds_since(before: dict[int, float], database: str) -> float:
+    """The CPU the database's backends spent since ``before`` (:func:`database_backends_cpu`); a backend that
+    started since counts whole, one that exited since is lost (the service's pool keeps its connections, so
+    few do)."""
+    after = database_backends_cpu(database)
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())

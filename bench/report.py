@@ -79,6 +79,50 @@ def evaluate_targets(run: dict) -> list[Target]:
     return targets
 
 
+HOT_WRITE_RATIO = 0.8
+
+
+def backend_targets(run: dict) -> list[Target]:
+    """Issue 17's targets for every backend measured: ratios to the backend's storage ceilings, CPU per request,
+    one busy channel against the same load over 64 channels."""
+    targets = []
+    for backend, outcome in run["backends"].items():
+        if "skipped" not in outcome:
+            targets += _targets_of(backend, outcome)
+    return targets
+
+
+def _targets_of(backend: str, outcome: dict) -> list[Target]:
+    scenarios = outcome.get("scenarios", {})
+    ceilings = outcome.get("ceilings", {})
+
+    def rps(figures: dict | None) -> float | None:
+        return figures["requests_per_second"] if figures else None
+
+    def cpu(name: str) -> float | None:
+        figures = scenarios.get(name)
+        return figures["cpu_ms_per_request"] if figures else None
+
+    def target(name: str, value: float | None, required: str, check, shown: str = "{:.2f}") -> Target:
+        name = f"{backend}: {name}"
+        if value is None:
+            return Target(name, "not measured", required, None)
+        return Target(name, shown.format(value), required, bool(check(value)))
+
+    return [
+        target("create: x the storage ceiling's insert",
+               _ratio(rps(scenarios.get("create")), rps(ceilings.get("insert"))), ">= 0.7", lambda v: v >= 0.7),
+        target("latest page: x the storage ceiling's page (SELECT + serialization)",
+               _ratio(rps(scenarios.get("latest")), rps(ceilings.get("page"))), ">= 0.5", lambda v: v >= 0.5),
+        target("hot-write: one channel x the same load over 64 channels",
+               _ratio(rps(scenarios.get("hot-write")), rps(scenarios.get("create"))), f">= {HOT_WRITE_RATIO}",
+               lambda v: v >= HOT_WRITE_RATIO),
+        target("worker CPU ms per create", cpu("create"), "<= 1.5", lambda v: v <= 1.5),
+        target("worker CPU ms per uncached page of 50", cpu("uncached"), "<= 1.5", lambda v: v <= 1.5),
+        target("worker CPU ms per cached page of 50", cpu("latest"), "<= 0.8", lambda v: v <= 0.8),
+    ]
+
+
 def _row(label: str, figures: dict, framework: dict | None, serialization: dict | None) -> str:
     def times(baseline: dict | None) -> str:
         ratio = _ratio(figures["requests_per_second"], baseline["requests_per_second"] if baseline else None)
@@ -88,7 +132,11 @@ def _row(label: str, figures: dict, framework: dict | None, serialization: dict 
     return (f"| {label} | {figures['connections']} | {figures['requests_per_second']:.0f} | {times(framework)} | "
             f"{times(serialization)} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | "
             f"{tail_ratio(figures):.1f} | {figures['errors']} | {'' if calls is None else f'{calls:.2f}'} | "
-            f"{figures['cpu_ms_per_request']:.2f} |")
+            f"{figures['cpu_ms_per_request']:.2f} | {_optional(figures.get('db_cpu_ms_per_request'))} |")
+
+
+def _optional(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def markdown(run: dict, chart_name: str) -> str:
@@ -109,11 +157,12 @@ def markdown(run: dict, chart_name: str) -> str:
         "framework ceiling's, x serialization = over the serialization ceiling's. p99 / mean is p99 over the "
         "mean latency (connections / throughput). Store calls per request reached the backend (coalesced reads "
         "excluded). CPU ms / req is the workers' CPU time (from /proc) over the requests answered: the figure "
-        "that the rest of the machine's load distorts least.",
+        "that the rest of the machine's load distorts least; DB CPU ms / req the same for the local PostgreSQL's "
+        "backends serving the service's database (its shared WAL writer and checkpointer not counted).",
         "",
         "| scenario | conns | req/s | x framework | x serialization | p50 ms | p99 ms | p99 / mean | errors | "
-        "store calls / req | CPU ms / req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "store calls / req | CPU ms / req | DB CPU ms / req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, figures in baselines.items():
         connections = figures["connections"]
@@ -121,7 +170,7 @@ def markdown(run: dict, chart_name: str) -> str:
         lines.append(_row(f"baseline: {name}", figures, framework, serialization))
     for backend, outcome in run["backends"].items():
         if "skipped" in outcome:
-            lines.append(f"| {backend}: skipped ({outcome['skipped']}) ||||||||||")
+            lines.append(f"| {backend}: skipped ({outcome['skipped']}) |||||||||||")
             continue
         for figures in outcome["scenarios"].values():
             framework, serialization = _baselines_at(baselines, figures["connections"])
@@ -138,9 +187,18 @@ def markdown(run: dict, chart_name: str) -> str:
                      f"{memory.get('answered', 0)} of {memory.get('connections', 0)} connections open "
                      f"(before: {', '.join(f'{v} MB' for v in memory.get('rss_mb_before', {}).values())}); "
                      f"seeded in {outcome['seed_seconds']:.0f} s")
-    lines += ["", f"## Targets ({TARGET_BACKEND})", "", "| target | measured | required | result |",
-              "|---|---:|---:|---|"]
-    for target in run["targets"]:
+    lines += ["", "Storage ceilings (bench/baseline_app.py's storage_app on the same database, engine and pool): the "
+                  "create's INSERT alone, the latest page's SELECT with its serialization.", ""]
+    for backend, outcome in run["backends"].items():
+        for name, figures in outcome.get("ceilings", {}).items():
+            database = figures.get("db_cpu_ms_per_request")
+            lines.append(f"- {backend} {name}: {figures['requests_per_second']:.0f} req/s, "
+                         f"{figures['cpu_ms_per_request']:.2f} CPU ms / req"
+                         + ("" if database is None else f" + {database:.2f} in PostgreSQL")
+                         + f", p99 {figures['p99_ms']:.1f} ms")
+    lines += ["", f"## Targets (issue 6: {TARGET_BACKEND}; issue 17: each backend)", "",
+              "| target | measured | required | result |", "|---|---:|---:|---|"]
+    for target in run["targets"] + run.get("backend_targets", []):
         result = {True: "PASS", False: "FAIL", None: "not measured"}[target["passed"]]
         lines.append(f"| {target['name']} | {target['measured']} | {target['required']} | {result} |")
     lines += ["", f"![throughput and p99 by scenario]({chart_name})", ""]
@@ -166,9 +224,14 @@ def _baselines_at(baselines: dict, connections: int) -> tuple[dict | None, dict 
     return pick("framework"), pick("serialization")
 
 
-def chart(run: dict, path: Path) -> None:
-    """Throughput and p99 per scenario and backend, with the baselines as horizontal lines."""
-    import matplotlib
+def chart(run: dict, path: Path) -> bool:
+    """Throughput and p99 per scenario and backend, with the baselines as horizontal lines; False (and no chart)
+    without matplotlib (the bench extra), rather than losing the run's summary."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')", flush=True)
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -202,3 +265,4 @@ def chart(run: dict, path: Path) -> None:
     figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
+    return True
