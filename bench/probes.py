@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 STORE_CALLS = "chatstore_message_store_calls_total"
 COALESCED_READS = "chatstore_coalesced_reads_total"
@@ -172,3 +173,46 @@ def database_cpu_seconds_since(before: dict[int, float], database: str) -> float
     few do)."""
     after = database_backends_cpu(database)
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+class LockWaitSampler:
+    """Samples, every ``interval`` seconds while it runs (a thread), how many of ``database``'s sessions wait on a
+    lock (``pg_stat_activity.wait_event_type = 'Lock'``): writers queued on one row show up here whatever else
+    the machine runs. ``mean`` is the average over the samples."""
+
+    def __init__(self, url: str, interval: float = 0.05):
+        import threading
+
+        self._url = url
+        self._interval = interval
+        self._stop = threading.Event()
+        self._samples: list[int] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockWaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg2
+
+        url = make_url(self._url)
+        connection = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                      password=url.password, dbname=url.database)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                while not self._stop.wait(self._interval):
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock'")
+                    self._samples.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    @property
+    def mean(self) -> float:
+        return sum(self._samples) / len(self._samples) if self._samples else 0.0
