@@ -363,9 +363,12 @@ def main(argv=None) -> int:
     paths["md"].write_text(summary)
     if not report.chart(run, paths["png"]):
         del paths["png"]
+    from bench import capacity
+
+    written_capacity = capacity.write(run, paths["json"], docs=capacity.complete(run))
     print()
     print(summary)
-    print("written:", ", ".join(str(path) for path in paths.values()))
+    print("written:", ", ".join(str(path) for path in [*paths.values(), *written_capacity]))
     return 0
 
 
