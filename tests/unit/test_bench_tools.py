@@ -1,5 +1,6 @@
-"""The benchmark's open-loop generator (bench/open_loop.py) counts the requests a stalled server delays from when
-they were due (no coordinated omission), and issue 17's per-backend targets read a run's figures."""
+"""The benchmark's tools: the open-loop generator (bench/open_loop.py) counts the requests a stalled server delays
+from when they were due (no coordinated omission); issue 17's per-backend targets and the capacity model
+(bench/capacity.py) read a run's figures."""
 from __future__ import annotations
 
 import socket
@@ -88,3 +89,27 @@ def test_backend_targets_compare_each_backend_with_its_own_ceilings():
     assert targets["postgres: open loop at 50% of max: p99 create (ms)"].passed is False
     assert targets["postgres: worker CPU ms per cached page of 50 (net)"].passed is True
     assert targets["postgres: rate limits counted (shared) x off, latest page"].measured == "0.89"
+
+
+def test_the_capacity_model_is_measured_cpu_times_the_rate_over_the_utilization():
+    from bench import capacity
+
+    def figures(cpu: float, database: float | None = None, **extra) -> dict:
+        return {"cpu_ms_per_request": cpu + 1, "net_cpu_ms_per_request": cpu, "db_cpu_ms_per_request": database,
+                **extra}
+
+    run = {"started_at": "2026-12-06T00:00:00+00:00", "backends": {
+        "postgres": {"scenarios": {"create": figures(2.0, 0.5), "uncached": figures(3.0, 1.0,
+                                                                                   store_calls_per_request=2.0),
+                                   "latest": figures(1.0, 0.1)}},
+        "sqlite": {"scenarios": {"create": figures(1.5)}},  # no page measured: left out
+    }}
+    [need] = capacity.needs(run)
+    writes = capacity.MESSAGES_PER_DAY / 86_400 * capacity.PEAK_FACTOR
+    assert need.backend == "postgres"
+    assert need.worker_cores == (writes * 2.0 + writes * capacity.READS_PER_WRITE * 3.0) / 1000 / capacity.UTILIZATION
+    assert need.write_database_cores == writes * 0.5 / 1000 / capacity.UTILIZATION
+    assert need.database_requests_per_second == writes * 4 + writes * capacity.READS_PER_WRITE * 3
+    text = capacity.markdown(run, "run.json")
+    assert f"{need.worker_cores:,.0f}" in text and "single primary" in text
+    assert not capacity.complete(run)
