@@ -86,13 +86,15 @@ def shared_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def _statement_transaction(engine: Engine) -> Iterator[Connection]:
-    """A PostgreSQL transaction begun by ``BEGIN`` on a connection in autocommit (psycopg2 then sends no BEGIN or
-    COMMIT of its own), committed by ``COMMIT`` on leaving unless a statement of the caller ended it, rolled
-    back on an error. libpq's transaction status, which every answer updates, says which."""
+    """A PostgreSQL transaction begun by ``BEGIN`` on a connection whose driver is in autocommit (psycopg2 then
+    sends no BEGIN or COMMIT of its own), committed by ``COMMIT`` on leaving unless a statement of the caller ended
+    it, rolled back on an error. libpq's transaction status, which every answer updates, says which. The driver's
+    flag is set directly: through SQLAlchemy's isolation level it cost more CPU than the round trip it saves."""
     with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.exec_driver_sql("BEGIN")
+        driver = connection.connection.driver_connection
+        driver.autocommit = True
         try:
+            connection.exec_driver_sql("BEGIN")
             yield connection
             if _pg_status(connection) != _PG_IDLE:
                 connection.exec_driver_sql("COMMIT")
@@ -103,6 +105,9 @@ def _statement_transaction(engine: Engine) -> Iterator[Connection]:
                 except sa_exc.DBAPIError:
                     pass  # the connection is lost (and invalidated): the server rolls back on its own
             raise
+        finally:
+            if not connection.invalidated and not driver.closed:
+                driver.autocommit = False
 
 
 def _pg_status(connection: Connection) -> int:
@@ -114,8 +119,7 @@ def commits_by_statement(connection: Connection) -> bool:
     last statements (PostgreSQL; psycopg2 sends a string of several statements as one query, in one round trip).
     A row lock taken by those statements is then held only while the server runs them: not while the worker,
     busy with other requests' Python, gets round to sending the COMMIT."""
-    return (connection.dialect.name == "postgresql"
-            and connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+    return connection.dialect.name == "postgresql" and connection.connection.driver_connection.autocommit
 
 
 def joined_connection(engine: Engine) -> Connection | None:

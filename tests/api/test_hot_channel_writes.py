@@ -47,6 +47,17 @@ def _channel_row(resources, channel_id: int):
                                   .where(Channel.id == channel_id)).one()
 
 
+def _pooled_in_autocommit(engine) -> list[bool]:
+    """Whether each idle connection of the pool was left with the driver in autocommit (all of them checked out at
+    once, so none is opened anew)."""
+    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        return [connection.driver_connection.autocommit for connection in held]
+    finally:
+        for connection in held:
+            connection.close()
+
+
 def test_the_channel_row_is_free_while_the_write_and_its_events_are_built(resources, channel, other_process):
     """Another writer can take the channel's row while this one's message is written and its events built."""
     owner, channel_id, guild_id = channel
@@ -85,6 +96,8 @@ def test_the_lock_the_events_and_the_commit_go_in_one_query(resources, channel):
     # Nothing after it: no COMMIT of the driver's (it would warn "there is no transaction in progress").
     assert sum(1 for statement in sent if "COMMIT" in statement.upper()) == 1
     assert not any(statement.upper().startswith("UPDATE CHANNELS") for statement in sent[:-1])
+    # The connection goes back to the pool as it came: a transaction begun there by the driver, not in autocommit.
+    assert not any(_pooled_in_autocommit(resources.engine))
 
 
 def test_a_write_failing_after_begin_leaves_no_open_transaction(resources, channel, other_process):
@@ -106,6 +119,7 @@ def test_a_write_failing_after_begin_leaves_no_open_transaction(resources, chann
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state LIKE 'idle in transaction%'")).scalar()
     assert stuck == 0
+    assert not any(_pooled_in_autocommit(resources.engine))
 
 
 def test_a_failing_bookkeeping_statement_rolls_the_write_back(resources, channel):
