@@ -99,7 +99,8 @@ def _statement_transaction(engine: Engine) -> Iterator[Connection]:
             if _pg_status(connection) != _PG_IDLE:
                 connection.exec_driver_sql("COMMIT")
         except BaseException:
-            if not connection.invalidated and _pg_status(connection) not in (_PG_IDLE, _PG_UNKNOWN):
+            if (not connection.invalidated and not driver.closed
+                    and _pg_status(connection) not in (_PG_IDLE, _PG_UNKNOWN)):
                 try:
                     connection.exec_driver_sql("ROLLBACK")
                 except sa_exc.DBAPIError:

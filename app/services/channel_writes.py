@@ -66,7 +66,7 @@ class ChannelWrites:
     When the store shares the metadata database (the SQL store), the write itself is part of that transaction,
     so the message, the bookkeeping and the events commit together or not at all, and a failed write leaves no
     trace. The channel's row is locked by the bookkeeping, after the write and before the events enter the
-    outbox, so one channel's events are in outbox order the order their writes commit. It is locked last, and on
+    outbox, so one channel's events enter the outbox in the order their writes commit. It is locked last, and on
     PostgreSQL the lock, the outbox row and the COMMIT go to the server as one query: writers into one busy
     channel queue on its row only while the server runs them, never while a worker busy with other requests
     gets round to committing (they did when the row was locked first: one channel's writes collapsed with
