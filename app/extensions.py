@@ -86,7 +86,7 @@ def _create_db_engine(settings: Settings) -> Engine:
         return create_sqlite_engine(settings.database_url, poolclass=pool_class(settings),
                                     pool_timeout=settings.db_pool_timeout, hide_parameters=True)
     _make_green_psycopg2(settings.db_response_timeout)
-    return create_engine(
+    engine = create_engine(
         settings.database_url,
         poolclass=pool_class(settings),
         # Statement parameters would put message content into error messages, and so into the logs.
@@ -94,7 +94,6 @@ def _create_db_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": 5,
             "application_name": settings.application_name,
@@ -108,6 +107,44 @@ def _create_db_engine(settings: Settings) -> Engine:
             "keepalives_count": 3,
         },
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection unused this long is checked (a round trip) before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN_AT = "chatstore_checked_in_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat unused for :data:`PING_AFTER_IDLE_SECONDS`.
+
+    SQLAlchemy's ``pool_pre_ping`` checks it on every checkout: a round trip each time a request takes a
+    connection (three or four times per request), a tenth of a create's worker CPU on PostgreSQL in py-spy's
+    profile (docs/measurements.md). A connection in steady use is known to be alive from its last statement; one
+    that sat idle may have been closed by the server or a proxy, and is checked. A connection that dies between
+    uses anyway (the server restarted) fails its statement, which is answered 503 like any database failure, and
+    SQLAlchemy then replaces every connection of the pool opened before the failure."""
+    from sqlalchemy import event
+    from sqlalchemy import exc as sa_exc
+
+    @event.listens_for(engine, "checkin")
+    def checked_in(_dbapi_connection, record) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection, record, _proxy) -> None:
+        # ``info`` belongs to the DBAPI connection: a new one has no time, and needs no check.
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool drops this connection and hands out another (a new one, if need be).
+            raise sa_exc.DisconnectionError("pooled connection lost while idle") from error
+        if not alive:
+            raise sa_exc.DisconnectionError("pooled connection lost while idle")
 
 
 class Resources:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 STORE_CALLS = "chatstore_message_store_calls_total"
 COALESCED_READS = "chatstore_coalesced_reads_total"
@@ -146,3 +147,72 @@ def workers_cpu_seconds(master_pid: int) -> float:
         if int(fields[1]) == master_pid:
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def database_backends_cpu(database: str) -> dict[int, float]:
+    """User + system CPU seconds of each PostgreSQL backend process serving ``database`` on this host (its process
+    title names the database: ``postgres: <cluster>: <user> <database> <client> <state>``). The server's shared
+    processes (WAL writer, checkpointer) are left out: on a shared server they work for every database."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+            if not title or title[0] != "postgres:" or database not in title:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked, or not ours to read
+        found[int(proc.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def database_cpu_seconds_since(before: dict[int, float], database: str) -> float:
+    """The CPU the database's backends spent since ``before`` (:func:`database_backends_cpu`); a backend that
+    started since counts whole, one that exited since is lost (the service's pool keeps its connections, so
+    few do)."""
+    after = database_backends_cpu(database)
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+class LockWaitSampler:
+    """Samples, every ``interval`` seconds while it runs (a thread), how many of ``database``'s sessions wait on a
+    lock (``pg_stat_activity.wait_event_type = 'Lock'``): writers queued on one row show up here whatever else
+    the machine runs. ``mean`` is the average over the samples."""
+
+    def __init__(self, url: str, interval: float = 0.05):
+        import threading
+
+        self._url = url
+        self._interval = interval
+        self._stop = threading.Event()
+        self._samples: list[int] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LockWaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg2
+
+        url = make_url(self._url)
+        connection = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username,
+                                      password=url.password, dbname=url.database)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                while not self._stop.wait(self._interval):
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock'")
+                    self._samples.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    @property
+    def mean(self) -> float:
+        return sum(self._samples) / len(self._samples) if self._samples else 0.0

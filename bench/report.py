@@ -79,6 +79,64 @@ def evaluate_targets(run: dict) -> list[Target]:
     return targets
 
 
+HOT_WRITE_RATIO = 0.8
+
+
+def backend_targets(run: dict) -> list[Target]:
+    """Issue 17's targets for every backend measured: ratios to the backend's storage ceilings, CPU per request,
+    one busy channel against the same load over 64 channels."""
+    targets = []
+    for backend, outcome in run["backends"].items():
+        if "skipped" not in outcome:
+            targets += _targets_of(backend, outcome)
+    return targets
+
+
+def _targets_of(backend: str, outcome: dict) -> list[Target]:
+    scenarios = outcome.get("scenarios", {})
+    ceilings = outcome.get("ceilings", {})
+
+    def rps(figures: dict | None) -> float | None:
+        return figures["requests_per_second"] if figures else None
+
+    def cpu(name: str, figures_by_name: dict | None = None) -> float | None:
+        figures = (scenarios if figures_by_name is None else figures_by_name).get(name)
+        return figures.get("net_cpu_ms_per_request", figures["cpu_ms_per_request"]) if figures else None
+
+    def target(name: str, value: float | None, required: str, check, shown: str = "{:.2f}") -> Target:
+        name = f"{backend}: {name}"
+        if value is None:
+            return Target(name, "not measured", required, None)
+        return Target(name, shown.format(value), required, bool(check(value)))
+
+    open_loop = outcome.get("open_loop", {})
+    return [
+        target("open loop at 50% of max: p99 latest page (ms)", (open_loop.get("latest") or {}).get("p99_ms"),
+               "<= 20", lambda v: v <= 20, "{:.1f}"),
+        target("open loop at 50% of max: p99 create (ms)", (open_loop.get("create") or {}).get("p99_ms"),
+               "<= 30", lambda v: v <= 30, "{:.1f}"),
+        target("create: x the storage ceiling's insert",
+               _ratio(rps(scenarios.get("create")), rps(ceilings.get("insert"))), ">= 0.7", lambda v: v >= 0.7),
+        target("create: x the storage ceiling's insert, by net CPU per request (ceiling's / create's)",
+               _ratio(cpu("insert", ceilings), cpu("create")), ">= 0.7", lambda v: v >= 0.7),
+        target("latest page: x the storage ceiling's page (SELECT + serialization)",
+               _ratio(rps(scenarios.get("latest")), rps(ceilings.get("page"))), ">= 0.5", lambda v: v >= 0.5),
+        target("uncached page: x the storage ceiling's page, by net CPU per request",
+               _ratio(cpu("page", ceilings), cpu("uncached")), ">= 0.5", lambda v: v >= 0.5),
+        target("rate limits counted (shared) x off, latest page",
+               _ratio(rps(scenarios.get("latest-limited")), rps(scenarios.get("latest"))), ">= 0.9",
+               lambda v: v >= 0.9),
+        target("rate limits counted (shared) x off, latest page, by net CPU per request",
+               _ratio(cpu("latest"), cpu("latest-limited")), ">= 0.9", lambda v: v >= 0.9),
+        target("hot-write: one channel x the same load over 64 channels",
+               _ratio(rps(scenarios.get("hot-write")), rps(scenarios.get("create"))), f">= {HOT_WRITE_RATIO}",
+               lambda v: v >= HOT_WRITE_RATIO),
+        target("worker CPU ms per create (net)", cpu("create"), "<= 1.5", lambda v: v <= 1.5),
+        target("worker CPU ms per uncached page of 50 (net)", cpu("uncached"), "<= 1.5", lambda v: v <= 1.5),
+        target("worker CPU ms per cached page of 50 (net)", cpu("latest"), "<= 0.8", lambda v: v <= 0.8),
+    ]
+
+
 def _row(label: str, figures: dict, framework: dict | None, serialization: dict | None) -> str:
     def times(baseline: dict | None) -> str:
         ratio = _ratio(figures["requests_per_second"], baseline["requests_per_second"] if baseline else None)
@@ -88,7 +146,12 @@ def _row(label: str, figures: dict, framework: dict | None, serialization: dict 
     return (f"| {label} | {figures['connections']} | {figures['requests_per_second']:.0f} | {times(framework)} | "
             f"{times(serialization)} | {figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | "
             f"{tail_ratio(figures):.1f} | {figures['errors']} | {'' if calls is None else f'{calls:.2f}'} | "
-            f"{figures['cpu_ms_per_request']:.2f} |")
+            f"{figures['cpu_ms_per_request']:.2f} | {_optional(figures.get('net_cpu_ms_per_request'))} | "
+            f"{_optional(figures.get('db_cpu_ms_per_request'))} | {_optional(figures.get('lock_waiters'))} |")
+
+
+def _optional(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def markdown(run: dict, chart_name: str) -> str:
@@ -109,11 +172,14 @@ def markdown(run: dict, chart_name: str) -> str:
         "framework ceiling's, x serialization = over the serialization ceiling's. p99 / mean is p99 over the "
         "mean latency (connections / throughput). Store calls per request reached the backend (coalesced reads "
         "excluded). CPU ms / req is the workers' CPU time (from /proc) over the requests answered: the figure "
-        "that the rest of the machine's load distorts least.",
+        "that the rest of the machine's load distorts least; net, less the CPU the workers spend idle (sampled "
+        "for 2 s before), which weighs at low throughput. DB CPU ms / req is the same for the local PostgreSQL's "
+        "backends serving the service's database (its shared WAL writer and checkpointer not counted); lock "
+        "waiters the sessions waiting on a lock, on average (sampled every 50 ms).",
         "",
         "| scenario | conns | req/s | x framework | x serialization | p50 ms | p99 ms | p99 / mean | errors | "
-        "store calls / req | CPU ms / req |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "store calls / req | CPU ms / req | net CPU ms / req | DB CPU ms / req | lock waiters |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, figures in baselines.items():
         connections = figures["connections"]
@@ -121,7 +187,7 @@ def markdown(run: dict, chart_name: str) -> str:
         lines.append(_row(f"baseline: {name}", figures, framework, serialization))
     for backend, outcome in run["backends"].items():
         if "skipped" in outcome:
-            lines.append(f"| {backend}: skipped ({outcome['skipped']}) ||||||||||")
+            lines.append(f"| {backend}: skipped ({outcome['skipped']}) |||||||||||||")
             continue
         for figures in outcome["scenarios"].values():
             framework, serialization = _baselines_at(baselines, figures["connections"])
@@ -138,9 +204,25 @@ def markdown(run: dict, chart_name: str) -> str:
                      f"{memory.get('answered', 0)} of {memory.get('connections', 0)} connections open "
                      f"(before: {', '.join(f'{v} MB' for v in memory.get('rss_mb_before', {}).values())}); "
                      f"seeded in {outcome['seed_seconds']:.0f} s")
-    lines += ["", f"## Targets ({TARGET_BACKEND})", "", "| target | measured | required | result |",
-              "|---|---:|---:|---|"]
-    for target in run["targets"]:
+    lines += ["", "Storage ceilings (bench/baseline_app.py's storage_app on the same database, engine and pool): the "
+                  "create's INSERT alone, the latest page's SELECT with its serialization.", ""]
+    for backend, outcome in run["backends"].items():
+        for name, figures in outcome.get("ceilings", {}).items():
+            database = figures.get("db_cpu_ms_per_request")
+            lines.append(f"- {backend} {name}: {figures['requests_per_second']:.0f} req/s, "
+                         f"{figures['cpu_ms_per_request']:.2f} CPU ms / req"
+                         + ("" if database is None else f" + {database:.2f} in PostgreSQL")
+                         + f", p99 {figures['p99_ms']:.1f} ms")
+    lines += ["", "Open loop (bench/open_loop.py): a fixed rate offered, latency from when each request was due.", ""]
+    for backend, outcome in run["backends"].items():
+        for name, figures in outcome.get("open_loop", {}).items():
+            lines.append(f"- {backend} {name} at {figures['offered_per_second']:.0f} req/s "
+                         f"({figures['fraction_of_max']:.0%} of its closed-loop maximum): p50 {figures['p50_ms']:.1f} "
+                         f"ms, p99 {figures['p99_ms']:.1f} ms, p99.9 {figures['p999_ms']:.1f} ms, "
+                         f"{figures['answered']} of {figures['offered']} answered, {figures['errors']} errors")
+    lines += ["", f"## Targets (issue 6: {TARGET_BACKEND}; issue 17: each backend)", "",
+              "| target | measured | required | result |", "|---|---:|---:|---|"]
+    for target in run["targets"] + run.get("backend_targets", []):
         result = {True: "PASS", False: "FAIL", None: "not measured"}[target["passed"]]
         lines.append(f"| {target['name']} | {target['measured']} | {target['required']} | {result} |")
     lines += ["", f"![throughput and p99 by scenario]({chart_name})", ""]
@@ -166,9 +248,14 @@ def _baselines_at(baselines: dict, connections: int) -> tuple[dict | None, dict 
     return pick("framework"), pick("serialization")
 
 
-def chart(run: dict, path: Path) -> None:
-    """Throughput and p99 per scenario and backend, with the baselines as horizontal lines."""
-    import matplotlib
+def chart(run: dict, path: Path) -> bool:
+    """Throughput and p99 per scenario and backend, with the baselines as horizontal lines; False (and no chart)
+    without matplotlib (the bench extra), rather than losing the run's summary."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')", flush=True)
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -202,3 +289,4 @@ def chart(run: dict, path: Path) -> None:
     figure.tight_layout(rect=(0, 0.12, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
+    return True

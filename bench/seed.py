@@ -50,6 +50,8 @@ class SeededService:
     guild_id: int
     fresh_channels: list[int]
     hot_channel: int
+    #: the channel every connection of the hot-write scenario posts into
+    hot_write_channel: int
     history_channel: int
     sparse_channel: int
     deep_cursors: list[int]
@@ -73,6 +75,7 @@ def seed(resources, history_size: int) -> SeededService:
         factory.member(guild_id, actor)
     fresh = [factory.channel(guild_id, f"fresh-{n}") for n in range(FRESH_CHANNELS)]
     hot = factory.channel(guild_id, "hot")
+    hot_write = factory.channel(guild_id, "hot-write")
     history = factory.channel(guild_id, "history")
     sparse = factory.channel(guild_id, "sparse")
     authors = [actor.id for actor in actors]
@@ -87,6 +90,7 @@ def seed(resources, history_size: int) -> SeededService:
     bulk_create = _bulk_creator(resources)
     bulk_create(itertools.chain.from_iterable(spaced(c, FRESH_MESSAGES, MINUTE_MS) for c in fresh))
     bulk_create(spaced(hot, HOT_MESSAGES, MINUTE_MS))
+    bulk_create(spaced(hot_write, FRESH_MESSAGES, MINUTE_MS))
     history_spacing_ms = HISTORY_YEARS * YEAR_MS // max(history_size, 1)
     bulk_create(spaced(history, history_size, history_spacing_ms))
     store = resources.message_store
@@ -99,7 +103,7 @@ def seed(resources, history_size: int) -> SeededService:
     latest_history = store.list_messages(history, limit=REACTION_TARGETS)
     return SeededService(
         tokens=[actor.token for actor in actors], guild_id=guild_id, fresh_channels=fresh, hot_channel=hot,
-        history_channel=history, sparse_channel=sparse,
+        hot_write_channel=hot_write, history_channel=history, sparse_channel=sparse,
         deep_cursors=_cursors(now_ms - DEEP_YEARS_BACK * YEAR_MS),
         around_cursors=_cursors(now_ms - AROUND_YEARS_BACK * YEAR_MS),
         reaction_targets=[f"{history}/{m.id}" for m in latest_history],

@@ -60,18 +60,67 @@ def begin_read_only(session: Session) -> None:
 #: The transaction of :func:`shared_transaction` open in this greenlet (contextvars are per greenlet), if any.
 _SHARED: ContextVar[tuple[Engine, Connection] | None] = ContextVar("chatstore_shared_transaction", default=None)
 
+#: libpq's transaction status of a connection outside any transaction block (psycopg2's TRANSACTION_STATUS_IDLE).
+_PG_IDLE = 0
+#: libpq's status when it cannot tell (the connection is bad): nothing can be rolled back on it.
+_PG_UNKNOWN = 4
+
 
 @contextmanager
 def shared_transaction(engine: Engine) -> Iterator[Connection]:
     """Begin a write transaction on ``engine`` that code running inside it, in this greenlet, joins instead of
     beginning its own (see :func:`joined_connection`): so a message written by the SQL store, the channel's
-    bookkeeping and the events of the write commit together, or not at all."""
-    with engine.begin() as connection:
+    bookkeeping and the events of the write commit together, or not at all.
+
+    On PostgreSQL the transaction is begun and ended by statements on a connection the driver leaves in
+    autocommit, so that its last statements may carry its ``COMMIT`` in the same round trip (see
+    :func:`commits_by_statement`); it commits on leaving the block unless they did."""
+    opened = _statement_transaction(engine) if engine.dialect.name == "postgresql" else engine.begin()
+    with opened as connection:
         token = _SHARED.set((engine, connection))
         try:
             yield connection
         finally:
             _SHARED.reset(token)
+
+
+@contextmanager
+def _statement_transaction(engine: Engine) -> Iterator[Connection]:
+    """A PostgreSQL transaction begun by ``BEGIN`` on a connection whose driver is in autocommit (psycopg2 then
+    sends no BEGIN or COMMIT of its own), committed by ``COMMIT`` on leaving unless a statement of the caller ended
+    it, rolled back on an error. libpq's transaction status, which every answer updates, says which. The driver's
+    flag is set directly: through SQLAlchemy's isolation level it cost more CPU than the round trip it saves."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.autocommit = True
+        try:
+            connection.exec_driver_sql("BEGIN")
+            yield connection
+            if _pg_status(connection) != _PG_IDLE:
+                connection.exec_driver_sql("COMMIT")
+        except BaseException:
+            if (not connection.invalidated and not driver.closed
+                    and _pg_status(connection) not in (_PG_IDLE, _PG_UNKNOWN)):
+                try:
+                    connection.exec_driver_sql("ROLLBACK")
+                except sa_exc.DBAPIError:
+                    pass  # the connection is lost (and invalidated): the server rolls back on its own
+            raise
+        finally:
+            if not connection.invalidated and not driver.closed:
+                driver.autocommit = False
+
+
+def _pg_status(connection: Connection) -> int:
+    return connection.connection.driver_connection.info.transaction_status
+
+
+def commits_by_statement(connection: Connection) -> bool:
+    """Whether the :func:`shared_transaction` on ``connection`` may be committed by a ``COMMIT`` sent with its
+    last statements (PostgreSQL; psycopg2 sends a string of several statements as one query, in one round trip).
+    A row lock taken by those statements is then held only while the server runs them: not while the worker,
+    busy with other requests' Python, gets round to sending the COMMIT."""
+    return connection.dialect.name == "postgresql" and connection.connection.driver_connection.autocommit
 
 
 def joined_connection(engine: Engine) -> Connection | None:
