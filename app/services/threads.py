@@ -371,7 +371,8 @@ class ThreadService:
     def edit(self, user, thread_id: int, fields: dict[str, Any], *, reason: str | None = None) -> dict:
         """PATCH /channels/{thread}: the owner or MANAGE_THREADS change name, archive state and duration; only
         MANAGE_THREADS locks, sets ``invitable`` and slow mode. An archived thread must be reopened by the same
-        request (anyone who may send reopens an unlocked one)."""
+        request; reopening an unlocked one is the one edit anyone who may send makes (Discord's rule for
+        ``archived: false``). An edit that changes nothing announces nothing and leaves no audit entry."""
         access, thread = self._thread_access(user, thread_id)
         channel = access.channel
         manager = access.has(Permission.MANAGE_THREADS)
@@ -379,6 +380,7 @@ class ThreadService:
         when = self._settle(channel, thread)
         # After the settling: an archiving by inactivity is the system's, not part of this member's changes.
         before = audited_state(channel, thread)
+        shown = self.json(channel, thread)
         reopening = fields.get("archived") is False
         if when is not None and not reopening:
             raise ThreadArchived()
@@ -387,6 +389,9 @@ class ThreadService:
                 raise MissingPermissions()
             if not (manager or owner or access.has(Permission.SEND_MESSAGES)):
                 raise MissingPermissions()
+        elif not (manager or owner):
+            # Not a reopening: only the owner and MANAGE_THREADS edit a thread, even with nothing to change.
+            raise MissingPermissions()
         for name in ("locked", "invitable", "rate_limit_per_user"):
             if fields.get(name) is not None and not manager:
                 raise MissingPermissions()
@@ -410,7 +415,8 @@ class ThreadService:
                 setattr(thread, name, fields[name])
         if fields.get("archived") is not None and fields["archived"] != (when is not None):
             thread.archived, thread.archive_timestamp = fields["archived"], self.clock()
-        self._announce("THREAD_UPDATE", channel, thread)
+        if self.json(channel, thread) != shown:
+            self._announce("THREAD_UPDATE", channel, thread)
         changes = diff(before, audited_state(channel, thread))
         if changes:
             self._audit(user, channel, AuditAction.THREAD_UPDATE, changes, reason)

@@ -278,6 +278,28 @@ def test_thread_edits_take_thread_fields_only(client, room):
                      headers=room.owner.headers), 400, 50024)
 
 
+def test_only_the_owner_and_managers_edit_a_thread_and_an_edit_changing_nothing_announces_nothing(client, room,
+                                                                                                   published):
+    theirs = public(client, room, room.mod)
+    error(patch(client, theirs["id"], room.outsider), 403, 50001)
+    # A member who may send in the thread, but neither owns it nor holds MANAGE_THREADS: no edit, empty or not.
+    for body in ({}, {"archived": False}, {"name": "mine"}, {"auto_archive_duration": 60}):
+        error(patch(client, theirs["id"], room.member, **body), 403, 50013)
+    mine = public(client, room)
+    published.clear()
+    for actor, body in ((room.member, {}), (room.member, {"archived": False}), (room.member, {"name": "a thread"}),
+                        (room.mod, {"locked": False, "auto_archive_duration": 1440})):
+        assert json_body(patch(client, mine["id"], actor, **body), 200) == mine
+    # No THREAD_UPDATE and no audit entry (GUILD_AUDIT_LOG_ENTRY_CREATE) for edits that change nothing.
+    assert published.dispatches(audit=True) == []
+    # Reopening an unlocked archived thread is the one edit anyone who may send in it makes, as on Discord.
+    json_body(patch(client, theirs["id"], room.mod, archived=True), 200)
+    published.clear()
+    reopened = json_body(patch(client, theirs["id"], room.member, archived=False), 200)
+    assert reopened["thread_metadata"]["archived"] is False
+    assert [t for t, _ in published.dispatches(audit=True)] == ["THREAD_UPDATE", "GUILD_AUDIT_LOG_ENTRY_CREATE"]
+
+
 def test_deleting_a_thread_needs_manage_threads_and_announces_it(client, room, published):
     thread = public(client, room)
     json_body(send(client, thread["id"], room.member), 200)
