@@ -483,6 +483,21 @@ class ThreadService:
             self._join(channel, thread, user.id)
         self.session.commit()
 
+    def before_change(self, access: ChannelAccess) -> None:
+        """Before a thread's messages are edited or deleted: an archived thread refuses (50083) whoever asks,
+        MANAGE_THREADS holders included, as Discord does; only a send reopens a thread by itself, an edit or a
+        delete needs it reopened first."""
+        if access.channel.type not in THREAD_TYPES:
+            return
+        channel = self.session.get(Channel, access.channel.id)
+        thread = self.session.get(Thread, access.channel.id)
+        if channel is None or thread is None:
+            raise UnknownChannel()
+        archived = self._settle(channel, thread) is not None
+        self.session.commit()
+        if archived:
+            raise ThreadArchived()
+
     def after_send(self, thread_id: int, *, starter: bool = False) -> None:
         if starter:
             return

@@ -259,6 +259,28 @@ def test_inactivity_archives_without_a_scheduler(client, room, resources, publis
 
 # -- editing and deleting ---------------------------------------------------------------------------------------
 
+def test_an_archived_thread_refuses_message_edits_and_deletes_until_reopened(client, room):
+    """Discord answers 50083 to edits and deletes in an archived thread, whoever asks (the guild owner too), locked or not: only a send
+    reopens a thread by itself."""
+    thread = public(client, room)
+    url = f"/api/v10/channels/{thread['id']}/messages"
+    first, second = (json_body(send(client, thread["id"], room.member, text), 200)["id"] for text in ("a", "b"))
+    for locked in (True, False):
+        json_body(patch(client, thread["id"], room.mod, locked=locked, archived=True), 200)
+        error(client.patch(f"{url}/{first}", json={"content": "changed"}, headers=room.member.headers), 400, 50083)
+        error(client.patch(f"{url}/{first}", json={"flags": 4}, headers=room.owner.headers), 400, 50083)
+        for actor in (room.member, room.owner):
+            error(client.delete(f"{url}/{first}", headers=actor.headers), 400, 50083)
+        error(client.post(f"{url}/bulk-delete", json={"messages": [first, second]}, headers=room.owner.headers),
+              400, 50083)
+        json_body(patch(client, thread["id"], room.mod, archived=False), 200)
+    # Reopened, they go through.
+    assert json_body(client.patch(f"{url}/{first}", json={"content": "changed"}, headers=room.member.headers),
+                     200)["content"] == "changed"
+    no_content(client.delete(f"{url}/{first}", headers=room.member.headers))
+    no_content(client.delete(f"{url}/{second}", headers=room.owner.headers))
+
+
 def test_thread_edits_take_thread_fields_only(client, room):
     thread = public(client, room)
     edited = json_body(patch(client, thread["id"], room.member, name="new name", auto_archive_duration=4320), 200)
