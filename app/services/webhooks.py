@@ -4,8 +4,9 @@ and executing them, with their token.
 A webhook belongs to a guild text, announcement, forum or media channel, never to a thread: it posts into its
 channel's threads with ``thread_id``, and starts a forum or media post with ``thread_name``. Its token is its
 only credential: kept as a SHA-256 digest (app.auth.tokens), compared in constant time, shown when the webhook
-is created (and echoed by the token routes to the caller that sent it). A deleted webhook is gone: its token then answers Unknown Webhook. Every change to a
-channel's webhooks records WEBHOOKS_UPDATE in the same transaction. Messages a webhook sends go through
+is created (and echoed by the token routes to the caller that sent it). A deleted webhook is gone: its token
+then answers Unknown Webhook. Every change to a channel's webhooks records WEBHOOKS_UPDATE in the same
+transaction. Messages a webhook sends go through
 MessageService, as a user's do, with the webhook as author.
 """
 from __future__ import annotations
