@@ -581,7 +581,7 @@ class MessageService:
                                      action_type=AuditAction.MESSAGE_DELETE, target_id=message.author_id,
                                      options={"channel_id": str(channel_id), "count": "1"}, reason=reason)
         if self.threads is not None and access.channel.type in THREAD_TYPES:
-            self.threads.after_delete(channel_id, 1)
+            self.threads.after_delete(channel_id, [message_id])
         # The files go once the message that names them is gone.
         self.attachments.delete(channel_id, attachment_records(message))
 
@@ -612,6 +612,6 @@ class MessageService:
                                      action_type=AuditAction.MESSAGE_BULK_DELETE, target_id=channel_id,
                                      options={"count": str(len(existing))}, reason=reason)
         if self.threads is not None and access.channel.type in THREAD_TYPES:
-            self.threads.after_delete(channel_id, len(existing))
+            self.threads.after_delete(channel_id, existing)
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])

@@ -13,7 +13,7 @@ an edit) starts from the stored truth.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -70,22 +70,34 @@ def audited_state(channel: Channel, thread: Thread) -> dict[str, Any]:
     return {key: state[key] for key in _AUDITED if key in state}
 
 
-def leave_guild_threads(session: Session, guild_id: int, user_id: int) -> None:
+def leave_guild_threads(session: Session, events: SessionEvents, guild_id: int, user_id: int) -> None:
     """A member who leaves the guild (or is kicked or banned) leaves its threads too, as on Discord: a private
-    thread does not let them back in should they rejoin."""
+    thread does not let them back in should they rejoin. Each thread's THREAD_MEMBERS_UPDATE says so, as when
+    they leave it by hand."""
     thread_ids = list(session.scalars(
         select(ThreadMember.thread_id).join(Thread, Thread.channel_id == ThreadMember.thread_id)
         .where(Thread.guild_id == guild_id, ThreadMember.user_id == user_id)))
-    if thread_ids:
-        session.execute(delete(ThreadMember).where(ThreadMember.user_id == user_id,
-                                                   ThreadMember.thread_id.in_(thread_ids)))
-        session.execute(update(Thread).where(Thread.channel_id.in_(thread_ids))
-                        .values(member_count=Thread.member_count - 1))
+    if not thread_ids:
+        return
+    session.execute(delete(ThreadMember).where(ThreadMember.user_id == user_id,
+                                               ThreadMember.thread_id.in_(thread_ids)))
+    session.execute(update(Thread).where(Thread.channel_id.in_(thread_ids))
+                    .values(member_count=Thread.member_count - 1))
+    counts = session.execute(select(Thread.channel_id, Thread.member_count)
+                             .where(Thread.channel_id.in_(thread_ids)).order_by(Thread.channel_id)).all()
+    for thread_id, member_count in counts:
+        data = {"id": str(thread_id), "member_count": member_count, "removed_member_ids": [str(user_id)]}
+        events.record(session, lambda dispatch, data=data, thread_id=thread_id: [dispatch.thread(
+            "THREAD_MEMBERS_UPDATE", data, guild_id=guild_id, channel_id=thread_id)])
 
 
-def forget_thread_messages(session: Session, channel_id: int, count: int) -> None:
-    """``count`` messages of the channel were deleted: a thread's ``message_count`` drops by as many (a channel
+def forget_thread_messages(session: Session, channel_id: int, message_ids: Iterable[int]) -> None:
+    """The messages ``message_ids`` of the channel were deleted: a thread's ``message_count`` drops by as many,
+    but for a forum post's first message (its id the thread's), which it never counted, as on Discord (a channel
     that is no thread has no row to change). The caller commits."""
+    count = sum(1 for message_id in message_ids if message_id != channel_id)
+    if not count:
+        return
     session.execute(update(Thread).where(Thread.channel_id == channel_id).values(
         message_count=func.max(Thread.message_count - count, 0)
         if session.get_bind().dialect.name == "sqlite"
@@ -505,8 +517,8 @@ class ThreadService:
             message_count=Thread.message_count + 1, total_message_sent=Thread.total_message_sent + 1))
         self.session.commit()
 
-    def after_delete(self, thread_id: int, count: int) -> None:
-        forget_thread_messages(self.session, thread_id, count)
+    def after_delete(self, thread_id: int, message_ids: Iterable[int]) -> None:
+        forget_thread_messages(self.session, thread_id, message_ids)
         self.session.commit()
 
     # -- members ---------------------------------------------------------------------------------------------
