@@ -4,20 +4,28 @@
 time, waiting for every node to agree on the schema after each. Statements are ``IF NOT EXISTS``, so a run
 interrupted between a statement and its record is safe to repeat. Run it from one place at a time: concurrent
 schema changes are what ScyllaDB handles worst.
+
+``index-authors`` completes what CQL 0005 cannot: messages written before it have no ``guild_id`` and no
+author-index entries, so a ban's purge would not find them. It walks the last days of every guild channel (the
+longest purge window by default) and indexes them; idempotent, so it may be rerun or interrupted.
 """
 from __future__ import annotations
 
 import re
 import string
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 from flask import current_app
+from sqlalchemy import select
 
-from app.cli import CommandGroup
+from app.cli import CommandGroup, resources
+from app.ids import snowflake_from_ms
+from app.messages.base import StoreUnavailable
 from config import Settings
+from models import Channel
 
 scylla_cli = CommandGroup("scylla", help="Manage the ScyllaDB message store schema.")
 
@@ -153,3 +161,31 @@ def migrate_command() -> None:
     finally:
         cluster.shutdown()
     click.echo(f"{len(applied)} migration(s) applied; schema up to date", err=True)
+
+
+#: A ban's purge reaches back at most 7 days (app.services.moderation.MAX_DELETE_MESSAGE_SECONDS).
+INDEX_AUTHORS_DAYS = 7
+#: Channels between two progress lines.
+INDEX_PROGRESS_EVERY = 100
+
+
+@scylla_cli.command("index-authors")
+@click.option("--days", type=click.IntRange(min=1), default=INDEX_AUTHORS_DAYS, show_default=True,
+              help="How far back to index (a ban's purge reaches back 7 days).")
+def index_authors_command(days: int) -> None:
+    """Index the messages written before CQL 0005 (guild and author index) so that bans purge them."""
+    res = resources()
+    since = snowflake_from_ms(int((datetime.now(timezone.utc) - timedelta(days=days)).timestamp() * 1000))
+    with res.session() as session:
+        channels = session.execute(select(Channel.id, Channel.guild_id).where(Channel.guild_id.is_not(None))
+                                   .order_by(Channel.id)).all()
+    indexed = 0
+    for number, (channel_id, guild_id) in enumerate(channels, start=1):
+        try:
+            indexed += res.message_store.index_authors(channel_id, guild_id, since=since)
+        except StoreUnavailable as exc:
+            raise click.ClickException(f"channel {channel_id}: {exc}; {indexed} messages indexed so far, run the "
+                                       "command again to finish (it skips what is done)") from exc
+        if number % INDEX_PROGRESS_EVERY == 0 or number == len(channels):
+            click.echo(f"{number}/{len(channels)} channels, {indexed} messages indexed", err=True)
+    click.echo(f"indexed {indexed} messages of the last {days} days in {len(channels)} channels", err=True)

@@ -504,6 +504,8 @@ class GatewayConnection:
                 return
         elif channel_id is not None and not view.can_view(me, channel_id):
             return
+        if prepared.thread_viewers is not None and me not in prepared.thread_viewers:
+            return  # a private thread's THREAD_DELETE, for those who could see the thread only
         permission = PERMISSION_OF.get(event.type)
         if permission is not None and not view.has_permission(me, permission):
             return

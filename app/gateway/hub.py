@@ -21,10 +21,18 @@ import gevent.lock
 import orjson
 from cachetools import LRUCache
 
+from app.domain import ChannelType
 from app.events.base import Event, EventBusUnavailable, PositionExpired
 from app.gateway.protocol import CONTENT_EVENTS
 from app.gateway.store import SessionStore
-from app.gateway.views import INVALIDATING_EVENTS, GuildView, dm_recipients, load_members, load_view
+from app.gateway.views import (
+    INVALIDATING_EVENTS,
+    GuildView,
+    ThreadEntry,
+    dm_recipients,
+    load_members,
+    load_view,
+)
 from app.ids import snowflake_ms
 from app.observability.metrics import GATEWAY_DISPATCHES, GATEWAY_FANOUT_LATENCY
 from app.observability.tracing import consuming
@@ -46,6 +54,8 @@ METRICS_FLUSH_SECONDS = 1.0
 SEEN_IDS = 2048
 #: DM channels whose two users the hub keeps in memory.
 DM_RECIPIENTS_KEPT = 100_000
+#: Private threads remembered after they left the views (for their THREAD_DELETE's audience).
+GONE_THREADS_KEPT = 10_000
 
 
 #: What a session without MESSAGE_CONTENT receives of a message's content fields.
@@ -66,6 +76,8 @@ class PreparedEvent:
     #: user id -> channels visible before the event (only for events that may change visibility).
     before: dict[int, frozenset[int]] | None = None
     old_channels: dict[int, Any] = field(default_factory=dict)
+    #: A private thread's THREAD_DELETE: the users who could see the thread before it went (None: any other event).
+    thread_viewers: frozenset[int] | None = None
     #: A DM's event: the channel's two users (None for a guild's event).
     recipients: frozenset[int] | None = None
     _stripped: bytes | None = None
@@ -81,6 +93,26 @@ class PreparedEvent:
                 data["referenced_message"].update(_NO_CONTENT)
             self._stripped = orjson.dumps(data)
         return self._stripped
+
+
+def _private_thread_viewers(old: GuildView | None, view: GuildView | None, entry: ThreadEntry | None,
+                            parent_id: int, users: Iterable[int]) -> frozenset[int]:
+    """Who, among ``users``, could see a private thread that was just deleted (``entry``: what a view read before
+    the delete held of it): THREAD_DELETE is recorded on its parent, whose other viewers must not learn the
+    thread's id and type. Judged by the view from before the event where it knows the user, else by the current
+    one; with no entry at all, the thread's members are no longer known and only MANAGE_THREADS holders of the
+    parent receive it."""
+    viewers = set()
+    for user_id in users:
+        if entry is not None and old is not None and user_id in old.members:
+            seen = old.can_view_thread(user_id, entry)
+        elif entry is not None:
+            seen = view is not None and view.can_view_thread(user_id, entry)
+        else:
+            seen = view is not None and view.manages_threads(user_id, parent_id)
+        if seen:
+            viewers.add(user_id)
+    return frozenset(viewers)
 
 
 def _user_id(data: dict[str, Any], key: str) -> int | None:
@@ -102,6 +134,9 @@ class GatewayHub:
         #: Per partition, the position of the last event handed to the sessions.
         self.positions: dict[int, str | None] = {}
         self._views: dict[int, GuildView] = {}
+        #: (guild id, thread id) -> a private thread that a view held and the next read of the guild did not
+        #: (deleted, most likely): its members decide who receives its THREAD_DELETE, which may come later.
+        self._gone_threads: LRUCache = LRUCache(maxsize=GONE_THREADS_KEPT)
         #: A DM channel's two users: fixed for the channel's life, so kept without invalidation (the most recently
         #: used ones: a worker sees an unbounded number of DMs over its life).
         self._dm_recipients: LRUCache[int, frozenset[int]] = LRUCache(maxsize=DM_RECIPIENTS_KEPT)
@@ -225,6 +260,7 @@ class GatewayHub:
             return None
         before = None
         old_channels: dict[int, Any] = {}
+        old = None
         if event.type in INVALIDATING_EVENTS:
             old = self._invalidate(guild_id)
             if live and old is not None:
@@ -237,9 +273,22 @@ class GatewayHub:
             member = {k: v for k, v in view.members[author_id].items() if k != "user"}
             data = {**data, "member": member}
         mentions = frozenset(int(m["id"]) for m in data.get("mentions", ()) if isinstance(m, dict) and "id" in m)
+        if old is not None and view is not None:
+            self._remember_gone_threads(guild_id, old, view)
+        thread_viewers = None
+        if event.type == "THREAD_DELETE" and data.get("type") == ChannelType.PRIVATE_THREAD:
+            thread_id = int(data["id"])
+            entry = (old.threads.get(thread_id) if old is not None else None) or self._gone_threads.get(
+                (guild_id, thread_id))
+            thread_viewers = _private_thread_viewers(old, view, entry, int(data["parent_id"]), users)
         return PreparedEvent(event=event, data=orjson.dumps(data), view=view, author_id=author_id,
                              mention_ids=mentions, member_user_id=member_user_id, before=before,
-                             old_channels=old_channels)
+                             old_channels=old_channels, thread_viewers=thread_viewers)
+
+    def _remember_gone_threads(self, guild_id: int, old: GuildView, view: GuildView) -> None:
+        for thread_id, entry in old.threads.items():
+            if entry.private and thread_id not in view.threads:
+                self._gone_threads[(guild_id, thread_id)] = entry
 
     def _prepare_direct(self, event: Event) -> PreparedEvent | None:
         """A DM's event, for the sessions of its two users (nobody else may know the DM exists)."""

@@ -118,6 +118,10 @@ class GuildView:
             return self.can_view_thread(user_id, thread)
         return channel_id in self.visible_channels(user_id)
 
+    def manages_threads(self, user_id: int, channel_id: int) -> bool:
+        """Whether the user sees the channel and holds MANAGE_THREADS in it (sees its private threads)."""
+        return channel_id in self.visible_channels(user_id) and channel_id in self._managed[user_id]
+
     def can_view_thread(self, user_id: int, thread: ThreadEntry) -> bool:
         if thread.parent_id not in self.visible_channels(user_id):
             return False

@@ -412,6 +412,11 @@ class DualMessageStore(MessageStore):
         # Each store keeps its own index with the messages it writes, so the secondary's is complete too.
         return self.primary.messages_by_author(guild_id, author_id, after=after, before=before, limit=limit)
 
+    def index_authors(self, channel_id: int, guild_id: int, *, since: int) -> int:
+        # Each store keeps its own index: both are completed (each is idempotent; a rerun finishes either).
+        return (self.primary.index_authors(channel_id, guild_id, since=since)
+                + self.secondary.index_authors(channel_id, guild_id, since=since))
+
     def messages_in_bucket(self, channel_id: int, bucket: int) -> list[Message]:
         return self.primary.messages_in_bucket(channel_id, bucket)
 

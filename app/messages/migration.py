@@ -223,7 +223,7 @@ def message_digest(message: Message, reactions: dict[str, int]) -> bytes:
              message.mention_everyone, tuple(message.mentions), tuple(message.mention_roles), message.embeds_json,
              message.pinned, _millis(message.edited_at), message.reference_message_id,
              tuple(sorted(reactions.items())), message.attachments_json, message.components_json,
-             message.webhook_id, message.webhook_username, message.webhook_avatar_url)
+             message.webhook_id, message.webhook_username, message.webhook_avatar_url, message.guild_id)
     return hashlib.sha256(repr(state).encode()).digest()
 
 

@@ -402,6 +402,28 @@ class ScyllaMessageStore(MessageStore):
         rows = self._execute(self._READ_BY_AUTHOR, (guild_id, author_id, low, high, limit), is_read=True)
         return [MessageRef(row.channel_id, row.message_id) for row in rows]
 
+    _SET_GUILD = "UPDATE {ks}.messages SET guild_id = ? WHERE channel_id = ? AND bucket = ? AND message_id = ?"
+
+    def index_authors(self, channel_id: int, guild_id: int, *, since: int) -> int:
+        changed = 0
+        first = bucket_of(since)
+        for bucket in self.channel_buckets(channel_id):
+            if bucket < first:
+                continue
+            for message in self.messages_in_bucket(channel_id, bucket):
+                if message.id < since or message.guild_id is not None:
+                    continue
+                # Both in one logged batch, as create_message writes them: the column set means the entry exists.
+                batch = BatchStatement(batch_type=BatchType.LOGGED)
+                batch.is_idempotent = True
+                batch.add(self._prepared(self._SET_GUILD), [guild_id, channel_id, bucket, message.id])
+                batch.add(self._prepared(self._INSERT_BY_AUTHOR), [guild_id, message.author_id, message.id,
+                                                                    channel_id])
+                with _unavailable:
+                    self._request(batch, None, "BATCH " + self._SET_GUILD, EXEC_PROFILE_DEFAULT).result()
+                changed += 1
+        return changed
+
     # -- reading history ------------------------------------------------------------------------------------
 
     _READ_NEWEST = (f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM {{ks}}.messages WHERE channel_id = ? AND bucket = ? "

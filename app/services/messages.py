@@ -460,6 +460,11 @@ class MessageService:
             raise UnknownMessage()
         return access, message
 
+    def _before_change(self, access: ChannelAccess) -> None:
+        """A thread's messages are not edited nor deleted while it is archived (ThreadService.before_change)."""
+        if self.threads is not None and access.channel.type in THREAD_TYPES:
+            self.threads.before_change(access)
+
     def _edit(self, access: ChannelAccess, user: UserSnapshot, message: Message, body: dict[str, Any],
               uploads: Sequence[Upload]) -> MessageBundle:
         channel_id, message_id = access.channel.id, message.id
@@ -470,6 +475,7 @@ class MessageService:
             if edits_content:
                 raise CannotEditOthersMessage()
             access.require(Permission.MANAGE_MESSAGES)
+        self._before_change(access)
         # The replied-to message: its author may be pinged again, and the edited message's wire form shows it.
         replied = (self.store.get_message(channel_id, message.reference_message_id)
                    if message.reference_message_id is not None else None)
@@ -563,6 +569,7 @@ class MessageService:
             raise SystemMessageAction()
         if message.author_id != user.id:
             access.require(Permission.MANAGE_MESSAGES)
+        self._before_change(access)
         event = self.dispatch.message_deleted(message_id, guild_id=access.channel.guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, [message_id]),
                           deleted={message_id}, events=lambda _: [event],
@@ -574,7 +581,7 @@ class MessageService:
                                      action_type=AuditAction.MESSAGE_DELETE, target_id=message.author_id,
                                      options={"channel_id": str(channel_id), "count": "1"}, reason=reason)
         if self.threads is not None and access.channel.type in THREAD_TYPES:
-            self.threads.after_delete(channel_id, 1)
+            self.threads.after_delete(channel_id, [message_id])
         # The files go once the message that names them is gone.
         self.attachments.delete(channel_id, attachment_records(message))
 
@@ -591,6 +598,7 @@ class MessageService:
             raise BulkDeleteTooOld()
         # Unknown ids (or ids of other channels) count toward the limits above but delete nothing, so the
         # event names only the messages that were in this channel.
+        self._before_change(access)
         found = self.store.get_messages(channel_id, message_ids)
         existing = sorted(found)
         if not existing:
@@ -604,6 +612,6 @@ class MessageService:
                                      action_type=AuditAction.MESSAGE_BULK_DELETE, target_id=channel_id,
                                      options={"count": str(len(existing))}, reason=reason)
         if self.threads is not None and access.channel.type in THREAD_TYPES:
-            self.threads.after_delete(channel_id, len(existing))
+            self.threads.after_delete(channel_id, existing)
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])

@@ -80,7 +80,7 @@ class MessagePurge:
             event = self.dispatch.messages_deleted(existing, guild_id=guild_id, channel_id=channel_id)
         self.writes.apply(channel_id, lambda: self.store.delete_messages(channel_id, existing), deleted=set(existing),
                           events=lambda _: [event], check={"messages": [channel_id, existing], "exists": False})
-        forget_thread_messages(self.session, channel_id, len(existing))
+        forget_thread_messages(self.session, channel_id, existing)
         self.session.commit()
         self.attachments.delete(channel_id, [record for message in found.values()
                                              for record in attachment_records(message)])
@@ -224,7 +224,7 @@ class ModerationService:
         if member is None:
             return False
         removed = user_json(member.user)
-        leave_guild_threads(self.session, guild_id, user_id)
+        leave_guild_threads(self.session, self.events, guild_id, user_id)
         self.session.delete(member)
         self._announce("GUILD_MEMBER_REMOVE", guild_id, {"user": removed})
         return True

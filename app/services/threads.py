@@ -13,7 +13,7 @@ an edit) starts from the stored truth.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -70,22 +70,34 @@ def audited_state(channel: Channel, thread: Thread) -> dict[str, Any]:
     return {key: state[key] for key in _AUDITED if key in state}
 
 
-def leave_guild_threads(session: Session, guild_id: int, user_id: int) -> None:
+def leave_guild_threads(session: Session, events: SessionEvents, guild_id: int, user_id: int) -> None:
     """A member who leaves the guild (or is kicked or banned) leaves its threads too, as on Discord: a private
-    thread does not let them back in should they rejoin."""
+    thread does not let them back in should they rejoin. Each thread's THREAD_MEMBERS_UPDATE says so, as when
+    they leave it by hand."""
     thread_ids = list(session.scalars(
         select(ThreadMember.thread_id).join(Thread, Thread.channel_id == ThreadMember.thread_id)
         .where(Thread.guild_id == guild_id, ThreadMember.user_id == user_id)))
-    if thread_ids:
-        session.execute(delete(ThreadMember).where(ThreadMember.user_id == user_id,
-                                                   ThreadMember.thread_id.in_(thread_ids)))
-        session.execute(update(Thread).where(Thread.channel_id.in_(thread_ids))
-                        .values(member_count=Thread.member_count - 1))
+    if not thread_ids:
+        return
+    session.execute(delete(ThreadMember).where(ThreadMember.user_id == user_id,
+                                               ThreadMember.thread_id.in_(thread_ids)))
+    session.execute(update(Thread).where(Thread.channel_id.in_(thread_ids))
+                    .values(member_count=Thread.member_count - 1))
+    counts = session.execute(select(Thread.channel_id, Thread.member_count)
+                             .where(Thread.channel_id.in_(thread_ids)).order_by(Thread.channel_id)).all()
+    for thread_id, member_count in counts:
+        data = {"id": str(thread_id), "member_count": member_count, "removed_member_ids": [str(user_id)]}
+        events.record(session, lambda dispatch, data=data, thread_id=thread_id: [dispatch.thread(
+            "THREAD_MEMBERS_UPDATE", data, guild_id=guild_id, channel_id=thread_id)])
 
 
-def forget_thread_messages(session: Session, channel_id: int, count: int) -> None:
-    """``count`` messages of the channel were deleted: a thread's ``message_count`` drops by as many (a channel
+def forget_thread_messages(session: Session, channel_id: int, message_ids: Iterable[int]) -> None:
+    """The messages ``message_ids`` of the channel were deleted: a thread's ``message_count`` drops by as many,
+    but for a forum post's first message (its id the thread's), which it never counted, as on Discord (a channel
     that is no thread has no row to change). The caller commits."""
+    count = sum(1 for message_id in message_ids if message_id != channel_id)
+    if not count:
+        return
     session.execute(update(Thread).where(Thread.channel_id == channel_id).values(
         message_count=func.max(Thread.message_count - count, 0)
         if session.get_bind().dialect.name == "sqlite"
@@ -371,7 +383,8 @@ class ThreadService:
     def edit(self, user, thread_id: int, fields: dict[str, Any], *, reason: str | None = None) -> dict:
         """PATCH /channels/{thread}: the owner or MANAGE_THREADS change name, archive state and duration; only
         MANAGE_THREADS locks, sets ``invitable`` and slow mode. An archived thread must be reopened by the same
-        request (anyone who may send reopens an unlocked one)."""
+        request; reopening an unlocked one is the one edit anyone who may send makes (Discord's rule for
+        ``archived: false``). An edit that changes nothing announces nothing and leaves no audit entry."""
         access, thread = self._thread_access(user, thread_id)
         channel = access.channel
         manager = access.has(Permission.MANAGE_THREADS)
@@ -379,6 +392,7 @@ class ThreadService:
         when = self._settle(channel, thread)
         # After the settling: an archiving by inactivity is the system's, not part of this member's changes.
         before = audited_state(channel, thread)
+        shown = self.json(channel, thread)
         reopening = fields.get("archived") is False
         if when is not None and not reopening:
             raise ThreadArchived()
@@ -387,6 +401,9 @@ class ThreadService:
                 raise MissingPermissions()
             if not (manager or owner or access.has(Permission.SEND_MESSAGES)):
                 raise MissingPermissions()
+        elif not (manager or owner):
+            # Not a reopening: only the owner and MANAGE_THREADS edit a thread, even with nothing to change.
+            raise MissingPermissions()
         for name in ("locked", "invitable", "rate_limit_per_user"):
             if fields.get(name) is not None and not manager:
                 raise MissingPermissions()
@@ -410,7 +427,8 @@ class ThreadService:
                 setattr(thread, name, fields[name])
         if fields.get("archived") is not None and fields["archived"] != (when is not None):
             thread.archived, thread.archive_timestamp = fields["archived"], self.clock()
-        self._announce("THREAD_UPDATE", channel, thread)
+        if self.json(channel, thread) != shown:
+            self._announce("THREAD_UPDATE", channel, thread)
         changes = diff(before, audited_state(channel, thread))
         if changes:
             self._audit(user, channel, AuditAction.THREAD_UPDATE, changes, reason)
@@ -477,6 +495,21 @@ class ThreadService:
             self._join(channel, thread, user.id)
         self.session.commit()
 
+    def before_change(self, access: ChannelAccess) -> None:
+        """Before a thread's messages are edited or deleted: an archived thread refuses (50083) whoever asks,
+        MANAGE_THREADS holders included, as Discord does; only a send reopens a thread by itself, an edit or a
+        delete needs it reopened first."""
+        if access.channel.type not in THREAD_TYPES:
+            return
+        channel = self.session.get(Channel, access.channel.id)
+        thread = self.session.get(Thread, access.channel.id)
+        if channel is None or thread is None:
+            raise UnknownChannel()
+        archived = self._settle(channel, thread) is not None
+        self.session.commit()
+        if archived:
+            raise ThreadArchived()
+
     def after_send(self, thread_id: int, *, starter: bool = False) -> None:
         if starter:
             return
@@ -484,8 +517,8 @@ class ThreadService:
             message_count=Thread.message_count + 1, total_message_sent=Thread.total_message_sent + 1))
         self.session.commit()
 
-    def after_delete(self, thread_id: int, count: int) -> None:
-        forget_thread_messages(self.session, thread_id, count)
+    def after_delete(self, thread_id: int, message_ids: Iterable[int]) -> None:
+        forget_thread_messages(self.session, thread_id, message_ids)
         self.session.commit()
 
     # -- members ---------------------------------------------------------------------------------------------

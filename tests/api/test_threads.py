@@ -259,6 +259,28 @@ def test_inactivity_archives_without_a_scheduler(client, room, resources, publis
 
 # -- editing and deleting ---------------------------------------------------------------------------------------
 
+def test_an_archived_thread_refuses_message_edits_and_deletes_until_reopened(client, room):
+    """Discord answers 50083 to edits and deletes in an archived thread, whoever asks (the guild owner too),
+    locked or not: only a send reopens a thread by itself."""
+    thread = public(client, room)
+    url = f"/api/v10/channels/{thread['id']}/messages"
+    first, second = (json_body(send(client, thread["id"], room.member, text), 200)["id"] for text in ("a", "b"))
+    for locked in (True, False):
+        json_body(patch(client, thread["id"], room.mod, locked=locked, archived=True), 200)
+        error(client.patch(f"{url}/{first}", json={"content": "changed"}, headers=room.member.headers), 400, 50083)
+        error(client.patch(f"{url}/{first}", json={"flags": 4}, headers=room.owner.headers), 400, 50083)
+        for actor in (room.member, room.owner):
+            error(client.delete(f"{url}/{first}", headers=actor.headers), 400, 50083)
+        error(client.post(f"{url}/bulk-delete", json={"messages": [first, second]}, headers=room.owner.headers),
+              400, 50083)
+        json_body(patch(client, thread["id"], room.mod, archived=False), 200)
+    # Reopened, they go through.
+    assert json_body(client.patch(f"{url}/{first}", json={"content": "changed"}, headers=room.member.headers),
+                     200)["content"] == "changed"
+    no_content(client.delete(f"{url}/{first}", headers=room.member.headers))
+    no_content(client.delete(f"{url}/{second}", headers=room.owner.headers))
+
+
 def test_thread_edits_take_thread_fields_only(client, room):
     thread = public(client, room)
     edited = json_body(patch(client, thread["id"], room.member, name="new name", auto_archive_duration=4320), 200)
@@ -276,6 +298,28 @@ def test_thread_edits_take_thread_fields_only(client, room):
     assert json_body(patch(client, thread["id"], room.mod, rate_limit_per_user=10), 200)["rate_limit_per_user"] == 10
     error(client.put(f"/api/v10/channels/{thread['id']}/permissions/{room.member.id}", json={"type": MEMBER},
                      headers=room.owner.headers), 400, 50024)
+
+
+def test_only_the_owner_and_managers_edit_a_thread_and_an_edit_changing_nothing_announces_nothing(client, room,
+                                                                                                   published):
+    theirs = public(client, room, room.mod)
+    error(patch(client, theirs["id"], room.outsider), 403, 50001)
+    # A member who may send in the thread, but neither owns it nor holds MANAGE_THREADS: no edit, empty or not.
+    for body in ({}, {"archived": False}, {"name": "mine"}, {"auto_archive_duration": 60}):
+        error(patch(client, theirs["id"], room.member, **body), 403, 50013)
+    mine = public(client, room)
+    published.clear()
+    for actor, body in ((room.member, {}), (room.member, {"archived": False}), (room.member, {"name": "a thread"}),
+                        (room.mod, {"locked": False, "auto_archive_duration": 1440})):
+        assert json_body(patch(client, mine["id"], actor, **body), 200) == mine
+    # No THREAD_UPDATE and no audit entry (GUILD_AUDIT_LOG_ENTRY_CREATE) for edits that change nothing.
+    assert published.dispatches(audit=True) == []
+    # Reopening an unlocked archived thread is the one edit anyone who may send in it makes, as on Discord.
+    json_body(patch(client, theirs["id"], room.mod, archived=True), 200)
+    published.clear()
+    reopened = json_body(patch(client, theirs["id"], room.member, archived=False), 200)
+    assert reopened["thread_metadata"]["archived"] is False
+    assert [t for t, _ in published.dispatches(audit=True)] == ["THREAD_UPDATE", "GUILD_AUDIT_LOG_ENTRY_CREATE"]
 
 
 def test_deleting_a_thread_needs_manage_threads_and_announces_it(client, room, published):
@@ -488,13 +532,51 @@ def test_adding_to_a_private_thread_tells_the_added_user(client, room, published
     assert "newly_created" not in events[2][1] and events[2][1]["member_count"] == 2
 
 
-def test_leaving_the_guild_leaves_its_threads(client, room):
-    thread = private(client, room)
-    no_content(client.put(f"/api/v10/channels/{thread['id']}/thread-members/{room.plain.id}",
-                          headers=room.member.headers))
+def test_leaving_the_guild_leaves_its_threads(client, room, published):
+    thread, other = private(client, room), public(client, room)
+    for thread_id in (thread["id"], other["id"]):
+        no_content(client.put(f"/api/v10/channels/{thread_id}/thread-members/{room.plain.id}",
+                              headers=room.member.headers))
     assert json_body(get(client, thread["id"], room.member), 200)["member_count"] == 2
+    published.clear()
     no_content(client.delete(f"/api/v10/guilds/{room.guild_id}/members/{room.plain.id}", headers=room.owner.headers))
+    # Each thread says who left it, as when leaving by hand.
+    updates = sorted((d["id"], d["member_count"], d["removed_member_ids"]) for t, d in published.dispatches()
+                     if t == "THREAD_MEMBERS_UPDATE")
+    assert updates == sorted((t["id"], 1, [str(room.plain.id)]) for t in (thread, other))
     assert json_body(get(client, thread["id"], room.member), 200)["member_count"] == 1
     members = json_body(client.get(f"/api/v10/channels/{thread['id']}/thread-members", headers=room.member.headers),
                         200)
     assert [m["user_id"] for m in members] == [str(room.member.id)]
+
+
+def test_a_forum_posts_first_message_is_not_counted_nor_uncounted(client, room, make):
+    """Discord leaves a post's first message (the thread's id) out of ``message_count``: deleting it, alone, in a
+    bulk delete or by a ban's purge, leaves the count alone."""
+    forum_id = make.channel(room.guild_id, "forum", type_=15)
+
+    def post(actor):
+        created = json_body(client.post(f"/api/v10/channels/{forum_id}/threads",
+                                        json={"name": "a post", "message": {"content": "first"}},
+                                        headers=actor.headers), 201)
+        replies = [json_body(send(client, created["id"], room.member, text), 200)["id"] for text in ("a", "b")]
+        return created["id"], replies
+
+    def count(thread_id):
+        return json_body(get(client, thread_id, room.owner), 200)["message_count"]
+
+    alone, replies = post(room.member)
+    assert count(alone) == 2
+    no_content(client.delete(f"/api/v10/channels/{alone}/messages/{alone}", headers=room.member.headers))
+    assert count(alone) == 2
+    no_content(client.delete(f"/api/v10/channels/{alone}/messages/{replies[0]}", headers=room.member.headers))
+    assert count(alone) == 1
+    bulk, replies = post(room.member)
+    no_content(client.post(f"/api/v10/channels/{bulk}/messages/bulk-delete",
+                           json={"messages": [bulk, replies[0]]}, headers=room.owner.headers))
+    assert count(bulk) == 1
+    purged, _ = post(room.plain)
+    no_content(client.put(f"/api/v10/guilds/{room.guild_id}/bans/{room.plain.id}",
+                          json={"delete_message_seconds": 3600}, headers=room.owner.headers))
+    error(client.get(f"/api/v10/channels/{purged}/messages/{purged}", headers=room.owner.headers), 404, 10008)
+    assert count(purged) == 2

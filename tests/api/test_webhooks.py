@@ -303,6 +303,17 @@ def test_execute_into_a_thread_of_its_channel_counts_there_and_joins_nobody(clie
     assert channel(client, room, thread["id"])["message_count"] == 0
 
 
+def test_a_webhooks_message_in_an_archived_thread_is_neither_edited_nor_deleted(client, room, hook):
+    thread = thread_of(client, room)
+    sent = json_body(execute_in(client, hook, thread["id"], content="in the thread"), 200)
+    json_body(client.patch(f"/api/v10/channels/{thread['id']}", json={"archived": True}, headers=room.owner.headers),
+              200)
+    base = f"/api/v10/webhooks/{hook['id']}/{hook['token']}/messages/{sent['id']}?thread_id={thread['id']}"
+    error(client.patch(base, json={"content": "edited"}), 400, 50083)
+    error(client.delete(base), 400, 50083)
+    assert json_body(client.get(base), 200)["content"] == "in the thread"
+
+
 def test_thread_id_must_name_a_thread_of_the_webhooks_channel(client, room, hook, make):
     elsewhere = make.channel(room.guild_id, "elsewhere")
     foreign = thread_of(client, room, elsewhere)

@@ -600,3 +600,35 @@ def test_thread_events_reach_those_who_see_the_thread(world):
     finally:
         again.close()
         other.close()
+
+
+def test_a_private_threads_delete_reaches_those_who_could_see_it_only(world):
+    """THREAD_DELETE is recorded on the parent; a private thread's goes to its members and MANAGE_THREADS holders,
+    not to every viewer of the parent, who never learnt of the thread."""
+    member, _ = world.connect(world.bot, ALL_GUILD)
+    plain, _ = world.connect(world.plain, NO_CONTENT)
+    owner = world.rest(world.owner)
+    try:
+        member.dispatches(1)
+        plain.dispatches(1)
+        status, secret = owner.post(f"/channels/{world.second}/threads", {"name": "doomed secret", "type": 12})
+        assert status == 201, secret
+        status, _ = owner.exchange("PUT", f"/channels/{secret['id']}/thread-members/{world.bot.id}", None)[::2]
+        assert status == 204
+        world.say(int(secret["id"]), "before the end")
+        assert member.until(lambda p: p["t"] == "MESSAGE_CREATE")["d"]["content"] == "before the end"
+        status, open_ = owner.post(f"/channels/{world.second}/threads", {"name": "doomed open", "type": 11})
+        assert status == 201, open_
+        # (A thread gone before its THREAD_CREATE is fanned out is not announced at all: let it arrive first.)
+        assert plain.until(lambda p: p["t"] == "THREAD_CREATE")["d"]["id"] == open_["id"]
+        for thread in (secret, open_):
+            status, _ = owner.exchange("DELETE", f"/channels/{thread['id']}", None)[::2]
+            assert status == 200
+        deleted = [member.until(lambda p: p["t"] == "THREAD_DELETE")["d"] for _ in range(2)]
+        assert [(d["id"], d["type"]) for d in deleted] == [(secret["id"], 12), (open_["id"], 11)]
+        assert [(p["t"], p["d"]["id"]) for p in plain.dispatches(1)] == [("THREAD_DELETE", open_["id"])]
+        with pytest.raises(TimeoutError):
+            plain.dispatches(1, timeout=1.0)
+    finally:
+        member.close()
+        plain.close()

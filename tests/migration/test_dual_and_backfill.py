@@ -373,3 +373,13 @@ def test_a_dry_run_counts_everything_and_writes_nothing(source, target, write_lo
     assert result.copied == 17
     assert all_messages(target) == {}
     assert checkpoint.copied() == 0 and not checkpoint.channel_done(CHANNEL)
+
+
+def test_verify_compares_the_guild_of_each_message(source, target):
+    """A message copied without its guild (as on ScyllaDB before CQL 0005) is missing from the author index a
+    ban's purge reads: verify reports it as changed."""
+    (message,) = history(1, days_apart=1, start_days_ago=2)
+    source.create_message(message.replace(guild_id=77))
+    target.create_message(message)
+    (difference,) = verify(source, target, [CHANNEL])
+    assert difference.changed == [message.id]

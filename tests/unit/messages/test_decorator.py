@@ -58,7 +58,7 @@ def arguments_for(name: str) -> tuple[tuple, dict]:
     values = {"channel_id": CHANNEL, "message": message, "message_id": 1 << 40, "message_ids": [1 << 40],
               "changes": {}, "emoji": "x", "user_id": 1, "pinned_at": datetime.now(timezone.utc), "bucket": 1,
               "after": None, "before": None, "limit": 1, "oldest_first": False, "viewer_id": 1, "author_id": 1,
-              "nonce": "n", "ttl_seconds": 1, "keys": [(CHANNEL, 1 << 40)], "guild_id": 1}
+              "nonce": "n", "ttl_seconds": 1, "keys": [(CHANNEL, 1 << 40)], "guild_id": 1, "since": 1}
     args, kwargs = [], {}
     for parameter in list(inspect.signature(getattr(MessageStore, name)).parameters.values())[1:]:
         if parameter.kind is parameter.KEYWORD_ONLY:
