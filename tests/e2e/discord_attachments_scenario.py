@@ -11,17 +11,13 @@ Prints one JSON object and exits 0; on a failure prints the report so far with a
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
-import json
-import logging
 import sys
-import traceback
 
 import discord
-from discord.http import Route
+from scenario_main import login, run
 
 
 def attachment_summary(attachment: discord.Attachment) -> dict:
@@ -34,11 +30,6 @@ async def downloaded(attachment: discord.Attachment) -> str:
     """The SHA-256 of the bytes discord.py fetches from the attachment's url."""
     return hashlib.sha256(await attachment.read()).hexdigest()
 
-
-async def login(token: str) -> discord.Client:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(token)
-    return client
 
 
 async def scenario(config: dict, report: dict) -> None:
@@ -98,20 +89,5 @@ async def scenario(config: dict, report: dict) -> None:
         await friend.close()
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    config = json.load(sys.stdin)
-    Route.BASE = f"{config['base_url']}/api/v10"
-    report: dict = {}
-    try:
-        asyncio.run(asyncio.wait_for(scenario(config, report), timeout=config["timeout"]))
-    except Exception:  # every failure, a timeout included, is reported with what was observed so far
-        report["error"] = traceback.format_exc()
-        print(json.dumps(report))
-        return 1
-    print(json.dumps(report))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(scenario))

@@ -13,15 +13,11 @@ Prints one JSON object on stdout and exits 0; on any failure prints the report s
 """
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 import sys
-import traceback
 from datetime import datetime
 
 import discord
-from discord.http import Route
+from scenario_main import login, run
 
 CUSTOM_EMOJI = discord.PartialEmoji(name="blobwave", id=987654321098765432)
 
@@ -49,11 +45,6 @@ async def fetch_status(channel, message_id: int) -> dict:
     except discord.HTTPException as exc:
         return {"status": exc.status, "code": exc.code}
 
-
-async def login(token: str) -> discord.Client:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(token)  # GET /users/@me, then GET /oauth2/applications/@me
-    return client
 
 
 async def scenario(config: dict, report: dict) -> None:
@@ -132,21 +123,5 @@ async def scenario(config: dict, report: dict) -> None:
         await friend.close()
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    config = json.load(sys.stdin)
-    # Route.BASE is read whenever a Route is built; set before the first request.
-    Route.BASE = f"{config['base_url']}/api/v10"
-    report: dict = {}
-    try:
-        asyncio.run(asyncio.wait_for(scenario(config, report), timeout=config["timeout"]))
-    except Exception:  # every failure, a timeout included, is reported with what was observed so far
-        report["error"] = traceback.format_exc()
-        print(json.dumps(report))
-        return 1
-    print(json.dumps(report))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(scenario))

@@ -11,21 +11,11 @@ Prints one JSON object and exits 0; on a failure prints the report so far with a
 """
 from __future__ import annotations
 
-import asyncio
 import datetime
-import json
-import logging
 import sys
-import traceback
 
 import discord
-from discord.http import Route
-
-
-async def login(token: str) -> discord.Client:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(token)
-    return client
+from scenario_main import login, run
 
 
 async def scenario(config: dict, report: dict) -> None:
@@ -76,20 +66,5 @@ async def scenario(config: dict, report: dict) -> None:
             await client.close()
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    config = json.load(sys.stdin)
-    Route.BASE = f"{config['base_url']}/api/v10"
-    report: dict = {}
-    try:
-        asyncio.run(asyncio.wait_for(scenario(config, report), timeout=config["timeout"]))
-    except Exception:  # every failure, a timeout included, is reported with what was observed so far
-        report["error"] = traceback.format_exc()
-        print(json.dumps(report))
-        return 1
-    print(json.dumps(report))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(scenario))

@@ -11,13 +11,10 @@ traceback) and exits 1. It only logs in over HTTP.
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-import traceback
 
 import discord
-from discord.http import Route
+from scenario_main import login, run
 
 
 def thread_summary(thread: discord.Thread) -> dict:
@@ -26,11 +23,6 @@ def thread_summary(thread: discord.Thread) -> dict:
             "auto_archive_duration": thread.auto_archive_duration, "message_count": thread.message_count,
             "member_count": thread.member_count}
 
-
-async def login(token: str) -> discord.Client:
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(token)
-    return client
 
 
 async def scenario(config: dict, report: dict) -> None:
@@ -78,19 +70,5 @@ async def scenario(config: dict, report: dict) -> None:
         await friend.close()
 
 
-def main() -> int:
-    config = json.loads(sys.stdin.read())
-    Route.BASE = config["base_url"] + "/api/v10"
-    report: dict = {}
-    try:
-        asyncio.run(asyncio.wait_for(scenario(config, report), config["timeout"]))
-    except BaseException:
-        report["error"] = traceback.format_exc()
-        print(json.dumps(report))
-        return 1
-    print(json.dumps(report))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(scenario))

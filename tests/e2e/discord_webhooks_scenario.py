@@ -14,16 +14,12 @@ Prints one JSON object and exits 0; on a failure prints the report so far with a
 """
 from __future__ import annotations
 
-import asyncio
 import io
-import json
-import logging
 import sys
-import traceback
 
 import aiohttp
 import discord
-from discord.http import Route
+from scenario_main import run
 
 
 def message_summary(message: discord.Message) -> dict:
@@ -110,20 +106,5 @@ async def scenario(config: dict, report: dict) -> None:
         await bot.close()
 
 
-def main() -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    config = json.load(sys.stdin)
-    Route.BASE = f"{config['base_url']}/api/v10"
-    report: dict = {}
-    try:
-        asyncio.run(asyncio.wait_for(scenario(config, report), timeout=config["timeout"]))
-    except Exception:  # every failure, a timeout included, is reported with what was observed so far
-        report["error"] = traceback.format_exc()
-        print(json.dumps(report))
-        return 1
-    print(json.dumps(report))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(scenario))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -18,7 +16,7 @@ import pytest
 
 from app import create_app
 from app.ids import bucket_of, snowflake_from_ms, snowflake_time
-from config import PROJECT_ROOT
+from tests.e2e.scenarios import run_scenario
 from tests.scylla.stores import apply_migrations
 from tests.support.cqlnode.control import RemoteCluster
 from tests.support.databases import migrated_database
@@ -27,7 +25,6 @@ from tests.support.server import gunicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
-SCENARIO = PROJECT_ROOT / "tests" / "e2e" / "discord_client_scenario.py"
 SCENARIO_TIMEOUT = 150
 HISTORY_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 IMPORTED_COUNT = 240
@@ -79,7 +76,7 @@ def seed_database(settings, tmp_path) -> Seed:
     return Seed(bot, friend, guild_id, channel_id, [int(line["id"]) for line in lines])
 
 
-def run_scenario(server, seed: Seed) -> dict:
+def run_client_scenario(server, seed: Seed) -> dict:
     imported = seed.imported
     config = {
         "base_url": server.url, "token": seed.bot.token, "friend_token": seed.friend.token,
@@ -88,15 +85,7 @@ def run_scenario(server, seed: Seed) -> dict:
         "old_message_id": imported[10],
         "timeout": SCENARIO_TIMEOUT,
     }
-    result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
-                            text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
-    report = json.loads(result.stdout) if result.stdout.strip() else {}
-    if result.returncode != 0 or "error" in report:
-        completed = ", ".join(key for key in report if key != "error")
-        pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: {completed}\n"
-                    f"{report.get('error', '')}\n"
-                    f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
-    return report
+    return run_scenario("discord_client_scenario.py", config, server)
 
 
 @contextlib.contextmanager
@@ -125,7 +114,7 @@ def observed(request, tmp_path_factory):
         assert len({bucket_of(i) for i in seed.imported}) >= 6
         with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2",
                               **store_environment}) as server:
-            yield seed, run_scenario(server, seed)
+            yield seed, run_client_scenario(server, seed)
 
 
 def test_login_and_fetch_channel(observed):

@@ -7,9 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +15,7 @@ import pytest
 from PIL import Image
 
 from app import create_app
-from config import PROJECT_ROOT
+from tests.e2e.scenarios import run_scenario
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
 from tests.support.http import JsonClient
@@ -26,7 +23,6 @@ from tests.support.server import gunicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-SCENARIO = PROJECT_ROOT / "tests" / "e2e" / "discord_attachments_scenario.py"
 SCENARIO_TIMEOUT = 120
 LOG = b"first line\nsecond line\n" * 100
 
@@ -109,13 +105,7 @@ def observed(request, tmp_path_factory):
             config = {"base_url": server.url, "token": bot.token, "friend_token": friend.token,
                       "channel_id": channel_id, "corpus_channel_id": corpus_channel,
                       "image": base64.b64encode(IMAGE).decode(), "timeout": SCENARIO_TIMEOUT}
-            result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
-                                    text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
-            report = json.loads(result.stdout) if result.stdout.strip() else {}
-            if result.returncode != 0 or "error" in report:
-                pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: "
-                            f"{', '.join(k for k in report if k != 'error')}\n{report.get('error', '')}\n"
-                            f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
+            report = run_scenario("discord_attachments_scenario.py", config, server)
             yield {"bot": bot, "friend": friend, "guilds": sorted([guild_id, other_guild])}, report
 
 

@@ -3,23 +3,19 @@ delete_message_seconds, guild.bans(), guild.unban() and guild.audit_logs() with 
 Runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from app import create_app
 from app.auth.permissions import Permission
-from config import PROJECT_ROOT
+from tests.e2e.scenarios import run_scenario
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
 from tests.support.server import gunicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-SCENARIO = PROJECT_ROOT / "tests" / "e2e" / "discord_moderation_scenario.py"
 SCENARIO_TIMEOUT = 120
 EVERYONE = Permission.VIEW_CHANNEL | Permission.SEND_MESSAGES | Permission.READ_MESSAGE_HISTORY
 
@@ -44,13 +40,7 @@ def observed(request, tmp_path_factory):
                       "spammer_token": spammer.token, "guild_id": guild_id, "channel_id": channel_id,
                       "member_id": member.id, "spammer_id": spammer.id, "timeout": SCENARIO_TIMEOUT}
             started = datetime.now(timezone.utc)
-            result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
-                                    text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
-            report = json.loads(result.stdout) if result.stdout.strip() else {}
-            if result.returncode != 0 or "error" in report:
-                pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: "
-                            f"{', '.join(k for k in report if k != 'error')}\n{report.get('error', '')}\n"
-                            f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
+            report = run_scenario("discord_moderation_scenario.py", config, server)
             yield {"bot": bot, "member": member, "spammer": spammer, "started": started}, report
 
 

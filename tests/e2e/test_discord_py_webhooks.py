@@ -5,21 +5,16 @@ the token rename it; the bot deletes it and its token stops working. Runs on
 SQLite and PostgreSQL."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from app import create_app
-from config import PROJECT_ROOT
+from tests.e2e.scenarios import run_scenario
 from tests.support.databases import migrated_database
 from tests.support.factories import Factory
 from tests.support.server import gunicorn_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-SCENARIO = PROJECT_ROOT / "tests" / "e2e" / "discord_webhooks_scenario.py"
 SCENARIO_TIMEOUT = 120
 
 
@@ -38,13 +33,7 @@ def observed(request, tmp_path_factory):
         with gunicorn_server({"DATABASE_URL": settings.database_url, "WEB_WORKERS": "2"}) as server:
             config = {"base_url": server.url, "token": bot.token, "channel_id": channel_id, "forum_id": forum_id,
                       "timeout": SCENARIO_TIMEOUT}
-            result = subprocess.run([sys.executable, str(SCENARIO)], input=json.dumps(config), capture_output=True,
-                                    text=True, timeout=SCENARIO_TIMEOUT + 30, cwd=PROJECT_ROOT)
-            report = json.loads(result.stdout) if result.stdout.strip() else {}
-            if result.returncode != 0 or "error" in report:
-                pytest.fail(f"the discord.py scenario failed (exit {result.returncode}) after: "
-                            f"{', '.join(k for k in report if k != 'error')}\n{report.get('error', '')}\n"
-                            f"stderr:\n{result.stderr[-4000:]}\ngunicorn log (tail):\n{server.log()[-4000:]}")
+            report = run_scenario("discord_webhooks_scenario.py", config, server)
             yield {"bot": bot, "channel_id": channel_id, "forum_id": forum_id}, report
 
 
