@@ -475,10 +475,7 @@ class ThreadService:
         ``joins`` is false: a webhook is no member)."""
         if access.channel.type not in THREAD_TYPES:
             return
-        channel = self.session.get(Channel, access.channel.id)
-        thread = self.session.get(Thread, access.channel.id)
-        if channel is None or thread is None:
-            raise UnknownChannel()
+        channel, thread = self._rows(access.channel.id)
         manager = access.has(Permission.MANAGE_THREADS)
         if not starter:
             when = self._settle(channel, thread)
@@ -495,16 +492,20 @@ class ThreadService:
             self._join(channel, thread, user.id)
         self.session.commit()
 
+    def _rows(self, thread_id: int) -> tuple[Channel, Thread]:
+        """The thread's channel and thread rows, gone meanwhile: Unknown Channel."""
+        channel, thread = self.session.get(Channel, thread_id), self.session.get(Thread, thread_id)
+        if channel is None or thread is None:
+            raise UnknownChannel()
+        return channel, thread
+
     def before_change(self, access: ChannelAccess) -> None:
         """Before a thread's messages are edited or deleted: an archived thread refuses (50083) whoever asks,
         MANAGE_THREADS holders included, as Discord does; only a send reopens a thread by itself, an edit or a
         delete needs it reopened first."""
         if access.channel.type not in THREAD_TYPES:
             return
-        channel = self.session.get(Channel, access.channel.id)
-        thread = self.session.get(Thread, access.channel.id)
-        if channel is None or thread is None:
-            raise UnknownChannel()
+        channel, thread = self._rows(access.channel.id)
         archived = self._settle(channel, thread) is not None
         self.session.commit()
         if archived:
