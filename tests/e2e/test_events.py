@@ -191,18 +191,19 @@ class Client:
         write = self.write(message.channel_id, ("delete", message.id), message)
         self.request(write, "DELETE", f"/channels/{message.channel_id}/messages/{message.id}")
 
-    def run(self, writes: int, until: float) -> None:
+    def run(self, writes: int, until: float, stop: gevent.event.Event | None) -> None:
         for _ in range(writes):
-            if time.monotonic() >= until:
+            if time.monotonic() >= until or (stop is not None and stop.is_set()):
                 return
             self.step()
 
 
 def start_load(server: RunningServer, deployment: Deployment, writes: list[Write], *, per_client: int,
-               seconds: float = 60) -> list[gevent.Greenlet]:
-    """Every writer bot writes ``per_client`` times (or until ``seconds`` have passed) in its own greenlet."""
+               seconds: float = 60, stop: gevent.event.Event | None = None) -> list[gevent.Greenlet]:
+    """Every writer bot writes ``per_client`` times (or until ``seconds`` have passed, or ``stop`` is set, each
+    finishing the write it is making) in its own greenlet."""
     until = time.monotonic() + seconds
-    return [gevent.spawn(Client(number, server, bot, deployment.channel_ids, writes).run, per_client, until)
+    return [gevent.spawn(Client(number, server, bot, deployment.channel_ids, writes).run, per_client, until, stop)
             for number, bot in enumerate(deployment.writers)]
 
 
@@ -386,7 +387,10 @@ def test_writes_keep_succeeding_through_a_redis_outage_and_every_event_arrives_a
             gunicorn_server(deployed.environment) as server, consuming(deployed) as consumer:
         writes: list[Write] = []
         started = time.monotonic()
-        load = start_load(server, deployed, writes, per_client=250, seconds=10)
+        # Bounded by time and by the stop below, not by a count: a fast machine must still be writing through
+        # the whole outage (250 writes each were once all done before its fourth second).
+        stop = gevent.event.Event()
+        load = start_load(server, deployed, writes, per_client=100_000, seconds=60, stop=stop)
 
         def acknowledged() -> int:
             return sum(w.acknowledged for w in writes)
@@ -399,6 +403,8 @@ def test_writes_keep_succeeding_through_a_redis_outage_and_every_event_arrives_a
         held_in_outbox = deployed.outbox_depth()
         acknowledged_during = acknowledged() - acknowledged_before
         redis_server.start()
+        gevent.sleep(1)  # writes after the restart too
+        stop.set()
         gevent.joinall(load, raise_error=True)
         await_delivery(deployed, consumer, writes)
         delivery = check_delivery(deployed, consumer, writes)
