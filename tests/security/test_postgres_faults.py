@@ -6,9 +6,11 @@ that was acknowledged with a 2xx is there afterwards. (ScyllaDB faults are teste
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
 
@@ -75,32 +77,53 @@ def history(server, token: str, channel_id: int) -> list[dict]:
         before = page[-1]["id"]
 
 
+def migrated_world(database) -> tuple[str, int]:
+    """Migrate the private cluster's database and seed it: the owner's token and a channel."""
+    engine = create_engine(database.url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    world = seed(Settings(database_url=database.url, rate_limit_enabled=False))
+    return world.owner.token, world.channel_ids[0]
+
+
+@contextlib.contextmanager
+def posting_load(server, token: str, channel_id: int, prefix: str, pause: float) -> Iterator[list[Outcome]]:
+    """LOAD_GREENLETS posters, each pausing ``pause`` s between messages, until the block ends; yields the
+    outcomes as they arrive."""
+    outcomes: list[Outcome] = []
+    numbers = count()
+    running = True
+
+    def load():
+        while running:
+            outcomes.append(post_message(server, token, channel_id, f"{prefix}{next(numbers)}"))
+            gevent.sleep(pause)
+
+    greenlets = [gevent.spawn(load) for _ in range(LOAD_GREENLETS)]
+    try:
+        yield outcomes
+    finally:
+        running = False
+        gevent.joinall(greenlets, timeout=40)
+
+
+def wait_until(condition, seconds: float) -> None:
+    """Poll ``condition`` every 0.1 s for at most ``seconds``; the assertions after it say what was missed."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        gevent.sleep(0.1)
+
+
 def test_database_restart_under_load_fails_fast_recovers_and_loses_no_acknowledged_write():
     with postgres_server() as database:
-        engine = create_engine(database.url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        world = seed(Settings(database_url=database.url, rate_limit_enabled=False))
-        token, channel_id = world.owner.token, world.channel_ids[0]
+        token, channel_id = migrated_world(database)
         environment = {"DATABASE_URL": database.url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "false",
                        "DB_POOL_TIMEOUT": "2"}
         with gunicorn_server(environment) as server:
-            outcomes: list[Outcome] = []
-            numbers = count()
-            running = True
-
-            def load():
-                while running:
-                    outcomes.append(post_message(server, token, channel_id, f"m{next(numbers)}"))
-                    gevent.sleep(0.01)
-
-            greenlets = [gevent.spawn(load) for _ in range(LOAD_GREENLETS)]
-            try:
-                healthy_until = time.monotonic() + 20
-                while sum(o.status == 200 for o in outcomes) < 30 and time.monotonic() < healthy_until:
-                    gevent.sleep(0.1)
+            with posting_load(server, token, channel_id, "m", 0.01) as outcomes:
+                wait_until(lambda: sum(o.status == 200 for o in outcomes) >= 30, 20)
                 stopping_at = time.monotonic()
                 database.stop()
                 stopped_at = time.monotonic()
@@ -108,14 +131,9 @@ def test_database_restart_under_load_fails_fast_recovers_and_loses_no_acknowledg
                 starting_at = time.monotonic()
                 database.start()
                 restarted_at = time.monotonic()
-                deadline = restarted_at + RECOVERY_DEADLINE_SECONDS
-                while time.monotonic() < deadline and not any(
-                        o.status == 200 and o.started > restarted_at for o in outcomes):
-                    gevent.sleep(0.1)
+                wait_until(lambda: any(o.status == 200 and o.started > restarted_at for o in outcomes),
+                           RECOVERY_DEADLINE_SECONDS)
                 gevent.sleep(2)  # a little steady load after recovery
-            finally:
-                running = False
-                gevent.joinall(greenlets, timeout=40)
 
             summary = "\n".join(f"{o.started - stopped_at:+.2f}s {o.seconds:.2f}s {o.status}" for o in outcomes)
             before_stop = [o for o in outcomes if o.started + o.seconds < stopping_at]
@@ -158,31 +176,13 @@ def test_a_frozen_database_is_answered_503_within_the_timeouts_and_recovered_fro
     """PostgreSQL stopped with SIGSTOP keeps its connections open and answers nothing: no error arrives, so only
     the service's own bound on the wait can end a request."""
     with postgres_server() as database:
-        engine = create_engine(database.url)
-        try:
-            upgrade(engine)
-        finally:
-            engine.dispose()
-        world = seed(Settings(database_url=database.url, rate_limit_enabled=False))
-        token, channel_id = world.owner.token, world.channel_ids[0]
+        token, channel_id = migrated_world(database)
         environment = {"DATABASE_URL": database.url, "WEB_WORKERS": "2", "RATE_LIMIT_ENABLED": "false",
                        "DB_POOL_TIMEOUT": str(POOL_TIMEOUT), "DB_RESPONSE_TIMEOUT": str(RESPONSE_TIMEOUT),
                        "DB_STATEMENT_TIMEOUT_MS": "2000"}
         with gunicorn_server(environment) as server:
-            outcomes: list[Outcome] = []
-            numbers = count()
-            running = True
-
-            def load():
-                while running:
-                    outcomes.append(post_message(server, token, channel_id, f"f{next(numbers)}"))
-                    gevent.sleep(0.05)
-
-            greenlets = [gevent.spawn(load) for _ in range(LOAD_GREENLETS)]
-            try:
-                healthy_until = time.monotonic() + 20
-                while sum(o.status == 200 for o in outcomes) < 20 and time.monotonic() < healthy_until:
-                    gevent.sleep(0.1)
+            with posting_load(server, token, channel_id, "f", 0.05) as outcomes:
+                wait_until(lambda: sum(o.status == 200 for o in outcomes) >= 20, 20)
                 database.freeze()
                 frozen_at = time.monotonic()
                 try:
@@ -190,14 +190,9 @@ def test_a_frozen_database_is_answered_503_within_the_timeouts_and_recovered_fro
                 finally:
                     database.thaw()
                 thawed_at = time.monotonic()
-                deadline = thawed_at + RECOVERY_DEADLINE_SECONDS
-                while time.monotonic() < deadline and not any(
-                        o.status == 200 and o.started > thawed_at for o in outcomes):
-                    gevent.sleep(0.1)
+                wait_until(lambda: any(o.status == 200 and o.started > thawed_at for o in outcomes),
+                           RECOVERY_DEADLINE_SECONDS)
                 gevent.sleep(2)
-            finally:
-                running = False
-                gevent.joinall(greenlets, timeout=40)
 
             summary = "\n".join(f"{o.started - frozen_at:+.2f}s {o.seconds:.2f}s {o.status}" for o in outcomes)
             # Requests that began while the database was frozen and ended before it was thawed.
