@@ -132,18 +132,17 @@ class ContentQuery:
 
     def websearch(self) -> str:
         """The query for PostgreSQL's ``websearch_to_tsquery`` (terms are letters and digits only)."""
-        def rendered(clause: Clause) -> str:
-            sign = "-" if clause.negated else ""
-            if clause.phrase or (clause.negated and len(clause.terms) > 1):
-                return sign + '"' + " ".join(clause.terms) + '"'
-            return " ".join(sign + term for term in clause.terms)
-
-        return " ".join(rendered(c) for c in self.clauses)
+        return self._signed(required="")
 
     def simple_query_string(self) -> str:
         """The query for Elasticsearch's ``simple_query_string`` with ``default_operator: and``."""
+        return self._signed(required="+")
+
+    def _signed(self, *, required: str) -> str:
+        """The clauses in the web-search syntax both engines read: ``-`` before an excluded term or phrase,
+        ``required`` before a required one, phrases quoted."""
         def rendered(clause: Clause) -> str:
-            sign = "-" if clause.negated else "+"
+            sign = "-" if clause.negated else required
             if clause.phrase or (clause.negated and len(clause.terms) > 1):
                 return sign + '"' + " ".join(clause.terms) + '"'
             return " ".join(sign + term for term in clause.terms)
