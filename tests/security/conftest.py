@@ -1,4 +1,5 @@
-"""Fixtures of the security suite: rate limits switched on per test, and a guild to attack."""
+"""Fixtures of the security suite: rate limits switched on per test, and a guild to attack (modules that need
+another shape of it define their own ``channel``)."""
 from __future__ import annotations
 
 import pytest
@@ -20,3 +21,11 @@ def rate_limits(app):
 
     yield install
     app.extensions.pop("ratelimit", None)
+
+
+@pytest.fixture
+def channel(client, make):
+    """(actor, channel_id, url of its messages) for a fresh guild owned by the actor."""
+    owner = make.actor()
+    _guild_id, channel_id = make.guild(owner)
+    return owner, channel_id, f"/api/v10/channels/{channel_id}/messages"

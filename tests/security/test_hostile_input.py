@@ -15,14 +15,6 @@ JSON = "application/json"
 parsing_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def channel(client, make):
-    """(actor, channel_id, url of its messages) for a fresh guild owned by the actor."""
-    owner = make.actor()
-    _guild_id, channel_id = make.guild(owner)
-    return owner, channel_id, f"/api/v10/channels/{channel_id}/messages"
-
-
 def state(client, actor, channel_id) -> tuple:
     """Everything a request could have changed in the channel: its messages and the channel itself."""
     messages = json_body(client.get(f"/api/v10/channels/{channel_id}/messages?limit=100", headers=actor.headers), 200)

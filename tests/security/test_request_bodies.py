@@ -18,13 +18,6 @@ from tests.support.server import gunicorn_server
 parsing_only = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
-@pytest.fixture
-def channel(client, make):
-    owner = make.actor()
-    _guild_id, channel_id = make.guild(owner)
-    return owner, channel_id, f"/api/v10/channels/{channel_id}/messages"
-
-
 def message_count(client, owner, channel_id) -> int:
     return len(json_body(client.get(f"/api/v10/channels/{channel_id}/messages?limit=100", headers=owner.headers),
                          200))
