@@ -2,6 +2,7 @@
 real ``flask`` executable), checked through the HTTP API and the message store on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -366,6 +367,19 @@ def copy_metadata(source_engine, target_engine) -> None:
         target.execute(update(models.Channel.__table__).values(last_message_id=None))
 
 
+@contextlib.contextmanager
+def empty_copy(database, resources, tmp_path):
+    """An app on a fresh database of the same backend holding this one's metadata and no message."""
+    (tmp_path / "copy").mkdir()
+    with migrated_database("sqlite" if database.is_sqlite else "postgres", tmp_path / "copy") as copy_settings:
+        copy = create_app(copy_settings)
+        try:
+            copy_metadata(resources.engine, copy.extensions["chatstore"].engine)
+            yield copy
+        finally:
+            copy.extensions["chatstore"].close()
+
+
 def test_export_then_import_into_an_empty_database_reproduces_the_channel(database, app, client, resources, make,
                                                                           owner, channel_id, tmp_path):
     friend = make.actor("friend")
@@ -383,28 +397,21 @@ def test_export_then_import_into_an_empty_database_reproduces_the_channel(databa
     exported = run(app, "export", "--channel", str(channel_id), "--out", str(tmp_path / "export.jsonl"))
     assert exported.exit_code == 0, exported.output
 
-    (tmp_path / "copy").mkdir()
-    with migrated_database("sqlite" if database.is_sqlite else "postgres", tmp_path / "copy") as copy_settings:
-        copy = create_app(copy_settings)
-        copy_resources = copy.extensions["chatstore"]
-        try:
-            copy_metadata(resources.engine, copy_resources.engine)
-            imported = import_file(copy, tmp_path / "export.jsonl")
-            assert summary(imported) == \
-                f"imported {len(lines) + 2}, skipped 0 (already present and identical), failed 0"
-            again = run(copy, "export", "--channel", str(channel_id), "--out", str(tmp_path / "again.jsonl"))
-            assert again.exit_code == 0, again.output
-            assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "export.jsonl").read_bytes()
+    with empty_copy(database, resources, tmp_path) as copy:
+        imported = import_file(copy, tmp_path / "export.jsonl")
+        assert summary(imported) == \
+            f"imported {len(lines) + 2}, skipped 0 (already present and identical), failed 0"
+        again = run(copy, "export", "--channel", str(channel_id), "--out", str(tmp_path / "again.jsonl"))
+        assert again.exit_code == 0, again.output
+        assert (tmp_path / "again.jsonl").read_bytes() == (tmp_path / "export.jsonl").read_bytes()
 
-            copy_client = copy.test_client()
-            for path in (f"/api/v10/channels/{channel_id}/messages?limit=100",
-                         f"/api/v10/channels/{channel_id}/messages/pins",
-                         f"/api/v10/channels/{channel_id}/messages/{reply['id']}",
-                         f"/api/v10/channels/{channel_id}"):
-                assert json_body(copy_client.get(path, headers=owner.headers), 200) == \
-                    json_body(client.get(path, headers=owner.headers), 200), path
-        finally:
-            copy_resources.close()
+        copy_client = copy.test_client()
+        for path in (f"/api/v10/channels/{channel_id}/messages?limit=100",
+                     f"/api/v10/channels/{channel_id}/messages/pins",
+                     f"/api/v10/channels/{channel_id}/messages/{reply['id']}",
+                     f"/api/v10/channels/{channel_id}"):
+            assert json_body(copy_client.get(path, headers=owner.headers), 200) == \
+                json_body(client.get(path, headers=owner.headers), 200), path
 
 
 # -- the real executable -----------------------------------------------------------------------------------
@@ -437,22 +444,15 @@ def test_attachments_and_components_travel_with_export_files(database, app, clie
     line = json.loads((tmp_path / "export.jsonl").read_text().splitlines()[-1])
     assert [a["filename"] for a in line["attachments"]] == ["a.txt", "b.bin"] and line["components"] == rows
 
-    (tmp_path / "copy").mkdir()
-    with migrated_database("sqlite" if database.is_sqlite else "postgres", tmp_path / "copy") as copy_settings:
-        copy = create_app(copy_settings)
-        copy_resources = copy.extensions["chatstore"]
-        try:
-            copy_metadata(resources.engine, copy_resources.engine)
-            without_files = import_file(copy, tmp_path / "export.jsonl")
-            assert without_files.exit_code == 1 and "no file in the blob store" in without_files.output
-            imported = import_file(copy, tmp_path / "export.jsonl", "--files", str(files))
-            assert summary(imported) == "imported 1, skipped 0 (already present and identical), failed 0"
-            copy_client = copy.test_client()
-            copied = json_body(copy_client.get(f"{url}/{sent['id']}", headers=owner.headers), 200)
-            assert copied["components"] == rows
-            for attachment, expected in zip(copied["attachments"], (b"alpha", bytes(range(200))), strict=True):
-                path, _, query = attachment["url"].partition("?")
-                download = copy_client.get(path.removeprefix("http://localhost"), query_string=query)
-                assert (download.status_code, download.data) == (200, expected)
-        finally:
-            copy_resources.close()
+    with empty_copy(database, resources, tmp_path) as copy:
+        without_files = import_file(copy, tmp_path / "export.jsonl")
+        assert without_files.exit_code == 1 and "no file in the blob store" in without_files.output
+        imported = import_file(copy, tmp_path / "export.jsonl", "--files", str(files))
+        assert summary(imported) == "imported 1, skipped 0 (already present and identical), failed 0"
+        copy_client = copy.test_client()
+        copied = json_body(copy_client.get(f"{url}/{sent['id']}", headers=owner.headers), 200)
+        assert copied["components"] == rows
+        for attachment, expected in zip(copied["attachments"], (b"alpha", bytes(range(200))), strict=True):
+            path, _, query = attachment["url"].partition("?")
+            download = copy_client.get(path.removeprefix("http://localhost"), query_string=query)
+            assert (download.status_code, download.data) == (200, expected)
