@@ -76,7 +76,7 @@ def main() -> None:
 
         truncate(target, scylla_settings.scylla_keyspace)
         checkpoint = Checkpoint(Path(directory) / "progress.sqlite3")
-        result = Backfill(source, target, WriteLog(engine), checkpoint,
+        result = Backfill(source, target, WriteLog(engine, stale_writer_seconds=60), checkpoint,
                           concurrency=args.concurrency).run(list(per_channel))
         assert result.copied == args.messages, result
         target.close()

@@ -69,6 +69,7 @@ class Settings:
     scylla_connect_timeout: float = 5.0
     dual_primary: str = "sql"
     dual_secondary: str = "scylla"
+    dual_stale_writer_seconds: float = 60.0
     nonce_ttl_seconds: int = 600
     max_pins_per_channel: int = 250
     application_name: str = "chatstore"
@@ -350,6 +351,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], object]]] = {
     "SCYLLA_CONNECT_TIMEOUT": ("scylla_connect_timeout", _positive_float),
     "DUAL_PRIMARY": ("dual_primary", _choice("sql", "scylla")),
     "DUAL_SECONDARY": ("dual_secondary", _choice("sql", "scylla")),
+    "DUAL_STALE_WRITER_SECONDS": ("dual_stale_writer_seconds", _positive_float),
     "NONCE_TTL_SECONDS": ("nonce_ttl_seconds", _positive_int),
     "MAX_PINS_PER_CHANNEL": ("max_pins_per_channel", _positive_int),
     "LOG_LEVEL": ("log_level", lambda raw: _choice("DEBUG", "INFO", "WARNING", "ERROR")(raw.upper())),
@@ -444,6 +446,10 @@ DESCRIPTIONS: dict[str, str] = {
                     "`scylla`)",
     "DUAL_SECONDARY": "With `MESSAGE_STORE=dual`: the store every write is copied to; must differ from "
                       "`DUAL_PRIMARY`",
+    "DUAL_STALE_WRITER_SECONDS": "With `MESSAGE_STORE=dual`: a write the write log still counts in flight this long "
+                                 "after it began belongs to a process that died, and replay may copy its message. "
+                                 "Must exceed the longest a live write can take (its database and store calls' "
+                                 "timeouts added up)",
     "NONCE_TTL_SECONDS": "How long a message `nonce` with `enforce_nonce` deduplicates retries",
     "MAX_PINS_PER_CHANNEL": "Pins allowed per channel (Discord's current limit)",
     "LOG_LEVEL": "`DEBUG`, `INFO`, `WARNING` or `ERROR`; logs are JSON lines on stderr, and `WARNING` drops the "

@@ -49,7 +49,7 @@ class Stores:
         except BaseException:
             self.source.close()
             raise
-        self.write_log = WriteLog(res.engine)
+        self.write_log = WriteLog(res.engine, stale_writer_seconds=settings.dual_stale_writer_seconds)
 
     def __enter__(self) -> Stores:
         return self

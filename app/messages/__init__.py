@@ -33,7 +33,8 @@ def _dual(settings: Settings, engine: Engine) -> MessageStore:
     from app.messages.dual import DualMessageStore, WriteLog
 
     return DualMessageStore(BACKENDS[settings.dual_primary](settings, engine),
-                            BACKENDS[settings.dual_secondary](settings, engine), WriteLog(engine))
+                            BACKENDS[settings.dual_secondary](settings, engine),
+                            WriteLog(engine, stale_writer_seconds=settings.dual_stale_writer_seconds))
 
 
 #: ``MESSAGE_STORE`` (and ``DUAL_PRIMARY``/``DUAL_SECONDARY``) names, each with the factory of its backend.

@@ -44,9 +44,6 @@ Result = TypeVar("Result")
 CHANNEL_KEY = 0
 REPLAY_INTERVAL_SECONDS = 2.0
 REPLAY_BATCH = 100
-#: A write still counted as in flight this long after it began belongs to a process that died. Every store and
-#: database call of a write times out within seconds, so a live one is long over by then.
-STALE_WRITER_SECONDS = 60.0
 _PAGE = 1000
 
 
@@ -59,10 +56,14 @@ class WriteLog:
     """Which messages were written through dual writes, which writes are in flight, and which the secondary may
     still lack."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+    def __init__(self, engine: Engine, *, stale_writer_seconds: float,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.engine = engine
         self._insert = _UPSERT_INSERTS[engine.dialect.name]
         self._clock = clock
+        # A write still counted as in flight this long after it began belongs to a process that died
+        # (DUAL_STALE_WRITER_SECONDS): every store and database call of a live write has timed out by then.
+        self._stale_after = timedelta(seconds=stale_writer_seconds)
 
     def _run(self, work: Callable):
         try:
@@ -131,7 +132,7 @@ class WriteLog:
         now = self._clock()
         statement = update(entries).where(
             entries.c.channel_id == channel_id, entries.c.message_id == message_id, entries.c.pending.is_(True),
-            (entries.c.writers == 0) | (entries.c.updated_at < now - timedelta(seconds=STALE_WRITER_SECONDS)),
+            (entries.c.writers == 0) | (entries.c.updated_at < now - self._stale_after),
         ).values(version=entries.c.version + 1, writers=1, updated_at=now).returning(entries.c.version)
         return self._run(lambda connection: connection.execute(statement).scalar_one_or_none())
 
@@ -150,7 +151,7 @@ class WriteLog:
 
     def ready(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` pending entries with no write in flight, as (channel_id, message_id), oldest first."""
-        stale = self._clock() - timedelta(seconds=STALE_WRITER_SECONDS)
+        stale = self._clock() - self._stale_after
         return self._run(lambda connection: [tuple(row) for row in connection.execute(
             select(entries.c.channel_id, entries.c.message_id)
             .where(entries.c.pending.is_(True), (entries.c.writers == 0) | (entries.c.updated_at < stale))

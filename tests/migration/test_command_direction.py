@@ -32,7 +32,7 @@ def step_four(tmp_path):
         _guild_id, channel_id = Factory(resources).guild(bot)
         engine = create_db_engine(settings)
         try:
-            yield app, channel_id, scylla, SqlMessageStore(engine), WriteLog(engine)
+            yield app, channel_id, scylla, SqlMessageStore(engine), WriteLog(engine, stale_writer_seconds=60)
         finally:
             engine.dispose()
             resources.close()

@@ -37,7 +37,7 @@ def target():
 
 @pytest.fixture
 def write_log(source):
-    return WriteLog(source.engine)
+    return WriteLog(source.engine, stale_writer_seconds=60)
 
 
 @pytest.fixture
@@ -126,12 +126,14 @@ def test_a_write_after_one_that_missed_the_secondary_does_not_settle_it(write_lo
     assert write_log.ready(10) == [(CHANNEL, 5)]
 
 
-def test_a_write_counted_in_flight_for_a_minute_belongs_to_a_dead_process(source):
+def test_a_write_counted_in_flight_past_the_stale_time_belongs_to_a_dead_process(source):
     now = [datetime.now(timezone.utc)]
-    write_log = WriteLog(source.engine, clock=lambda: now[0])
+    write_log = WriteLog(source.engine, stale_writer_seconds=30, clock=lambda: now[0])
     write_log.begin(CHANNEL, [5])
     assert write_log.ready(10) == [] and write_log.claim(CHANNEL, 5) is None
-    now[0] += timedelta(seconds=61)
+    now[0] += timedelta(seconds=29)
+    assert write_log.ready(10) == [] and write_log.claim(CHANNEL, 5) is None
+    now[0] += timedelta(seconds=2)
     assert write_log.ready(10) == [(CHANNEL, 5)]
     version = write_log.claim(CHANNEL, 5)
     assert version is not None
@@ -333,7 +335,7 @@ def test_verify_reports_and_repairs_every_kind_of_difference(source, target):
                      ("changed", messages[4].id)}
     assert {d.bucket for d in differences} == {bucket_of(m.id) for m in (messages[0], messages[1], stray, messages[4])}
 
-    assert repair(source, target, WriteLog(source.engine), differences) == 0
+    assert repair(source, target, WriteLog(source.engine, stale_writer_seconds=60), differences) == 0
     assert verify(source, target, [CHANNEL]) == []
 
 

@@ -21,7 +21,6 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.ids import snowflake_from_ms
 from app.messages.base import Message
-from app.messages.dual import STALE_WRITER_SECONDS
 from app.messages.scylla import ScyllaMessageStore
 from app.messages.sql import SqlMessageStore
 from config import PROJECT_ROOT, Settings
@@ -34,6 +33,10 @@ from tests.support.server import gunicorn_server, wait_for
 FLASK = PROJECT_ROOT / ".venv" / "bin" / "flask"
 HISTORY = 600
 DAY_MS = 24 * 3600 * 1000
+#: DUAL_STALE_WRITER_SECONDS of every process here: a live write of this test is over within seconds (its ScyllaDB
+#: calls time out in 2 s, its database calls within the pool's and the lock's waits of 5 s), and settling after an
+#: outage waits this long instead of the default minute.
+STALE_WRITER_SECONDS = 20
 
 
 @pytest.fixture
@@ -229,7 +232,8 @@ def test_migration_through_reads_from_scylla_and_back_loses_nothing(cql_cluster,
     scylla_env = {"SCYLLA_HOSTS": ",".join(cql_cluster["contact_points"]), "SCYLLA_PORT": str(cql_cluster["port"]),
                   "SCYLLA_KEYSPACE": "chatstore_live", "SCYLLA_REPLICATION_FACTOR": "3"}
     with migrated_database(database_backend, tmp_path) as settings:
-        env = {"DATABASE_URL": settings.database_url, "RATE_LIMIT_ENABLED": "false", **scylla_env}
+        env = {"DATABASE_URL": settings.database_url, "RATE_LIMIT_ENABLED": "false",
+               "DUAL_STALE_WRITER_SECONDS": str(STALE_WRITER_SECONDS), **scylla_env}
         flask(env, "scylla", "migrate")
 
         app = create_app(settings)
