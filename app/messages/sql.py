@@ -35,7 +35,7 @@ from app.messages.base import (
     keys_by_channel,
 )
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY, joined_connection
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, joined_connection, single_statement_read
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class SqlMessageStore(MessageStore):
                 # connection of the process, which a transaction of our own would wait for forever).
                 yield joined
                 return
-            with (self._read_engine if read_only else self.engine).begin() as connection:
+            with (single_statement_read(self._read_engine) if read_only else self.engine.begin()) as connection:
                 yield connection
         except DATABASE_UNAVAILABLE as error:
             log.warning("message store unavailable: %s", error)
