@@ -2,7 +2,8 @@
 
 Every operation is one short transaction. On SQLite the engine has a single connection per process, so an
 operation never opens a second transaction while one is open; reads run in read-only transactions, which on
-SQLite take no lock (models.base.READ_ONLY).
+SQLite take no lock (models.base.READ_ONLY). A read is one statement: on PostgreSQL it runs as its own
+transaction, in one round trip (models.base.single_statement_read).
 
 Reading history: ``(bucket, message_id)`` sorts exactly like ``message_id`` (the bucket is a function of the id),
 so a page is one range of the primary key index ``(channel_id, bucket, message_id)``, reached with a row-value
