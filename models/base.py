@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime, timezone
 
@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, DateTime, MetaData
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Compiled, Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names keep Alembic autogenerate quiet and let downgrades drop constraints by name.
@@ -144,6 +145,41 @@ class Base(DeclarativeBase):
 DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                         sa_exc.DisconnectionError)
 
+@contextmanager
+def single_statement_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read of one statement (or of statements each consistent on its own), outside any
+    transaction of the caller's. ``engine`` should carry :data:`READ_ONLY`.
+
+    On PostgreSQL the driver is in autocommit for the block, so each statement is its own transaction, in one round
+    trip: psycopg2 otherwise sends ``BEGIN`` before it and the ``COMMIT`` (or the pool's ``ROLLBACK``) after, three
+    round trips, each a wait through the hub for the worker and work for the server. It sees exactly what it did:
+    the engine keeps the server's isolation level (app.extensions sets none; PostgreSQL's default is READ
+    COMMITTED, where every statement takes its own snapshot even inside a transaction), and a lone statement sees
+    one snapshot at any level. The driver's flag is set directly: SQLAlchemy's ``isolation_level`` option sends
+    ``SET default_transaction_isolation`` when the connection is returned, a round trip again.
+
+    Elsewhere (SQLite) it is a transaction begun as :data:`READ_ONLY` says."""
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with engine.connect() as connection, _autocommit(connection.connection):
+        yield connection
+
+
+@contextmanager
+def _autocommit(pooled: PoolProxiedConnection) -> Iterator[None]:
+    """The pooled psycopg2 connection in autocommit for the block, and out of it after: the pool's other users
+    begin transactions of their own. A connection lost meanwhile (invalidated, closed) goes back to no pool."""
+    driver = pooled.driver_connection
+    driver.autocommit = True
+    try:
+        yield
+    finally:
+        if pooled.is_valid and not driver.closed:
+            driver.autocommit = False
+
+
 #: Statements of :func:`read_one_row`, each compiled once per dialect.
 _COMPILED: dict[tuple[int, str], Compiled] = {}
 
@@ -152,10 +188,12 @@ def read_one_row(engine: Engine, statement, parameters: dict) -> tuple:
     """One row of a single-statement read on a pooled DBAPI connection, without SQLAlchemy's Connection.
 
     For reads made on every request (the read cache's versions): through a Connection one costs about 100 us of
-    Python (begin and commit events, result wrapping), through the bare cursor about 20 us. A single SELECT is
-    consistent on its own, and the pool rolls back whatever the driver began when the connection is returned.
-    Driver errors are raised as SQLAlchemy's, as from any other query, so that callers see one kind of database
-    error. ``statement`` must be a module-level constant: it is compiled once and kept by its identity.
+    Python (begin and commit events, result wrapping), through the bare cursor about 20 us. The statement is its own
+    transaction, in one round trip (see :func:`single_statement_read`): the driver begins none (SQLite's is told
+    never to, app.sqlite; psycopg2 is in autocommit for the read), so the pool's rollback when the connection is
+    returned has nothing to end and sends nothing. Driver errors are raised as SQLAlchemy's, as from any other
+    query, so that callers see one kind of database error. ``statement`` must be a module-level constant: it is
+    compiled once and kept by its identity.
     """
     key = (id(statement), engine.dialect.name)
     compiled = _COMPILED.get(key)
@@ -172,12 +210,13 @@ def read_one_row(engine: Engine, statement, parameters: dict) -> tuple:
         raise sa_exc.DBAPIError.instance(sql, None, error, dbapi.Error, hide_parameters=True,
                                          connection_invalidated=True) from error
     try:
-        cursor = connection.cursor()
-        try:
-            cursor.execute(sql, bound)
-            return cursor.fetchone()
-        finally:
-            cursor.close()
+        with _autocommit(connection) if dialect.name == "postgresql" else nullcontext():
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, bound)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
     except dbapi.Error as error:
         lost = dialect.is_disconnect(error, connection.dbapi_connection, None)
         if lost:
