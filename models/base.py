@@ -192,7 +192,7 @@ def _rendering(statement: Executable, dialect: Dialect) -> tuple[Compiled, list[
             raise ValueError("execute_later cannot render expanding parameters")
         escaped = compiled.escaped_bind_names
         processors = []
-        for name, bind in compiled.binds.items():
+        for bind, name in compiled.bind_names.items():
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 processors.append((escaped.get(name, name), process))

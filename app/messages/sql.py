@@ -87,6 +87,18 @@ _REACTION_COUNTS = (
 _MESSAGES_BY_ID = select(*_MESSAGE_COLUMNS).where(
     messages.c.channel_id == bindparam("channel_id"), messages.c.bucket.in_(bindparam("buckets", expanding=True)),
     messages.c.message_id.in_(bindparam("message_ids", expanding=True)))
+#: Writes whose results nothing reads, for execute_later (which wants them built once).
+_REACTIONS_OF = and_(reactions.c.channel_id == bindparam("channel_id"),
+                     reactions.c.message_id == bindparam("message_id"))
+_CLEAR_REACTIONS = delete(reactions).where(_REACTIONS_OF)
+_REMOVE_EMOJI = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bindparam("emoji"))
+_REMOVE_REACTION = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bindparam("emoji"),
+                                           reactions.c.user_id == bindparam("user_id"))
+_UNPIN = delete(pins).where(pins.c.channel_id == bindparam("channel_id"), pins.c.message_id == bindparam("message_id"))
+#: Its parameters are named apart from the columns: an UPDATE takes a column's name for a value to SET.
+_MARK_UNPINNED = update(messages).where(
+    messages.c.channel_id == bindparam("key_channel_id"), messages.c.bucket == bindparam("key_bucket"),
+    messages.c.message_id == bindparam("key_message_id")).values(pinned=False)
 
 
 def _in_channels(table, channels: int, *, by_bucket: bool):
@@ -159,6 +171,8 @@ class SqlMessageStore(MessageStore):
         self._upsert_insert = _UPSERT_INSERTS[engine.dialect.name]
         self._creates: dict[tuple[str, ...], object] = {}
         self._add_bucket = self._insert(channel_buckets).on_conflict_do_nothing()
+        # DO NOTHING keeps the first reacted_at, which orders the emojis.
+        self._add_reaction = self._insert(reactions).on_conflict_do_nothing()
 
     def joins_transactions_of(self, engine: Engine) -> bool:
         return engine is self.engine
@@ -335,27 +349,24 @@ class SqlMessageStore(MessageStore):
         return and_(reactions.c.channel_id == channel_id, reactions.c.message_id == message_id)
 
     def add_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
-        # DO NOTHING keeps the first reacted_at, which orders the emojis.
-        insert = self._insert(reactions).values(
-            channel_id=channel_id, message_id=message_id, emoji=emoji, user_id=user_id,
-            reacted_at=datetime.now(timezone.utc)).on_conflict_do_nothing()
         with self._transaction() as connection:
-            connection.execute(insert)
+            execute_later(connection, self._add_reaction, {
+                "channel_id": channel_id, "message_id": message_id, "emoji": emoji, "user_id": user_id,
+                "reacted_at": datetime.now(timezone.utc)})
 
     def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(
-                self._reaction_key(channel_id, message_id), reactions.c.emoji == emoji,
-                reactions.c.user_id == user_id))
+            execute_later(connection, _REMOVE_REACTION, {"channel_id": channel_id, "message_id": message_id,
+                                                         "emoji": emoji, "user_id": user_id})
 
     def remove_emoji(self, channel_id: int, message_id: int, emoji: str) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id),
-                                                       reactions.c.emoji == emoji))
+            execute_later(connection, _REMOVE_EMOJI, {"channel_id": channel_id, "message_id": message_id,
+                                                      "emoji": emoji})
 
     def clear_reactions(self, channel_id: int, message_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id)))
+            execute_later(connection, _CLEAR_REACTIONS, {"channel_id": channel_id, "message_id": message_id})
 
     def reaction_users(
         self, channel_id: int, message_id: int, emoji: str, *, after: int | None, limit: int
@@ -409,8 +420,9 @@ class SqlMessageStore(MessageStore):
 
     def unpin_message(self, channel_id: int, message_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(pins).where(pins.c.channel_id == channel_id, pins.c.message_id == message_id))
-            connection.execute(update(messages).where(_message_key(channel_id, message_id)).values(pinned=False))
+            execute_later(connection, _UNPIN, {"channel_id": channel_id, "message_id": message_id})
+            execute_later(connection, _MARK_UNPINNED, {"key_channel_id": channel_id, "key_message_id": message_id,
+                                                       "key_bucket": bucket_of(message_id)})
 
     def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:
         if limit <= 0:

@@ -92,6 +92,25 @@ def test_a_create_is_one_round_trip(resources, channel):
     assert not any(_pooled_cursor_factories(resources.engine))
 
 
+@pytest.mark.parametrize("write", ["add_reaction", "remove_reaction", "remove_emoji", "clear_reactions",
+                                   "unpin_message"])
+def test_a_reaction_or_an_unpin_is_one_round_trip(resources, channel, write):
+    owner, channel_id, _guild_id = channel
+    store = resources.message_store
+    message = _message(resources, channel_id, owner.id, pinned=True)
+    store.create_message(message)
+    store.add_reaction(channel_id, message.id, "👍", owner.id)
+    arguments = {"add_reaction": ("🎉", owner.id), "remove_reaction": ("👍", owner.id), "remove_emoji": ("👍",),
+                 "clear_reactions": (), "unpin_message": ()}[write]
+    with round_trips() as counted:
+        ChannelWrites(resources.engine, store).apply(
+            channel_id, lambda: getattr(store, write)(channel_id, message.id, *arguments))
+    assert list(counted.values()) == [1]
+    emojis = [count.emoji for count in store.reaction_counts(channel_id, [message.id], owner.id).get(message.id, [])]
+    assert emojis == {"add_reaction": ["👍", "🎉"], "unpin_message": ["👍"]}.get(write, [])
+    assert store.get_message(channel_id, message.id).pinned == (write != "unpin_message")
+
+
 def test_a_message_with_every_field_is_sent_as_psycopg2_sends_it(resources, channel):
     """The writes held back are rendered exactly as SQLAlchemy and psycopg2 send them when run at once."""
     owner, channel_id, guild_id = channel
