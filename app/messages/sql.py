@@ -95,6 +95,13 @@ _REMOVE_EMOJI = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bind
 _REMOVE_REACTION = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bindparam("emoji"),
                                            reactions.c.user_id == bindparam("user_id"))
 _UNPIN = delete(pins).where(pins.c.channel_id == bindparam("channel_id"), pins.c.message_id == bindparam("message_id"))
+#: One message's rows, deleted (the common delete; several ids take IN lists, which execute_later cannot send).
+_DELETE_ONE = (
+    delete(messages).where(messages.c.channel_id == bindparam("channel_id"), messages.c.bucket == bindparam("bucket"),
+                           messages.c.message_id == bindparam("message_id")),
+    delete(reactions).where(_REACTIONS_OF),
+    delete(pins).where(pins.c.channel_id == bindparam("channel_id"), pins.c.message_id == bindparam("message_id")),
+)
 #: Its parameters are named apart from the columns: an UPDATE takes a column's name for a value to SET.
 _MARK_UNPINNED = update(messages).where(
     messages.c.channel_id == bindparam("key_channel_id"), messages.c.bucket == bindparam("key_bucket"),
@@ -269,6 +276,12 @@ class SqlMessageStore(MessageStore):
         if not ids:
             return
         with self._transaction() as connection:
+            if len(ids) == 1:
+                (message_id,) = ids
+                key = {"channel_id": channel_id, "bucket": bucket_of(message_id), "message_id": message_id}
+                for statement in _DELETE_ONE:
+                    execute_later(connection, statement, key)
+                return
             connection.execute(delete(messages).where(
                 messages.c.channel_id == channel_id, messages.c.bucket.in_({bucket_of(i) for i in ids}),
                 messages.c.message_id.in_(ids)))

@@ -111,6 +111,26 @@ def test_a_reaction_or_an_unpin_is_one_round_trip(resources, channel, write):
     assert store.get_message(channel_id, message.id).pinned == (write != "unpin_message")
 
 
+def test_a_delete_sends_its_statements_with_the_read_of_last_message_id(resources, channel):
+    """The bookkeeping's read sees the deletion it travels with: deleting the newest message moves
+    last_message_id back to the one before."""
+    owner, channel_id, _guild_id = channel
+    store = resources.message_store
+    writes = ChannelWrites(resources.engine, store)
+    older, middle, newest = (_message(resources, channel_id, owner.id, content=f"m{n}") for n in range(3))
+    for message in (older, middle, newest):
+        writes.apply(channel_id, lambda message=message: store.create_message(message), created=message.id)
+    store.add_reaction(channel_id, middle.id, "👍", owner.id)
+    with round_trips() as counted:
+        writes.apply(channel_id, lambda: store.delete_messages(channel_id, [middle.id]), deleted={middle.id})
+    # BEGIN and the three DELETEs with the SELECT of last_message_id; the bookkeeping with the COMMIT.
+    assert list(counted.values()) == [2]
+    assert store.get_message(channel_id, middle.id) is None
+    assert store.reaction_counts(channel_id, [middle.id], owner.id) == {}
+    writes.apply(channel_id, lambda: store.delete_messages(channel_id, [newest.id]), deleted={newest.id})
+    assert _state(resources, channel_id)[0][1] == older.id
+
+
 def test_a_message_with_every_field_is_sent_as_psycopg2_sends_it(resources, channel):
     """The writes held back are rendered exactly as SQLAlchemy and psycopg2 send them when run at once."""
     owner, channel_id, guild_id = channel
