@@ -95,10 +95,11 @@ _UNSENT: dict[object, list[bytes]] = {}
 
 
 class _UnsentFirstCursor(psycopg2.extensions.cursor):
-    """The cursor of a connection in a :func:`_statement_transaction`: whatever it sends first sends the
-    transaction's unsent SQL, in the same query where it can (one round trip). The one way statements reach that
-    connection, SQLAlchemy's or not, so no statement of the transaction can run before the writes preceding it.
-    psycopg2 answers a string of statements with the last one's result, and stops at the first that fails."""
+    """The cursor class of a connection in a :func:`_statement_transaction`: whatever it sends first sends the
+    transaction's unsent SQL, in the same query where it can (one round trip). Every cursor of the connection is
+    one (SQLAlchemy's, or a caller's that names no other class), so no statement of the transaction can run before
+    the writes preceding it. psycopg2 answers a string of statements with the last one's result, and the server
+    stops at the first that fails (the transaction is then aborted, and rolled back on leaving)."""
 
     def execute(self, query, vars=None):
         unsent = _UNSENT.get(self.connection)
@@ -180,7 +181,8 @@ def execute_later(connection: Connection, statement: Executable, parameters: dic
         cursor.close()
 
 
-#: The compiled form of each statement given to :func:`execute_later`, with its parameters' bind processors.
+#: The compiled form of each statement given to :func:`execute_later`, with its parameters' bind processors (for
+#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back).
 _RENDERINGS: WeakKeyDictionary[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = WeakKeyDictionary()
 
 

@@ -71,7 +71,8 @@ class ChannelWrites:
     channel queue on its row only while the server runs them, never while a worker busy with other requests
     gets round to committing (they did when the row was locked first: one channel's writes collapsed with
     concurrency, docs/measurements.md). The BEGIN and the store's writes whose results nothing reads (a
-    create's) go in that query too (``models.base.execute_later``): a create is one round trip.
+    create's, a reaction's, an unpin's) go in that query too (``models.base.execute_later``): such a write is one
+    round trip.
 
     Otherwise (ScyllaDB, the dual store) the write comes first and the transaction after it. A write that fails
     may still have landed (a timeout): the transaction still moves ``messages_version``, so that pages kept of
