@@ -101,11 +101,12 @@ def needs(run: dict) -> list[Need]:
             page_db = (CACHED_READ_SHARE * cached.get("db_cpu_ms_per_request", 0.0)
                        + (1 - CACHED_READ_SHARE) * uncached["db_cpu_ms_per_request"])
         # Database requests (statements' round trips) per API request, as the code sends them: a create is one
-        # transaction of four (BEGIN, the message, its bucket, the bookkeeping with the event and COMMIT); an
-        # uncached page reads the versions, the page, and its reactions and authors when it has them.
+        # transaction of four statements (the message, its bucket, the bookkeeping, the event), which PostgreSQL
+        # gets as one query with its BEGIN and COMMIT; an uncached page reads the versions, the page, and its
+        # reactions and authors when it has them.
         found.append(Need(backend=backend, writes_per_second=writes, reads_per_second=reads,
                           create_ms=_net(create), page_ms=page_ms, create_db_ms=create.get("db_cpu_ms_per_request"),
-                          page_db_ms=page_db, db_requests_per_create=4.0,
+                          page_db_ms=page_db, db_requests_per_create=1.0 if backend == "postgres" else 4.0,
                           db_requests_per_page=1.0 + uncached.get("store_calls_per_request", 1.0)))
     return found
 
@@ -173,9 +174,9 @@ def markdown(run: dict, source: str) -> str:
         "hosts as needed (workers share nothing but the database and the rate-limit storage), so it scales "
         "out; what it costs is set by the CPU per request, which issue 17 aims to cut by half.",
         f"- **Database requests:** the model's {max((n.database_requests_per_second for n in rows), default=0):,.0f}"
-        f" a second against Discord's {DISCORD_DATABASE_REQUESTS_PER_SECOND:,}: a create is four round trips in "
-        "one transaction and a page two or three, so the request rate follows the API rate closely; no fan-out "
-        "multiplies it.",
+        f" a second against Discord's {DISCORD_DATABASE_REQUESTS_PER_SECOND:,}: a create is one round trip on "
+        "PostgreSQL (its transaction as one query) and a page two or three, so the request rate follows the API "
+        "rate closely; no fan-out multiplies it.",
         "- **The next one** after those: the event stream. Every write's event goes through the outbox and the "
         "relay, one leader for the whole deployment; at tens of thousands of writes a second it must be "
         "partitioned too (EVENT_BUS=redis with several relays, one per partition range).",

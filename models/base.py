@@ -1,16 +1,19 @@
 """Declarative base and the column types every model shares."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime, timezone
+from weakref import WeakKeyDictionary
 
+import psycopg2.extensions
 from sqlalchemy import BigInteger, DateTime, MetaData
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Compiled, Connection, Engine
+from sqlalchemy.engine import Compiled, Connection, Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names keep Alembic autogenerate quiet and let downgrades drop constraints by name.
@@ -75,7 +78,9 @@ def shared_transaction(engine: Engine) -> Iterator[Connection]:
 
     On PostgreSQL the transaction is begun and ended by statements on a connection the driver leaves in
     autocommit, so that its last statements may carry its ``COMMIT`` in the same round trip (see
-    :func:`commits_by_statement`); it commits on leaving the block unless they did."""
+    :func:`commits_by_statement`); it commits on leaving the block unless they did. Its ``BEGIN``, and the
+    writes given to :func:`execute_later`, go with the next statement sent: a transaction of writes whose
+    results nobody reads goes to the server as one query."""
     opened = _statement_transaction(engine) if engine.dialect.name == "postgresql" else engine.begin()
     with opened as connection:
         token = _SHARED.set((engine, connection))
@@ -85,21 +90,58 @@ def shared_transaction(engine: Engine) -> Iterator[Connection]:
             _SHARED.reset(token)
 
 
+#: The SQL of each open :func:`_statement_transaction` not sent yet, by its psycopg2 connection: the BEGIN (until
+#: something is sent) and the writes given to :func:`execute_later`, each as psycopg2 would send it.
+_UNSENT: dict[object, list[bytes]] = {}
+
+
+class _UnsentFirstCursor(psycopg2.extensions.cursor):
+    """The cursor class of a connection in a :func:`_statement_transaction`: whatever it sends first sends the
+    transaction's unsent SQL, in the same query where it can (one round trip). Every cursor of the connection is
+    one (SQLAlchemy's, or a caller's that names no other class), so no statement of the transaction can run before
+    the writes preceding it. psycopg2 answers a string of statements with the last one's result, and the server
+    stops at the first that fails (the transaction is then aborted, and rolled back on leaving)."""
+
+    def execute(self, query, vars=None):
+        unsent = _UNSENT.get(self.connection)
+        if not unsent:
+            return super().execute(query, vars)
+        unsent.append(self.mogrify(query, vars))
+        sql = b"; ".join(unsent)
+        unsent.clear()
+        return super().execute(sql)
+
+    def executemany(self, query, vars_list):
+        unsent = _UNSENT.get(self.connection)
+        if unsent:
+            sql = b"; ".join(unsent)
+            unsent.clear()
+            super().execute(sql)
+        return super().executemany(query, vars_list)
+
+
 @contextmanager
 def _statement_transaction(engine: Engine) -> Iterator[Connection]:
     """A PostgreSQL transaction begun by ``BEGIN`` on a connection whose driver is in autocommit (psycopg2 then
     sends no BEGIN or COMMIT of its own), committed by ``COMMIT`` on leaving unless a statement of the caller ended
     it, rolled back on an error. libpq's transaction status, which every answer updates, says which. The driver's
-    flag is set directly: through SQLAlchemy's isolation level it cost more CPU than the round trip it saves."""
+    flag is set directly: through SQLAlchemy's isolation level it cost more CPU than the round trip it saves.
+
+    The ``BEGIN`` waits, with the writes of :func:`execute_later`, for the transaction's next statement (see
+    :class:`_UnsentFirstCursor`); a transaction that sends nothing sends no ``BEGIN`` either."""
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
         driver.autocommit = True
+        driver.cursor_factory = _UnsentFirstCursor
+        unsent = _UNSENT[driver] = [b"BEGIN"]
         try:
-            connection.exec_driver_sql("BEGIN")
             yield connection
-            if _pg_status(connection) != _PG_IDLE:
+            if unsent == [b"BEGIN"]:
+                unsent.clear()
+            elif unsent or _pg_status(connection) != _PG_IDLE:
                 connection.exec_driver_sql("COMMIT")
         except BaseException:
+            unsent.clear()  # never sent: nothing of it to roll back
             if (not connection.invalidated and not driver.closed
                     and _pg_status(connection) not in (_PG_IDLE, _PG_UNKNOWN)):
                 try:
@@ -108,8 +150,57 @@ def _statement_transaction(engine: Engine) -> Iterator[Connection]:
                     pass  # the connection is lost (and invalidated): the server rolls back on its own
             raise
         finally:
+            del _UNSENT[driver]
             if not connection.invalidated and not driver.closed:
                 driver.autocommit = False
+                driver.cursor_factory = None
+
+
+def execute_later(connection: Connection, statement: Executable, parameters: dict) -> None:
+    """Run ``statement``, a write whose result nobody reads, with ``parameters`` in the transaction open on
+    ``connection``.
+
+    In a :func:`shared_transaction` on PostgreSQL it is not sent now: rendered here as psycopg2 would send it
+    (compiled by SQLAlchemy, its parameters through their types' bind processors), it goes with the
+    transaction's next statement, in that statement's round trip; its COMMIT at the latest. That next statement
+    sees what it wrote, and its failure is that statement's (raised as SQLAlchemy raises the statement's own),
+    which rolls back the transaction. Elsewhere the statement is executed now. ``statement`` must be built once
+    and kept: its compiled form is kept with it. It may not have expanding (IN) parameters."""
+    driver = connection.connection.driver_connection
+    unsent = _UNSENT.get(driver)
+    if unsent is None:
+        connection.execute(statement, parameters)
+        return
+    compiled, processors = _rendering(statement, connection.dialect)
+    values = compiled.construct_params(parameters)
+    for name, process in processors:
+        values[name] = process(values[name])
+    cursor = driver.cursor()
+    try:
+        unsent.append(cursor.mogrify(compiled.string, values))
+    finally:
+        cursor.close()
+
+
+#: The compiled form of each statement given to :func:`execute_later`, with its parameters' bind processors (for
+#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back).
+_RENDERINGS: WeakKeyDictionary[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = WeakKeyDictionary()
+
+
+def _rendering(statement: Executable, dialect: Dialect) -> tuple[Compiled, list[tuple[str, Callable]]]:
+    rendering = _RENDERINGS.get(statement)
+    if rendering is None:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.post_compile_params:
+            raise ValueError("execute_later cannot render expanding parameters")
+        escaped = compiled.escaped_bind_names
+        processors = []
+        for bind, name in compiled.bind_names.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((escaped.get(name, name), process))
+        rendering = _RENDERINGS[statement] = (compiled, processors)
+    return rendering
 
 
 def _pg_status(connection: Connection) -> int:
@@ -144,6 +235,7 @@ class Base(DeclarativeBase):
 #: exhausted), as opposed to a bug in a statement: stores and buses report them as being unavailable.
 DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                         sa_exc.DisconnectionError)
+
 
 @contextmanager
 def single_statement_read(engine: Engine) -> Iterator[Connection]:

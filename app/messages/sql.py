@@ -36,7 +36,7 @@ from app.messages.base import (
     keys_by_channel,
 )
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY, joined_connection, single_statement_read
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, execute_later, joined_connection, single_statement_read
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,25 @@ _REACTION_COUNTS = (
 _MESSAGES_BY_ID = select(*_MESSAGE_COLUMNS).where(
     messages.c.channel_id == bindparam("channel_id"), messages.c.bucket.in_(bindparam("buckets", expanding=True)),
     messages.c.message_id.in_(bindparam("message_ids", expanding=True)))
+#: Writes whose results nothing reads, for execute_later (which wants them built once).
+_REACTIONS_OF = and_(reactions.c.channel_id == bindparam("channel_id"),
+                     reactions.c.message_id == bindparam("message_id"))
+_CLEAR_REACTIONS = delete(reactions).where(_REACTIONS_OF)
+_REMOVE_EMOJI = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bindparam("emoji"))
+_REMOVE_REACTION = delete(reactions).where(_REACTIONS_OF, reactions.c.emoji == bindparam("emoji"),
+                                           reactions.c.user_id == bindparam("user_id"))
+_UNPIN = delete(pins).where(pins.c.channel_id == bindparam("channel_id"), pins.c.message_id == bindparam("message_id"))
+#: One message's rows, deleted (the common delete; several ids take IN lists, which execute_later cannot send).
+_DELETE_ONE = (
+    delete(messages).where(messages.c.channel_id == bindparam("channel_id"), messages.c.bucket == bindparam("bucket"),
+                           messages.c.message_id == bindparam("message_id")),
+    delete(reactions).where(_REACTIONS_OF),
+    delete(pins).where(pins.c.channel_id == bindparam("channel_id"), pins.c.message_id == bindparam("message_id")),
+)
+#: Its parameters are named apart from the columns: an UPDATE takes a column's name for a value to SET.
+_MARK_UNPINNED = update(messages).where(
+    messages.c.channel_id == bindparam("key_channel_id"), messages.c.bucket == bindparam("key_bucket"),
+    messages.c.message_id == bindparam("key_message_id")).values(pinned=False)
 
 
 def _in_channels(table, channels: int, *, by_bucket: bool):
@@ -160,6 +179,8 @@ class SqlMessageStore(MessageStore):
         self._upsert_insert = _UPSERT_INSERTS[engine.dialect.name]
         self._creates: dict[tuple[str, ...], object] = {}
         self._add_bucket = self._insert(channel_buckets).on_conflict_do_nothing()
+        # DO NOTHING keeps the first reacted_at, which orders the emojis.
+        self._add_reaction = self._insert(reactions).on_conflict_do_nothing()
 
     def joins_transactions_of(self, engine: Engine) -> bool:
         return engine is self.engine
@@ -200,8 +221,10 @@ class SqlMessageStore(MessageStore):
                         and (field.name == "author_id"
                              or getattr(message, field.name) != getattr(_DEFAULTS, field.name)))
         with self._transaction() as connection:
-            connection.execute(self._create_statement(written), {"bucket": message.bucket, **row})
-            connection.execute(self._add_bucket, {"channel_id": message.channel_id, "bucket": message.bucket})
+            # Nothing reads what these return: inside a write's shared transaction on PostgreSQL they go to the
+            # server with the channel's bookkeeping, in one round trip.
+            execute_later(connection, self._create_statement(written), {"bucket": message.bucket, **row})
+            execute_later(connection, self._add_bucket, {"channel_id": message.channel_id, "bucket": message.bucket})
 
     def _create_statement(self, written: tuple[str, ...]):
         """The upsert of a message that sets ``written``, built once per set of fields: building it per call
@@ -254,6 +277,12 @@ class SqlMessageStore(MessageStore):
         if not ids:
             return
         with self._transaction() as connection:
+            if len(ids) == 1:
+                (message_id,) = ids
+                key = {"channel_id": channel_id, "bucket": bucket_of(message_id), "message_id": message_id}
+                for statement in _DELETE_ONE:
+                    execute_later(connection, statement, key)
+                return
             connection.execute(delete(messages).where(
                 messages.c.channel_id == channel_id, messages.c.bucket.in_({bucket_of(i) for i in ids}),
                 messages.c.message_id.in_(ids)))
@@ -334,27 +363,24 @@ class SqlMessageStore(MessageStore):
         return and_(reactions.c.channel_id == channel_id, reactions.c.message_id == message_id)
 
     def add_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
-        # DO NOTHING keeps the first reacted_at, which orders the emojis.
-        insert = self._insert(reactions).values(
-            channel_id=channel_id, message_id=message_id, emoji=emoji, user_id=user_id,
-            reacted_at=datetime.now(timezone.utc)).on_conflict_do_nothing()
         with self._transaction() as connection:
-            connection.execute(insert)
+            execute_later(connection, self._add_reaction, {
+                "channel_id": channel_id, "message_id": message_id, "emoji": emoji, "user_id": user_id,
+                "reacted_at": datetime.now(timezone.utc)})
 
     def remove_reaction(self, channel_id: int, message_id: int, emoji: str, user_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(
-                self._reaction_key(channel_id, message_id), reactions.c.emoji == emoji,
-                reactions.c.user_id == user_id))
+            execute_later(connection, _REMOVE_REACTION, {"channel_id": channel_id, "message_id": message_id,
+                                                         "emoji": emoji, "user_id": user_id})
 
     def remove_emoji(self, channel_id: int, message_id: int, emoji: str) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id),
-                                                       reactions.c.emoji == emoji))
+            execute_later(connection, _REMOVE_EMOJI, {"channel_id": channel_id, "message_id": message_id,
+                                                      "emoji": emoji})
 
     def clear_reactions(self, channel_id: int, message_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(reactions).where(self._reaction_key(channel_id, message_id)))
+            execute_later(connection, _CLEAR_REACTIONS, {"channel_id": channel_id, "message_id": message_id})
 
     def reaction_users(
         self, channel_id: int, message_id: int, emoji: str, *, after: int | None, limit: int
@@ -408,8 +434,9 @@ class SqlMessageStore(MessageStore):
 
     def unpin_message(self, channel_id: int, message_id: int) -> None:
         with self._transaction() as connection:
-            connection.execute(delete(pins).where(pins.c.channel_id == channel_id, pins.c.message_id == message_id))
-            connection.execute(update(messages).where(_message_key(channel_id, message_id)).values(pinned=False))
+            execute_later(connection, _UNPIN, {"channel_id": channel_id, "message_id": message_id})
+            execute_later(connection, _MARK_UNPINNED, {"key_channel_id": channel_id, "key_message_id": message_id,
+                                                       "key_bucket": bucket_of(message_id)})
 
     def list_pins(self, channel_id: int, *, before: datetime | None, limit: int) -> list[Pin]:
         if limit <= 0:

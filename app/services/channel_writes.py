@@ -70,7 +70,9 @@ class ChannelWrites:
     PostgreSQL the lock, the outbox row and the COMMIT go to the server as one query: writers into one busy
     channel queue on its row only while the server runs them, never while a worker busy with other requests
     gets round to committing (they did when the row was locked first: one channel's writes collapsed with
-    concurrency, docs/measurements.md).
+    concurrency, docs/measurements.md). The BEGIN and the store's writes whose results nothing reads (a
+    create's, a reaction's, an unpin's) go in that query too (``models.base.execute_later``): such a write is one
+    round trip.
 
     Otherwise (ScyllaDB, the dual store) the write comes first and the transaction after it. A write that fails
     may still have landed (a timeout): the transaction still moves ``messages_version``, so that pages kept of
@@ -116,9 +118,15 @@ class ChannelWrites:
                     self._move_last_off(connection, channel_id, deleted)
                 self._bump_and_append(connection, channel_id, created, events(result))
         except DATABASE_UNAVAILABLE as error:
-            # The database could not answer, as the SQL store reports its own statements' failures; any other
-            # database error means a bug and stays what it is.
+            # The database could not answer, as the SQL store reports its own statements' failures (they may fail
+            # here: on PostgreSQL the store's writes are sent with the bookkeeping); any other database error
+            # means a bug and stays what it is.
             log.error("could not record a write to channel %s: %s", channel_id, error)
+            raise StoreUnavailable("channel unavailable") from error
+        except sa_exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.error("lost the connection recording a write to channel %s: %s", channel_id, error)
             raise StoreUnavailable("channel unavailable") from error
         return result
 

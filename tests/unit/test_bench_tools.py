@@ -109,7 +109,7 @@ def test_the_capacity_model_is_measured_cpu_times_the_rate_over_the_utilization(
     assert need.backend == "postgres"
     assert need.worker_cores == (writes * 2.0 + writes * capacity.READS_PER_WRITE * 3.0) / 1000 / capacity.UTILIZATION
     assert need.write_database_cores == writes * 0.5 / 1000 / capacity.UTILIZATION
-    assert need.database_requests_per_second == writes * 4 + writes * capacity.READS_PER_WRITE * 3
+    assert need.database_requests_per_second == writes * 1 + writes * capacity.READS_PER_WRITE * 3
     text = capacity.markdown(run, "run.json")
     assert f"{need.worker_cores:,.0f}" in text and "single primary" in text
     assert not capacity.complete(run)
