@@ -61,8 +61,10 @@ def read_path():
 def attachment_links() -> AttachmentLinks:
     """Signs attachment links under PUBLIC_BASE_URL, or the host this request came to."""
     res = resources()
-    base_url = res.settings.public_base_url or request.host_url
-    return AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, base_url)
+    # The request itself, not the context-bound proxy: a link may be signed after this request's context ends.
+    this_request = request._get_current_object()
+    return AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds,
+                           lambda: res.settings.public_base_url or this_request.host_url)
 
 
 def current_user():
