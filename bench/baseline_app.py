@@ -89,28 +89,29 @@ storage_app = _app()
 @storage_app.route("/api/v10/channels/<int:channel_id>/messages", methods=["GET"])
 def stored_page(channel_id: int):
     """The page's SELECT (the SQL store's ``list_messages``) and its serialization, nothing else."""
-    from app.api.serializers import messages_json
+    from app.api.json import encoded_json_response
+    from app.api.serializers import messages_body
     from app.services.messages import MessageBundle
 
     ceiling = _storage_ceiling()
     limit = int(request.args.get("limit", PAGE_SIZE))
     messages = ceiling.store.list_messages(channel_id, limit=limit)
-    return json_response(messages_json(MessageBundle(messages=messages, users=ceiling.users)))
+    return encoded_json_response(messages_body(MessageBundle(messages=messages, users=ceiling.users)))
 
 
 @storage_app.route("/api/v10/channels/<int:channel_id>/messages", methods=["POST"])
 def stored_message(channel_id: int):
     """The create's INSERT (the SQL store's ``create_message``, in its own transaction) and the message answered."""
-    from app.api.serializers import messages_json
     from app.messages.base import Message
     from app.services.messages import MessageBundle
+    from app.services.wire import message_json
 
     ceiling = _storage_ceiling()
     body = request.get_json()
     message = Message(id=ceiling.ids.next_id(), channel_id=channel_id, author_id=ceiling.author_id,
                       content=body["content"])
     ceiling.store.create_message(message)
-    return json_response(messages_json(MessageBundle(messages=[message], users=ceiling.users))[0])
+    return json_response(message_json(message, MessageBundle(messages=[message], users=ceiling.users)))
 
 
 @storage_app.route("/", defaults={"path": ""}, methods=["GET"])

@@ -21,9 +21,9 @@ def sample_line(index: int) -> str:
 
 def sample_wire_messages(count: int) -> list[dict]:
     """``count`` messages in the wire form the history endpoint answers, through the service's serializer."""
-    from app.api.serializers import messages_json
     from app.messages.base import Message
     from app.services.messages import MessageBundle
+    from app.services.wire import message_json
     from models import User
 
     authors = [User(id=snowflake_from_ms(1_600_000_000_000 + n), username=f"user{n}", global_name=f"User {n}",
@@ -33,4 +33,4 @@ def sample_wire_messages(count: int) -> list[dict]:
     messages = [Message(id=snowflake_from_ms(now_ms - n * 60_000), channel_id=channel_id,
                         author_id=authors[n % len(authors)].id, content=sample_line(n)) for n in range(count)]
     bundle = MessageBundle(messages=messages, users={u.id: u for u in authors})
-    return messages_json(bundle)
+    return [message_json(m, bundle) for m in messages]

@@ -33,7 +33,7 @@ def download(channel: str, attachment: str, filename: str) -> Response:
     except InvalidSnowflake:
         return _gone()
     res = resources()
-    links = AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, "")
+    links = AttachmentLinks(lambda: res.attachment_signing_key, res.settings.attachment_url_ttl_seconds, lambda: "")
     seconds_left = links.seconds_left(attachment_path(channel_id, attachment_id, filename), request.args)
     if seconds_left is None:
         return _gone()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response
+from flask import Response, current_app
 from flask.json.provider import JSONProvider
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
@@ -24,10 +24,17 @@ class OrjsonProvider(JSONProvider):
         return self._app.response_class(orjson.dumps(obj, option=_OPTIONS), mimetype=self.mimetype)
 
 
-def json_response(obj: Any, status: int = 200) -> Response:
-    from flask import current_app
+def json_bytes(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=_OPTIONS)
 
-    return current_app.response_class(orjson.dumps(obj, option=_OPTIONS), status=status, mimetype="application/json")
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return encoded_json_response(json_bytes(obj), status)
+
+
+def encoded_json_response(body: bytes, status: int = 200) -> Response:
+    """A response whose JSON body is already encoded (:func:`json_bytes`)."""
+    return current_app.response_class(body, status=status, mimetype="application/json")
 
 
 def no_content() -> Response:

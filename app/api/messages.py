@@ -18,10 +18,10 @@ from app.api import (
     route,
 )
 from app.api.bodies import MESSAGE_JSON_LIMIT
-from app.api.json import json_response, no_content
+from app.api.json import encoded_json_response, json_response, no_content
 from app.api.routes import NO_CONTENT, OWN_BUCKET, TIMESTAMP, Query, limit_query, ok, snowflake_query
 from app.api.schemas import BulkDelete, MessageCreate, MessageEdit
-from app.api.serializers import messages_json
+from app.api.serializers import messages_body
 from app.api.uploads import uploads
 from app.errors import InvalidForm
 from app.events import relay
@@ -76,7 +76,7 @@ def list_messages(channel_id: int):
         raise InvalidForm.field(given[1], "MESSAGE_HISTORY_CURSOR_EXCLUSIVE",
                                 "Only one of before, after and around may be passed.")
     bundle = _messages().list_messages(current_user(), channel_id, limit=limit, **cursors)
-    return json_response(messages_json(bundle))
+    return encoded_json_response(messages_body(bundle))
 
 
 @route("/channels/<channel_id>/messages/<message_id>", "GET", summary="Get a message", responses=ok("Message"),
@@ -206,7 +206,7 @@ def list_pins(channel_id: int):
        list_of=True, rate_limit=OWN_BUCKET, public=False)
 def list_pins_legacy(channel_id: int):
     page = _pins().list_pins(current_user(), channel_id, before=None, limit=LEGACY_PINS_LIMIT)
-    return json_response(messages_json(page.bundle))
+    return encoded_json_response(messages_body(page.bundle))
 
 
 def _set_pinned(channel_id: int, message_id: int, pinned: bool) -> Response:

@@ -1,4 +1,4 @@
-"""Wire objects only the API serves: the bot's application, and pages of messages (built once per kept page).
+"""Wire objects only the API serves: the bot's application, and pages of messages (encoded once per kept page).
 
 Every other wire object (messages, users, guilds, roles, members, channels) is built in app.services.wire, which
 the events and `flask messages export` share.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from app.api.json import json_bytes
 from app.domain import UserSnapshot
 from app.services.wire import message_json, user_json
 
@@ -21,12 +22,14 @@ def application_json(user: UserSnapshot) -> dict[str, Any]:
     }
 
 
-#: Wire forms of the bundles alive: a page kept in the read cache is answered many times but built once.
-_WIRE_FORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Bodies of the pages alive: a page kept in the read cache is answered many times but built and encoded once.
+_BODIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def messages_json(bundle) -> list[dict[str, Any]]:
-    wire = _WIRE_FORMS.get(bundle)
-    if wire is None:
-        wire = _WIRE_FORMS[bundle] = [message_json(m, bundle) for m in bundle.messages]
-    return wire
+def messages_body(bundle) -> bytes:
+    """The JSON body of a page of messages. A bundle never changes once built (a kept page's is answered to every
+    viewer it may be, app.services.messages), so neither does its body."""
+    body = _BODIES.get(bundle)
+    if body is None:
+        body = _BODIES[bundle] = json_bytes([message_json(m, bundle) for m in bundle.messages])
+    return body

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
+from app import create_app
 from app.auth.permissions import Permission
 from app.services.attachments import blob_key
 from tests.api.test_messages import MEMBER_PERMISSIONS, Room, history
@@ -215,3 +216,19 @@ def test_deleting_a_channel_deletes_its_files(client, room, resources):
     key = blob_key(room.channel_id, int(created["attachments"][0]["id"]))
     assert client.delete(f"/api/v10/channels/{room.channel_id}", headers=room.owner.headers).status_code == 200
     assert resources.blob_store.stat(key) is None
+
+
+def test_links_are_under_the_host_the_request_came_to_or_public_base_url(client, room, resources):
+    message = json_body(upload(client, room.member, room.channel_id, [("a.txt", b"a")]), 200)
+    assert message["attachments"][0]["url"].startswith("http://localhost/attachments/")
+    page = f"/api/v10/channels/{room.channel_id}/messages"
+    asked = json_body(client.get(page, base_url="http://chat.example:8080", headers=room.owner.headers), 200)
+    assert asked[0]["attachments"][0]["url"].startswith("http://chat.example:8080/attachments/")
+    public = create_app(resources.settings.replace(public_base_url="https://files.example/"))
+    try:
+        served = json_body(public.test_client().get(page, headers=room.owner.headers), 200)
+    finally:
+        public.extensions["chatstore"].close()
+    url = served[0]["attachments"][0]["url"]
+    assert url.startswith("https://files.example/attachments/")
+    assert download(client, url).data == b"a"

@@ -88,6 +88,39 @@ def test_a_message_written_through_another_worker_is_in_the_next_page(client, ro
     assert [m["content"] for m in json_body(page(client, owner, channel_id), 200)] == ["second", "first"]
 
 
+def test_a_kept_page_is_answered_in_the_very_bytes_the_store_path_answers(client, room, resources):
+    owner, member, _guild_id, channel_id = room
+    first = send(client, member, channel_id, f"hello <@{owner.id}>")
+    json_body(client.post(f"/api/v10/channels/{channel_id}/messages", headers=owner.headers, json={
+        "content": "a reply", "message_reference": {"message_id": first["id"]}}), 200)
+    path = f"/api/v10/channels/{channel_id}/messages/{first['id']}/reactions/%F0%9F%91%8D/@me"
+    assert client.put(path, headers=owner.headers).status_code == 204
+    uncached = create_app(resources.settings.replace(read_cache_pages=0))
+    try:
+        for viewer in (owner, member, owner):
+            kept = page(client, viewer, channel_id)
+            assert kept.status_code == 200
+            assert kept.data == page(uncached.test_client(), viewer, channel_id).data
+        send(client, member, channel_id, "no reactions on this page")
+        for viewer in (owner, member):
+            kept = page(client, viewer, channel_id, limit=1)
+            assert kept.data == page(uncached.test_client(), viewer, channel_id, limit=1).data
+    finally:
+        uncached.extensions["chatstore"].close()
+
+
+def test_an_edit_or_a_delete_is_in_the_next_page_of_a_kept_one(client, room):
+    owner, member, _guild_id, channel_id = room
+    message = send(client, member, channel_id, "before")
+    assert [m["content"] for m in json_body(page(client, owner, channel_id), 200)] == ["before"]
+    json_body(client.patch(f"/api/v10/channels/{channel_id}/messages/{message['id']}", json={"content": "after"},
+                           headers=member.headers), 200)
+    assert [m["content"] for m in json_body(page(client, owner, channel_id), 200)] == ["after"]
+    deleted = client.delete(f"/api/v10/channels/{channel_id}/messages/{message['id']}", headers=member.headers)
+    assert deleted.status_code == 204
+    assert json_body(page(client, owner, channel_id), 200) == []
+
+
 def test_each_viewer_sees_their_own_reactions_on_a_kept_page(client, room):
     owner, member, _guild_id, channel_id = room
     message = send(client, member, channel_id, "react to me")
