@@ -30,6 +30,7 @@ from app.search.base import (
     SearchUnavailable,
     SetPins,
     Upsert,
+    bounded_total,
 )
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 
@@ -183,12 +184,14 @@ class PostgresSearchEngine(SearchEngine):
         order = (f"ts_rank(d.body, q) {direction}, d.message_id {direction}" if query.by_relevance
                  else f"d.message_id {direction}")
         with self._transaction(read_only=True) as connection:
-            total = connection.execute(text(f"SELECT count(*) FROM {source} WHERE {condition}"),
-                                       parameters).scalar_one()
             rows = connection.execute(text(
                 f"SELECT d.message_id, d.channel_id FROM {source} WHERE {condition} ORDER BY {order} "
                 "LIMIT :limit OFFSET :offset"), {**parameters, "limit": query.limit, "offset": query.offset},
-            ).all() if total > query.offset else []
+            ).all()
+            # The LIMIT inside stops the count at the bound: each match counted is a visit of its heap row.
+            total = bounded_total(query, len(rows), lambda bound: connection.execute(text(
+                f"SELECT count(*) FROM (SELECT FROM {source} WHERE {condition} LIMIT :bound) AS matches"),
+                {**parameters, "bound": bound}).scalar_one())
         return SearchResult(total=total, hits=[Hit(row.message_id, row.channel_id) for row in rows])
 
     # -- guild states ----------------------------------------------------------------------------------------
