@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.events.base import Event, EventBus, EventBusUnavailable, PositionExpired, event_from_bytes, event_to_bytes
-from app.events.postgres import dedicated_connection, wait_for_notification
+from app.events.postgres import dedicated_connection, single_statements, wait_for_notification
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_group_offsets, event_group_pending, event_partitions, event_stream
 
@@ -69,9 +69,13 @@ class SqlEventBus(EventBus):
     # -- plumbing --------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
+    def _transaction(self, *, read_only: bool = False, single: bool = False) -> Iterator[Connection]:
+        """A transaction, or with ``single`` a connection whose statements each stand alone
+        (app.events.postgres.single_statements)."""
+        opened = (single_statements(self.engine, read_only=read_only) if single
+                  else (self._read_engine if read_only else self.engine).begin())
         try:
-            with (self._read_engine if read_only else self.engine).begin() as connection:
+            with opened as connection:
                 yield connection
         except DATABASE_UNAVAILABLE as error:
             raise EventBusUnavailable(f"sql event bus unavailable: {type(error.orig or error).__name__}") from error
@@ -221,7 +225,7 @@ class SqlEventBus(EventBus):
     def _undelivered_partitions(self, group: str) -> list[int]:
         """The partitions with events the group was not yet given (one probe of the stream's index each)."""
         offsets = event_group_offsets.c
-        with self._transaction(read_only=True) as connection:
+        with self._transaction(read_only=True, single=True) as connection:
             rows = connection.execute(
                 select(offsets.partition, select(event_stream.c.position).where(
                     event_stream.c.partition == offsets.partition,
@@ -274,9 +278,10 @@ class SqlEventBus(EventBus):
         for event in events:
             positions.setdefault(event.partition, []).append(_position(event.position))
         pending = event_group_pending.c
-        with self._transaction() as connection:
-            # A statement per partition, not per event: the driver sends an executemany as one round trip per
-            # row, and a batch of 500 acknowledged that way took longer than indexing it.
+        # Each partition's delete on its own: acknowledging is idempotent, and what a failure leaves pending is
+        # delivered again. A statement per partition, not per event: the driver sends an executemany as one
+        # round trip per row, and a batch of 500 acknowledged that way took longer than indexing it.
+        with self._transaction(single=True) as connection:
             for partition, acknowledged in sorted(positions.items()):
                 connection.execute(delete(event_group_pending).where(
                     pending.group_name == group, pending.partition == partition, pending.position.in_(acknowledged)))

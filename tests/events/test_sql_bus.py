@@ -34,7 +34,7 @@ def bus(database):
 
 
 @contextmanager
-def statements_of(bus):
+def statements_of(engine):
     """The statements sent (BEGIN and COMMIT left out), each with whether it went as an executemany."""
     sent: list[tuple[str, bool]] = []
 
@@ -42,17 +42,33 @@ def statements_of(bus):
         if statement.split(maxsplit=1)[0].upper() not in ("BEGIN", "COMMIT"):
             sent.append((statement, executemany))
 
-    sa_event.listen(bus.engine, "before_cursor_execute", record)
+    sa_event.listen(engine, "before_cursor_execute", record)
     try:
         yield sent
     finally:
-        sa_event.remove(bus.engine, "before_cursor_execute", record)
+        sa_event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def transactions_of(engine):
+    """For each statement sent, whether the driver wraps it in a transaction of its own making (psycopg2 outside
+    autocommit: a BEGIN and a COMMIT, each a round trip)."""
+    wrapped: list[bool] = []
+
+    def record(connection, *_args):
+        wrapped.append(not connection.connection.driver_connection.autocommit)
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield wrapped
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
 
 
 def test_publishing_is_two_statements_per_partition(bus):
     first, second = guilds_per_partition(PARTITIONS)[:2]
     bus.publish([event(first), event(second), event(first)])
-    with statements_of(bus) as sent:
+    with statements_of(bus.engine) as sent:
         bus.publish([event(first), event(second), event(first)])
     # Per partition, its positions taken (the row locked) and its events inserted; then the wake-up on PostgreSQL.
     assert len([statement for statement, _ in sent if not statement.startswith("NOTIFY")]) == 4, sent
@@ -62,7 +78,7 @@ def test_publishing_is_two_statements_per_partition(bus):
 def test_a_group_read_reads_only_the_partitions_with_events(bus):
     busy = guilds_per_partition(PARTITIONS)[1]
     bus.publish([event(busy) for _ in range(30)])
-    with statements_of(bus) as sent:
+    with statements_of(bus.engine) as sent:
         assert len(bus.read_group(GROUP, "consumer", 100)) == 30
     # The look for partitions with events; then their offsets locked, the one partition's events read, the
     # pending rows inserted and its offset moved. Not a read of each of the other partitions.
@@ -73,7 +89,20 @@ def test_acknowledging_a_batch_is_one_statement_per_partition(bus):
     first, second = guilds_per_partition(PARTITIONS)[:2]
     bus.publish([event(first) for _ in range(30)] + [event(second) for _ in range(20)])
     events = bus.read_group(GROUP, "consumer", 100)
-    with statements_of(bus) as sent:
+    with statements_of(bus.engine) as sent:
         bus.ack(GROUP, events)
     assert len(sent) == 2 and not any(executemany for _, executemany in sent), sent
     assert bus.claim_stale(GROUP, "another", 0, 100) == []
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_lone_statements_go_without_a_transaction_on_postgres(bus):
+    first, second = guilds_per_partition(PARTITIONS)[:2]
+    bus.publish([event(first), event(second)])
+    with transactions_of(bus.engine) as wrapped:
+        events = bus.read_group(GROUP, "consumer", 100)
+    # The look for partitions with events stands alone; the delivery is one transaction.
+    assert wrapped[0] is False and all(wrapped[1:]), wrapped
+    with transactions_of(bus.engine) as wrapped:
+        bus.ack(GROUP, events)
+    assert wrapped == [False, False]
