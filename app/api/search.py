@@ -25,15 +25,16 @@ from app.api import (
 from app.api.json import json_response
 from app.api.routes import OWN_BUCKET, Query, boolean_query, snowflake_query
 from app.errors import InvalidForm
-from app.search.base import HAS_NAMES, AuthorType, Has, SearchQuery, SortBy
+from app.search.base import HAS_NAMES, TOTAL_LIMIT, AuthorType, Has, SearchQuery, SortBy
 from app.search.text import parse_query
 from app.services.messages import MessageLookup
 from app.services.search import SearchService
 from app.services.wire import message_json, thread_json, thread_member_json
 
 MAX_CONTENT_LENGTH = 1024
-MAX_OFFSET = 9975
 MAX_LIMIT = 25
+#: 9,975, as on Discord: the last page ends where ``total_results`` stops counting.
+MAX_OFFSET = TOTAL_LIMIT - MAX_LIMIT
 #: Values one repeatable parameter may have: more is a client's mistake, and each costs the engine.
 MAX_VALUES = 100
 AUTHOR_TYPES = {"user": AuthorType.USER, "bot": AuthorType.BOT, "webhook": AuthorType.WEBHOOK}

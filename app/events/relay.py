@@ -44,7 +44,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from app.events.base import EventBus, EventBusUnavailable, event_from_bytes
-from app.events.postgres import dedicated_connection, wait_for_notification
+from app.events.postgres import dedicated_connection, single_statements, wait_for_notification
 from app.observability.metrics import (
     EVENT_GROUP_LAG,
     EVENT_OUTBOX_DEPTH,
@@ -240,7 +240,9 @@ class EventRelay:
         database's operational error.
         """
         settled = datetime.now(timezone.utc) - timedelta(seconds=self.unconfirmed_grace_seconds)
-        with self._read_engine.begin() as connection:
+        # The read and the delete stand alone: one round trip each on PostgreSQL instead of three, on the way
+        # from every write to every consumer (an idle pass is this read and nothing else).
+        with single_statements(self.engine, read_only=True) as connection:
             rows = connection.execute(
                 select(event_outbox.c.id, event_outbox.c.payload, event_outbox.c.unconfirmed)
                 .where(event_outbox.c.unconfirmed.is_(None) | (event_outbox.c.created_at <= settled))
@@ -270,7 +272,7 @@ class EventRelay:
                 raise
             EVENTS_PUBLISHED.inc(len(publish))
         if done:
-            with self.engine.begin() as connection:
+            with single_statements(self.engine) as connection:
                 connection.execute(delete(event_outbox).where(event_outbox.c.id.in_(done)))
         return len(publish)
 

@@ -20,12 +20,12 @@ from datetime import datetime, timedelta, timezone
 
 import gevent
 import gevent.event
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.events.base import Event, EventBus, EventBusUnavailable, PositionExpired, event_from_bytes, event_to_bytes
-from app.events.postgres import dedicated_connection, wait_for_notification
+from app.events.postgres import dedicated_connection, single_statements, wait_for_notification
 from models.base import DATABASE_UNAVAILABLE, READ_ONLY
 from models.events import event_group_offsets, event_group_pending, event_partitions, event_stream
 
@@ -69,9 +69,13 @@ class SqlEventBus(EventBus):
     # -- plumbing --------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, *, read_only: bool = False) -> Iterator[Connection]:
+    def _transaction(self, *, read_only: bool = False, single: bool = False) -> Iterator[Connection]:
+        """A transaction, or with ``single`` a connection whose statements each stand alone
+        (app.events.postgres.single_statements)."""
+        opened = (single_statements(self.engine, read_only=read_only) if single
+                  else (self._read_engine if read_only else self.engine).begin())
         try:
-            with (self._read_engine if read_only else self.engine).begin() as connection:
+            with opened as connection:
                 yield connection
         except DATABASE_UNAVAILABLE as error:
             raise EventBusUnavailable(f"sql event bus unavailable: {type(error.orig or error).__name__}") from error
@@ -130,25 +134,26 @@ class SqlEventBus(EventBus):
         now = datetime.now(timezone.utc)
         with self._transaction() as connection:
             for partition in sorted(by_partition):  # one lock order for every publisher: no deadlock
-                last = self._lock_partition(connection, partition)
                 batch = by_partition[partition]
+                last = self._reserve(connection, partition, len(batch))
                 connection.execute(event_stream.insert(), [
                     {"partition": partition, "position": last + offset, "event_id": event.id,
                      "payload": event_to_bytes(event), "published_at": now}
                     for offset, event in enumerate(batch, start=1)])
-                connection.execute(update(event_partitions).where(event_partitions.c.partition == partition)
-                                   .values(last_position=last + len(batch)))
             if self._is_postgres:
                 connection.execute(text(f"NOTIFY {STREAM_CHANNEL}"))
         self._ring()
 
-    def _lock_partition(self, connection: Connection, partition: int) -> int:
-        """The partition's last position, its row locked until commit (SQLite: the whole database already is)."""
-        connection.execute(self._insert(event_partitions)
-                           .values(partition=partition, last_position=0, trimmed_through=0)
-                           .on_conflict_do_nothing())
-        query = select(event_partitions.c.last_position).where(event_partitions.c.partition == partition)
-        return connection.execute(query.with_for_update() if self._is_postgres else query).scalar_one()
+    def _reserve(self, connection: Connection, partition: int, count: int) -> int:
+        """Take the ``count`` positions after the partition's last one and return that last one; the partition's
+        row stays locked until commit (SQLite: the whole database already is). One statement: the relay's
+        publish is on the way from every write to every consumer, and each statement is a round trip."""
+        statement = self._insert(event_partitions).values(partition=partition, last_position=count, trimmed_through=0)
+        statement = statement.on_conflict_do_update(
+            index_elements=[event_partitions.c.partition],
+            set_={"last_position": event_partitions.c.last_position + count},
+        ).returning(event_partitions.c.last_position)
+        return connection.execute(statement).scalar_one() - count
 
     def read(self, partition: int, after: str | None, limit: int, block_seconds: float = 0) -> list[Event]:
         start = _position(after)
@@ -212,25 +217,32 @@ class SqlEventBus(EventBus):
         def attempt() -> list[Event]:
             # Looking costs a read; delivering, a write transaction (on SQLite, the database's write lock), so
             # an idle consumer polling on SQLite only ever reads.
-            return self._deliver(group, consumer, count) if self._has_undelivered(group) else []
+            partitions = self._undelivered_partitions(group)
+            return self._deliver(group, consumer, count, partitions) if partitions else []
 
         return self._blocking(attempt, block_seconds)
 
-    def _has_undelivered(self, group: str) -> bool:
+    def _undelivered_partitions(self, group: str) -> list[int]:
+        """The partitions with events the group was not yet given (one probe of the stream's index each)."""
         offsets = event_group_offsets.c
-        with self._transaction(read_only=True) as connection:
-            exists = connection.execute(select(offsets.partition).where(offsets.group_name == group).limit(1)).first()
-            if exists is None:
-                raise ValueError(f"no consumer group {group!r}: call ensure_group first")
-            return connection.execute(
-                select(event_stream.c.position).select_from(event_stream.join(event_group_offsets, and_(
-                    offsets.partition == event_stream.c.partition, offsets.group_name == group)))
-                .where(event_stream.c.position > offsets.delivered_through).limit(1)).first() is not None
+        with self._transaction(read_only=True, single=True) as connection:
+            rows = connection.execute(
+                select(offsets.partition, select(event_stream.c.position).where(
+                    event_stream.c.partition == offsets.partition,
+                    event_stream.c.position > offsets.delivered_through).limit(1).exists())
+                .where(offsets.group_name == group).order_by(offsets.partition)).all()
+        if not rows:
+            raise ValueError(f"no consumer group {group!r}: call ensure_group first")
+        return [partition for partition, undelivered in rows if undelivered]
 
-    def _deliver(self, group: str, consumer: str, count: int) -> list[Event]:
+    def _deliver(self, group: str, consumer: str, count: int, partitions: list[int]) -> list[Event]:
+        """Deliver from ``partitions`` (those found with events), locking only their offsets: the transaction
+        that holds them, which the group's other consumers wait for, reads no partition with nothing to give."""
         with self._transaction() as connection:
             query = (select(event_group_offsets.c.partition, event_group_offsets.c.delivered_through)
-                     .where(event_group_offsets.c.group_name == group).order_by(event_group_offsets.c.partition))
+                     .where(event_group_offsets.c.group_name == group,
+                            event_group_offsets.c.partition.in_(partitions))
+                     .order_by(event_group_offsets.c.partition))
             # Consumers of one group take turns here, so no two are handed the same event.
             offsets = connection.execute(query.with_for_update() if self._is_postgres else query).all()
             if not offsets:
@@ -262,14 +274,17 @@ class SqlEventBus(EventBus):
     def ack(self, group: str, events: Sequence[Event]) -> None:
         if not events:
             return
+        positions: dict[int, list[int]] = {}
+        for event in events:
+            positions.setdefault(event.partition, []).append(_position(event.position))
         pending = event_group_pending.c
-        with self._transaction() as connection:
-            connection.execute(
-                delete(event_group_pending).where(pending.group_name == group,
-                                                  pending.partition == bindparam("event_partition"),
-                                                  pending.position == bindparam("event_position")),
-                [{"event_partition": event.partition, "event_position": _position(event.position)}
-                 for event in events])
+        # Each partition's delete on its own: acknowledging is idempotent, and what a failure leaves pending is
+        # delivered again. A statement per partition, not per event: the driver sends an executemany as one
+        # round trip per row, and a batch of 500 acknowledged that way took longer than indexing it.
+        with self._transaction(single=True) as connection:
+            for partition, acknowledged in sorted(positions.items()):
+                connection.execute(delete(event_group_pending).where(
+                    pending.group_name == group, pending.partition == partition, pending.position.in_(acknowledged)))
 
     def claim_stale(self, group: str, consumer: str, min_idle_seconds: float, count: int) -> list[Event]:
         now = datetime.now(timezone.utc)

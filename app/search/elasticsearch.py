@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from app.search.base import (
+    TOTAL_LIMIT,
     Delete,
     DeleteChannel,
     GuildCreated,
@@ -223,7 +224,7 @@ class ElasticsearchSearchEngine(SearchEngine):
         sort = ([{"_score": order}, {"message_id": order}] if query.by_relevance else [{"message_id": order}])
         answer = self._call(self.client.search, index=self.index, routing=str(query.guild_id),
                             query={"bool": boolean}, sort=sort, from_=query.offset, size=query.limit,
-                            track_total_hits=True, source_includes=["channel_id"])
+                            track_total_hits=TOTAL_LIMIT, source_includes=["channel_id"])
         hits = [Hit(int(hit["_id"]), hit["_source"]["channel_id"]) for hit in answer["hits"]["hits"]]
         return SearchResult(total=answer["hits"]["total"]["value"], hits=hits)
 

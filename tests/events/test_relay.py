@@ -131,6 +131,27 @@ def test_an_idle_pass_reads_the_outbox_once_and_nothing_else(engine, bus):
     assert len(queries) == 1 and "event_outbox" in queries[0]
 
 
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_pass_reads_and_deletes_without_a_transaction_on_postgres(engine, bus):
+    """psycopg2 would send a BEGIN and a COMMIT around each, two more round trips on every event's way."""
+    commit(engine, [event(guilds_per_partition(PARTITIONS)[0])])
+    relay = EventRelay(engine, bus)
+    assert relay.leadership.acquire()
+    wrapped: list[tuple[str, bool]] = []
+
+    def record(connection, _cursor, statement, *_args):
+        wrapped.append((statement.split(maxsplit=1)[0], not connection.connection.driver_connection.autocommit))
+
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert relay.relay_once() == 1
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+        relay.leadership.release()
+    assert [(verb, inside) for verb, inside in wrapped if verb in ("SELECT", "DELETE")] == [
+        ("SELECT", False), ("DELETE", False)]
+
+
 def test_a_running_relay_delivers_a_commit_at_once_when_woken(engine, bus, relays):
     guild = guilds_per_partition(PARTITIONS)[2]
     relay = EventRelay(engine, bus)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.search.base import (
+    TOTAL_LIMIT,
     AuthorType,
     Delete,
     DeleteChannel,
@@ -190,6 +191,24 @@ def test_offset_paging_neither_repeats_nor_skips(search_engine, sort_by):
         seen.extend(hit.message_id for hit in result.hits)
     assert sorted(seen) == sorted(d.message_id for d in documents)
     assert len(seen) == len(set(seen))
+
+
+def test_total_counts_up_to_the_bound_and_the_last_page_is_still_exact(search_engine):
+    documents = index(search_engine, *(doc("many", channel_id=CHANNEL if n % 2 else SECOND_CHANNEL)
+                                       for n in range(TOTAL_LIMIT + 7)))
+    newest_first = ids(*documents)
+    for query in ({"content": content("many")}, {},
+                  {"content": content("many"), "channel_ids": frozenset({CHANNEL, SECOND_CHANNEL})}):
+        first = search_engine.search(SearchQuery(guild_id=GUILD, **query))
+        assert (first.total, [hit.message_id for hit in first.hits]) == (TOTAL_LIMIT, newest_first[:25])
+        last = search_engine.search(SearchQuery(guild_id=GUILD, offset=TOTAL_LIMIT - 25, **query))
+        assert (last.total, [hit.message_id for hit in last.hits]) == (TOTAL_LIMIT, newest_first[-32:-7])
+    # Below the bound the count is exact, whichever page is asked for.
+    oldest = newest_first[-30:]
+    for offset in (0, 25, 40):
+        result = search_engine.search(SearchQuery(guild_id=GUILD, content=content("many"), offset=offset,
+                                                  max_id=oldest[0] + 1))
+        assert (result.total, [hit.message_id for hit in result.hits]) == (30, oldest[offset:offset + 25])
 
 
 def test_hits_carry_their_channel(search_engine):
