@@ -238,19 +238,21 @@ DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.T
 
 
 @contextmanager
-def single_statement_read(engine: Engine) -> Iterator[Connection]:
-    """A connection for a read of one statement (or of statements each consistent on its own), outside any
-    transaction of the caller's. ``engine`` should carry :data:`READ_ONLY`.
+def single_statements(engine: Engine) -> Iterator[Connection]:
+    """A connection for statements each of which stands alone (a read of one query, statements each consistent
+    on its own, an idempotent delete), outside any transaction of the caller's. For reads, ``engine`` should carry
+    :data:`READ_ONLY`.
 
     On PostgreSQL the driver is in autocommit for the block, so each statement is its own transaction, in one round
     trip: psycopg2 otherwise sends ``BEGIN`` before it and the ``COMMIT`` (or the pool's ``ROLLBACK``) after, three
-    round trips, each a wait through the hub for the worker and work for the server. It sees exactly what it did:
-    the engine keeps the server's isolation level (app.extensions sets none; PostgreSQL's default is READ
-    COMMITTED, where every statement takes its own snapshot even inside a transaction), and a lone statement sees
-    one snapshot at any level. The driver's flag is set directly: SQLAlchemy's ``isolation_level`` option sends
-    ``SET default_transaction_isolation`` when the connection is returned, a round trip again.
+    round trips, each a wait through the hub for the worker (about 30 ms each on a worker busy with requests) and
+    work for the server. A read sees exactly what it did: the engine keeps the server's isolation level
+    (app.extensions sets none; PostgreSQL's default is READ COMMITTED, where every statement takes its own snapshot
+    even inside a transaction), and a lone statement sees one snapshot at any level. The driver's flag is set
+    directly: SQLAlchemy's ``isolation_level`` option sends ``SET default_transaction_isolation`` when the
+    connection is returned, a round trip again.
 
-    Elsewhere (SQLite) it is a transaction begun as :data:`READ_ONLY` says."""
+    Elsewhere (SQLite) it is a transaction, begun as the engine's options say."""
     if engine.dialect.name != "postgresql":
         with engine.begin() as connection:
             yield connection
@@ -281,7 +283,7 @@ def read_one_row(engine: Engine, statement, parameters: dict) -> tuple:
 
     For reads made on every request (the read cache's versions): through a Connection one costs about 100 us of
     Python (begin and commit events, result wrapping), through the bare cursor about 20 us. The statement is its own
-    transaction, in one round trip (see :func:`single_statement_read`): the driver begins none (SQLite's is told
+    transaction, in one round trip (see :func:`single_statements`): the driver begins none (SQLite's is told
     never to, app.sqlite; psycopg2 is in autocommit for the read), so the pool's rollback when the connection is
     returned has nothing to end and sends nothing. Driver errors are raised as SQLAlchemy's, as from any other
     query, so that callers see one kind of database error. ``statement`` must be a module-level constant: it is

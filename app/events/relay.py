@@ -44,7 +44,7 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from app.events.base import EventBus, EventBusUnavailable, event_from_bytes
-from app.events.postgres import dedicated_connection, single_statements, wait_for_notification
+from app.events.postgres import dedicated_connection, wait_for_notification
 from app.observability.metrics import (
     EVENT_GROUP_LAG,
     EVENT_OUTBOX_DEPTH,
@@ -53,7 +53,7 @@ from app.observability.metrics import (
     EVENTS_PUBLISHED,
 )
 from app.observability.tracing import TRACER, first_sampled, links_to
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, single_statements
 from models.events import event_outbox, event_relay_lease
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class EventRelay:
         settled = datetime.now(timezone.utc) - timedelta(seconds=self.unconfirmed_grace_seconds)
         # The read and the delete stand alone: one round trip each on PostgreSQL instead of three, on the way
         # from every write to every consumer (an idle pass is this read and nothing else).
-        with single_statements(self.engine, read_only=True) as connection:
+        with single_statements(self._read_engine) as connection:
             rows = connection.execute(
                 select(event_outbox.c.id, event_outbox.c.payload, event_outbox.c.unconfirmed)
                 .where(event_outbox.c.unconfirmed.is_(None) | (event_outbox.c.created_at <= settled))

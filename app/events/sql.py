@@ -25,8 +25,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.events.base import Event, EventBus, EventBusUnavailable, PositionExpired, event_from_bytes, event_to_bytes
-from app.events.postgres import dedicated_connection, single_statements, wait_for_notification
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY
+from app.events.postgres import dedicated_connection, wait_for_notification
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, single_statements
 from models.events import event_group_offsets, event_group_pending, event_partitions, event_stream
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ class SqlEventBus(EventBus):
     @contextmanager
     def _transaction(self, *, read_only: bool = False, single: bool = False) -> Iterator[Connection]:
         """A transaction, or with ``single`` a connection whose statements each stand alone
-        (app.events.postgres.single_statements)."""
-        opened = (single_statements(self.engine, read_only=read_only) if single
+        (models.base.single_statements)."""
+        opened = (single_statements(self._read_engine if read_only else self.engine) if single
                   else (self._read_engine if read_only else self.engine).begin())
         try:
             with opened as connection:

@@ -3,7 +3,7 @@
 Every operation is one short transaction. On SQLite the engine has a single connection per process, so an
 operation never opens a second transaction while one is open; reads run in read-only transactions, which on
 SQLite take no lock (models.base.READ_ONLY). A read is one statement: on PostgreSQL it runs as its own
-transaction, in one round trip (models.base.single_statement_read).
+transaction, in one round trip (models.base.single_statements).
 
 Reading history: ``(bucket, message_id)`` sorts exactly like ``message_id`` (the bucket is a function of the id),
 so a page is one range of the primary key index ``(channel_id, bucket, message_id)``, reached with a row-value
@@ -36,7 +36,7 @@ from app.messages.base import (
     keys_by_channel,
 )
 from app.messages.sql_tables import ChannelBucket, MessageNonce, PinnedMessage, Reaction, StoredMessage
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY, execute_later, joined_connection, single_statement_read
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, execute_later, joined_connection, single_statements
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class SqlMessageStore(MessageStore):
                 # connection of the process, which a transaction of our own would wait for forever).
                 yield joined
                 return
-            with (single_statement_read(self._read_engine) if read_only else self.engine.begin()) as connection:
+            with (single_statements(self._read_engine) if read_only else self.engine.begin()) as connection:
                 yield connection
         except DATABASE_UNAVAILABLE as error:
             log.warning("message store unavailable: %s", error)

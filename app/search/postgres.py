@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy import exc as sa_exc
 
-from app.events.postgres import single_statements
 from app.search.base import (
     Delete,
     DeleteChannel,
@@ -33,7 +32,7 @@ from app.search.base import (
     Upsert,
     bounded_total,
 )
-from models.base import DATABASE_UNAVAILABLE, READ_ONLY
+from models.base import DATABASE_UNAVAILABLE, READ_ONLY, single_statements
 
 CONFIGURATION = "chatstore_search"
 _COLUMNS = "message_id, guild_id, channel_id, author_id, author_type, has_bits, pinned, mention_everyone, mentions, " \

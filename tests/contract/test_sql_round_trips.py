@@ -1,6 +1,6 @@
 """On PostgreSQL a read of one statement costs one round trip: the statement runs as its own transaction, with
 psycopg2 in autocommit, instead of BEGIN, the statement, then COMMIT or the pool's ROLLBACK (models.base.
-single_statement_read). A SQLAlchemy event does not see psycopg2's implicit BEGIN, so every statement the driver
+single_statements). A SQLAlchemy event does not see psycopg2's implicit BEGIN, so every statement the driver
 is given is recorded with libpq's transaction status right after it: idle means no BEGIN went before it and no
 transaction is left for a COMMIT or ROLLBACK to end."""
 from __future__ import annotations
