@@ -132,7 +132,7 @@ def _statement_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         driver = connection.connection.driver_connection
         driver.autocommit = True
-        driver.cursor_factory = _UnsentFirstCursor
+        cursor_factory, driver.cursor_factory = driver.cursor_factory, _UnsentFirstCursor
         unsent = _UNSENT[driver] = [b"BEGIN"]
         try:
             yield connection
@@ -153,7 +153,7 @@ def _statement_transaction(engine: Engine) -> Iterator[Connection]:
             del _UNSENT[driver]
             if not connection.invalidated and not driver.closed:
                 driver.autocommit = False
-                driver.cursor_factory = None
+                driver.cursor_factory = cursor_factory
 
 
 def execute_later(connection: Connection, statement: Executable, parameters: dict) -> None:
