@@ -28,7 +28,7 @@ from app.events import relay
 from app.services.attachments import AttachmentService
 from app.services.channel_writes import ChannelWrites
 from app.services.dispatch import Dispatch
-from app.services.messages import MessageLookup, MessageService
+from app.services.messages import MessageHistory, MessageLookup, MessageService
 from app.services.pins import PinService
 from app.services.reactions import ReactionService
 from app.services.threads import ThreadService
@@ -75,7 +75,7 @@ def list_messages(channel_id: int):
     if len(given) > 1:
         raise InvalidForm.field(given[1], "MESSAGE_HISTORY_CURSOR_EXCLUSIVE",
                                 "Only one of before, after and around may be passed.")
-    bundle = _messages().list_messages(current_user(), channel_id, limit=limit, **cursors)
+    bundle = MessageHistory(_lookup()).list_messages(current_user(), channel_id, limit=limit, **cursors)
     return encoded_json_response(messages_body(bundle))
 
 
