@@ -49,10 +49,12 @@ _READ_BOTH_VERSIONS = select(_METADATA_VERSION, _MESSAGES_VERSION)
 @dataclass(frozen=True)
 class KeptPage:
     """A page of a channel as every viewer may be answered it: ``bundle`` is the service's page with its
-    reactions as nobody sees them (``me`` false); when ``has_reactions``, each viewer's ``me`` is read again."""
+    reactions as nobody sees them (``me`` false); when ``has_reactions``, each viewer's ``me`` is read again, and
+    when ``has_attachments``, its files' links are signed again for each request (under the host it came to)."""
 
     bundle: Any
     has_reactions: bool
+    has_attachments: bool = False
 
 
 class ReadPath:

@@ -98,14 +98,18 @@ class MessageBundle:
 
 
 def _kept_page(bundle: MessageBundle) -> KeptPage:
-    """The page as every viewer may be answered it: ``me`` is the only part of a page that depends on who asks."""
+    """The page as every viewer may be answered it. What depends on the request: ``me`` of each reaction, and the
+    attachments' links, signed under the host the request came to (without PUBLIC_BASE_URL) and for a time from
+    now: a link signed for one request's Host header must never reach another viewer."""
+    has_attachments = any(m is not None and m.attachments_json
+                          for m in [*bundle.messages, *bundle.referenced.values()])
     if not bundle.reactions:
-        return KeptPage(bundle=bundle, has_reactions=False)
+        return KeptPage(bundle=bundle, has_reactions=False, has_attachments=has_attachments)
     anonymous = {message_id: [ReactionCount(r.emoji, r.count, False) for r in counts]
                  for message_id, counts in bundle.reactions.items()}
     return KeptPage(bundle=MessageBundle(messages=bundle.messages, users=bundle.users, reactions=anonymous,
                                          referenced=bundle.referenced, guild_id=bundle.guild_id,
-                                         links=bundle.links), has_reactions=True)
+                                         links=bundle.links), has_reactions=True, has_attachments=has_attachments)
 
 
 class MessageLookup:
@@ -234,13 +238,15 @@ class MessageHistory:
         return bundle
 
     def _for_viewer(self, kept: KeptPage, channel_id: int, viewer: UserSnapshot) -> MessageBundle:
-        if not kept.has_reactions:
-            return kept.bundle
         page = kept.bundle
-        ids = [m.id for m in page.messages] + [m.id for m in page.referenced.values() if m is not None]
+        if not kept.has_reactions and not kept.has_attachments:
+            return page
+        reactions = page.reactions
+        if kept.has_reactions:
+            ids = [m.id for m in page.messages] + [m.id for m in page.referenced.values() if m is not None]
+            reactions = self.store.reaction_counts(channel_id, ids, viewer.id)
         return MessageBundle(messages=page.messages, users=page.users, referenced=page.referenced,
-                             reactions=self.store.reaction_counts(channel_id, ids, viewer.id),
-                             guild_id=page.guild_id, links=self.lookup.links)
+                             reactions=reactions, guild_id=page.guild_id, links=self.lookup.links)
 
     def _around(self, channel_id: int, around: int, limit: int) -> list[Message]:
         """``limit // 2`` messages on each side of ``around``, plus ``around`` itself when it exists."""

@@ -232,3 +232,26 @@ def test_links_are_under_the_host_the_request_came_to_or_public_base_url(client,
     url = served[0]["attachments"][0]["url"]
     assert url.startswith("https://files.example/attachments/")
     assert download(client, url).data == b"a"
+
+
+def test_a_kept_page_signs_its_links_for_each_request_under_its_own_host(client, room):
+    """A page is kept for every viewer, but a link signed under one request's Host header (forged or not) must not
+    reach another viewer, nor a signature an older request got."""
+    upload(client, room.member, room.channel_id, [("a.txt", b"a")])
+    page = f"/api/v10/channels/{room.channel_id}/messages"
+    forged = json_body(client.get(page, base_url="http://evil.example", headers=room.owner.headers), 200)
+    assert forged[0]["attachments"][0]["url"].startswith("http://evil.example/attachments/")
+    served = json_body(client.get(page, headers=room.member.headers), 200)
+    assert served[0]["attachments"][0]["url"].startswith("http://localhost/attachments/")
+    assert download(client, served[0]["attachments"][0]["url"]).data == b"a"
+
+
+def test_a_kept_page_answered_later_carries_links_signed_then(client, room, monkeypatch):
+    upload(client, room.member, room.channel_id, [("a.txt", b"a")])
+    page = f"/api/v10/channels/{room.channel_id}/messages"
+    first = json_body(client.get(page, headers=room.owner.headers), 200)[0]["attachments"][0]["url"]
+    signed_at = time.time()
+    monkeypatch.setattr(time, "time", lambda: signed_at + 30)
+    later = json_body(client.get(page, headers=room.owner.headers), 200)[0]["attachments"][0]["url"]
+    issued = dict(part.split("=") for part in urlsplit(later).query.split("&") if part)["is"]
+    assert later != first and int(issued, 16) >= int(signed_at) + 30
