@@ -5,7 +5,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from weakref import WeakKeyDictionary
 
 import psycopg2.extensions
 from sqlalchemy import BigInteger, DateTime, MetaData
@@ -164,8 +163,9 @@ def execute_later(connection: Connection, statement: Executable, parameters: dic
     (compiled by SQLAlchemy, its parameters through their types' bind processors), it goes with the
     transaction's next statement, in that statement's round trip; its COMMIT at the latest. That next statement
     sees what it wrote, and its failure is that statement's (raised as SQLAlchemy raises the statement's own),
-    which rolls back the transaction. Elsewhere the statement is executed now. ``statement`` must be built once
-    and kept: its compiled form is kept with it. It may not have expanding (IN) parameters."""
+    which rolls back the transaction. Elsewhere the statement is executed now. ``statement`` must be built once and
+    live as long as the process (a module constant, or one built once per dialect and kept): its compiled form is
+    kept, by the statement, for the life of the process. It may not have expanding (IN) parameters."""
     driver = connection.connection.driver_connection
     unsent = _UNSENT.get(driver)
     if unsent is None:
@@ -183,8 +183,10 @@ def execute_later(connection: Connection, statement: Executable, parameters: dic
 
 
 #: The compiled form of each statement given to :func:`execute_later`, with its parameters' bind processors (for
-#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back).
-_RENDERINGS: WeakKeyDictionary[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = WeakKeyDictionary()
+#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back). Never emptied: it is bounded
+#: because those statements are built once per process. (Weak keys would not drop them: a Compiled refers to its
+#: statement.)
+_RENDERINGS: dict[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = {}
 
 
 def _rendering(statement: Executable, dialect: Dialect) -> tuple[Compiled, list[tuple[str, Callable]]]:
