@@ -1,11 +1,11 @@
 """Declarative base and the column types every model shares."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from weakref import WeakKeyDictionary
 
 import psycopg2.extensions
 from sqlalchemy import BigInteger, DateTime, MetaData
@@ -15,6 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names keep Alembic autogenerate quiet and let downgrades drop constraints by name.
 NAMING_CONVENTION = {
@@ -61,8 +63,13 @@ def begin_read_only(session: Session) -> None:
         session.connection(execution_options=READ_ONLY)
 
 
-#: The transaction of :func:`shared_transaction` open in this greenlet (contextvars are per greenlet), if any.
-_SHARED: ContextVar[tuple[Engine, Connection] | None] = ContextVar("chatstore_shared_transaction", default=None)
+#: What runs when a :func:`shared_transaction` ends, given the exception that ended it or None (committed).
+TransactionEnd = Callable[[BaseException | None], None]
+
+#: The transaction of :func:`shared_transaction` open in this greenlet (contextvars are per greenlet), if any, with
+#: what runs when it ends (:func:`when_transaction_ends`).
+_SHARED: ContextVar[tuple[Engine, Connection, list[TransactionEnd]] | None] = ContextVar(
+    "chatstore_shared_transaction", default=None)
 
 #: libpq's transaction status of a connection outside any transaction block (psycopg2's TRANSACTION_STATUS_IDLE).
 _PG_IDLE = 0
@@ -82,12 +89,47 @@ def shared_transaction(engine: Engine) -> Iterator[Connection]:
     writes given to :func:`execute_later`, go with the next statement sent: a transaction of writes whose
     results nobody reads goes to the server as one query."""
     opened = _statement_transaction(engine) if engine.dialect.name == "postgresql" else engine.begin()
-    with opened as connection:
-        token = _SHARED.set((engine, connection))
+    ended: list[TransactionEnd] = []
+    try:
+        with opened as connection:
+            token = _SHARED.set((engine, connection, ended))
+            try:
+                yield connection
+            finally:
+                _SHARED.reset(token)
+    except BaseException as error:
+        _run_ended(ended, error)
+        raise
+    _run_ended(ended, None)
+
+
+def _run_ended(ended: list[TransactionEnd], error: BaseException | None) -> None:
+    for callback in ended:
         try:
-            yield connection
-        finally:
-            _SHARED.reset(token)
+            callback(error)
+        except Exception:
+            # The transaction's outcome stands: its caller must see it, not a bystander's failure.
+            log.exception("a callback of a shared transaction's end failed")
+
+
+def when_transaction_ends(callback: TransactionEnd) -> None:
+    """Run ``callback`` when the :func:`shared_transaction` open in this greenlet ends, after its commit or
+    rollback: with None if it committed, else with the exception that ended it (as raised inside the block or by
+    the commit, before its caller translates it). An exception of ``callback`` is logged, never raised."""
+    shared = _SHARED.get()
+    if shared is None:
+        raise RuntimeError("no shared transaction is open in this greenlet")
+    shared[2].append(callback)
+
+
+def holds_writes() -> bool:
+    """Whether the :func:`shared_transaction` open in this greenlet holds writes of :func:`execute_later` not
+    sent yet: whether they succeed is known only when the transaction's next statement, or its end, sends them."""
+    shared = _SHARED.get()
+    if shared is None or shared[1].invalidated:
+        return False
+    unsent = _UNSENT.get(shared[1].connection.driver_connection)
+    return bool(unsent) and unsent != [b"BEGIN"]
 
 
 #: The SQL of each open :func:`_statement_transaction` not sent yet, by its psycopg2 connection: the BEGIN (until
@@ -164,8 +206,9 @@ def execute_later(connection: Connection, statement: Executable, parameters: dic
     (compiled by SQLAlchemy, its parameters through their types' bind processors), it goes with the
     transaction's next statement, in that statement's round trip; its COMMIT at the latest. That next statement
     sees what it wrote, and its failure is that statement's (raised as SQLAlchemy raises the statement's own),
-    which rolls back the transaction. Elsewhere the statement is executed now. ``statement`` must be built once
-    and kept: its compiled form is kept with it. It may not have expanding (IN) parameters."""
+    which rolls back the transaction. Elsewhere the statement is executed now. ``statement`` must be built once and
+    live as long as the process (a module constant, or one built once per dialect and kept): its compiled form is
+    kept, by the statement, for the life of the process. It may not have expanding (IN) parameters."""
     driver = connection.connection.driver_connection
     unsent = _UNSENT.get(driver)
     if unsent is None:
@@ -183,8 +226,10 @@ def execute_later(connection: Connection, statement: Executable, parameters: dic
 
 
 #: The compiled form of each statement given to :func:`execute_later`, with its parameters' bind processors (for
-#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back).
-_RENDERINGS: WeakKeyDictionary[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = WeakKeyDictionary()
+#: psycopg2's PostgreSQL dialect: only its statement transactions hold writes back). Never emptied: it is bounded
+#: because those statements are built once per process. (Weak keys would not drop them: a Compiled refers to its
+#: statement.)
+_RENDERINGS: dict[Executable, tuple[Compiled, list[tuple[str, Callable]]]] = {}
 
 
 def _rendering(statement: Executable, dialect: Dialect) -> tuple[Compiled, list[tuple[str, Callable]]]:
@@ -235,6 +280,14 @@ class Base(DeclarativeBase):
 #: exhausted), as opposed to a bug in a statement: stores and buses report them as being unavailable.
 DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                         sa_exc.DisconnectionError)
+
+
+def means_unavailable(error: BaseException) -> bool:
+    """Whether ``error``, raised by SQLAlchemy, says the database could not answer: one of
+    :data:`DATABASE_UNAVAILABLE`, or any database error that lost its connection (the SQL store and the channel's
+    writes report both as the store being unavailable)."""
+    return isinstance(error, DATABASE_UNAVAILABLE) or (isinstance(error, sa_exc.DBAPIError)
+                                                      and error.connection_invalidated)
 
 
 @contextmanager

@@ -159,6 +159,26 @@ def _author_query(after: bool, before: bool):
 _BY_AUTHOR = {(after, before): _author_query(after, before) for after in (False, True) for before in (False, True)}
 
 
+#: The store's upserts for execute_later, by dialect name: built once per process, not per store, since
+#: execute_later keeps every statement it is given for the life of the process.
+_ADD_BUCKET = {name: insert(channel_buckets).on_conflict_do_nothing() for name, insert in _UPSERT_INSERTS.items()}
+#: DO NOTHING keeps the first reacted_at, which orders the emojis.
+_ADD_REACTION = {name: insert(reactions).on_conflict_do_nothing() for name, insert in _UPSERT_INSERTS.items()}
+_CREATES: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _create_statement(dialect_name: str, written: tuple[str, ...]):
+    """The upsert of a message that sets ``written``, built once per dialect and set of fields (so their number is
+    bounded by the combinations of fields that messages set): building it per call cost more than running it."""
+    statement = _CREATES.get((dialect_name, written))
+    if statement is None:
+        insert = _UPSERT_INSERTS[dialect_name](messages)
+        statement = _CREATES[dialect_name, written] = insert.on_conflict_do_update(
+            index_elements=["channel_id", "bucket", "message_id"],
+            set_={name: insert.excluded[name] for name in written})
+    return statement
+
+
 def _message_of(row) -> Message:
     return Message(*row)
 
@@ -177,10 +197,8 @@ class SqlMessageStore(MessageStore):
         self.engine = engine
         self._read_engine = engine.execution_options(**READ_ONLY)
         self._upsert_insert = _UPSERT_INSERTS[engine.dialect.name]
-        self._creates: dict[tuple[str, ...], object] = {}
-        self._add_bucket = self._insert(channel_buckets).on_conflict_do_nothing()
-        # DO NOTHING keeps the first reacted_at, which orders the emojis.
-        self._add_reaction = self._insert(reactions).on_conflict_do_nothing()
+        self._add_bucket = _ADD_BUCKET[engine.dialect.name]
+        self._add_reaction = _ADD_REACTION[engine.dialect.name]
 
     def joins_transactions_of(self, engine: Engine) -> bool:
         return engine is self.engine
@@ -223,19 +241,9 @@ class SqlMessageStore(MessageStore):
         with self._transaction() as connection:
             # Nothing reads what these return: inside a write's shared transaction on PostgreSQL they go to the
             # server with the channel's bookkeeping, in one round trip.
-            execute_later(connection, self._create_statement(written), {"bucket": message.bucket, **row})
+            execute_later(connection, _create_statement(self.engine.dialect.name, written),
+                          {"bucket": message.bucket, **row})
             execute_later(connection, self._add_bucket, {"channel_id": message.channel_id, "bucket": message.bucket})
-
-    def _create_statement(self, written: tuple[str, ...]):
-        """The upsert of a message that sets ``written``, built once per set of fields: building it per call
-        cost more than running it."""
-        statement = self._creates.get(written)
-        if statement is None:
-            insert = self._insert(messages)
-            statement = self._creates[written] = insert.on_conflict_do_update(
-                index_elements=["channel_id", "bucket", "message_id"],
-                set_={name: insert.excluded[name] for name in written})
-        return statement
 
     def get_message(self, channel_id: int, message_id: int) -> Message | None:
         with self._transaction(read_only=True) as connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import gevent
 import psycopg2.extras
@@ -16,10 +17,12 @@ from sqlalchemy import exc as sa_exc
 import models.base
 from app.events import outbox
 from app.events.base import Event
+from app.messages import instrumented
 from app.messages.base import Message, StoreUnavailable
 from app.services.channel_writes import ChannelWrites
 from models import Channel
-from models.base import shared_transaction
+from models.base import shared_transaction, when_transaction_ends
+from tests.ops.conftest import sample
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 
@@ -249,3 +252,80 @@ def test_a_failing_message_insert_in_the_one_query_leaves_nothing(resources, cha
     writes.apply(channel_id, lambda: store.create_message(message), created=message.id,
                  events=lambda _: [_event(resources, channel_id, guild_id)])
     assert _state(resources, channel_id) == ((before[0][0] + 1, message.id), before[1] + 1)
+
+
+def _store_calls(resources, outcome: str) -> tuple[float, float]:
+    """create_message's calls of the message store with ``outcome``: counted, and timed."""
+    labels = {"backend": resources.message_store.backend, "operation": "create_message", "outcome": outcome}
+    return (sample("chatstore_message_store_calls_total", **labels),
+            sample("chatstore_message_store_call_duration_seconds_count", **labels))
+
+
+def _store_calls_by_outcome(resources) -> dict[str, tuple[float, float]]:
+    return {outcome: _store_calls(resources, outcome) for outcome in ("ok", "unavailable", "error")}
+
+
+@pytest.mark.parametrize(("sqlstate", "outcome"), [("57014", "unavailable"), ("23514", "error")])
+def test_a_held_write_is_counted_with_the_outcome_of_the_query_that_sends_it(resources, channel, sqlstate, outcome):
+    owner, channel_id, guild_id = channel
+    store = resources.message_store
+    message = _message(resources, channel_id, owner.id)
+    before = _store_calls_by_outcome(resources)
+    with message_inserts_failing(resources, sqlstate), pytest.raises((StoreUnavailable, sa_exc.IntegrityError)):
+        ChannelWrites(resources.engine, store).apply(
+            channel_id, lambda: store.create_message(message), created=message.id,
+            events=lambda _: [_event(resources, channel_id, guild_id)])
+    calls, timed = before[outcome]
+    assert _store_calls_by_outcome(resources) == {**before, outcome: (calls + 1, timed + 1)}
+
+
+def test_a_held_write_is_counted_once_when_its_transaction_commits(resources, channel):
+    owner, channel_id, guild_id = channel
+    store = resources.message_store
+    held, applied = (_message(resources, channel_id, owner.id) for _ in range(2))
+    before = _store_calls_by_outcome(resources)
+    with shared_transaction(resources.engine):
+        store.create_message(held)
+        assert _store_calls_by_outcome(resources) == before
+    ChannelWrites(resources.engine, store).apply(channel_id, lambda: store.create_message(applied),
+                                                 created=applied.id)
+    calls, timed = before["ok"]
+    assert _store_calls_by_outcome(resources) == {**before, "ok": (calls + 2, timed + 2)}
+
+
+def test_a_held_write_is_timed_from_its_call_to_its_transactions_end(resources, channel, monkeypatch):
+    owner, channel_id, _guild_id = channel
+    store = resources.message_store
+    now = [10.0]
+    monkeypatch.setattr(instrumented, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    labels = {"backend": store.backend, "operation": "create_message", "outcome": "ok"}
+    before = sample("chatstore_message_store_call_duration_seconds_sum", **labels)
+    with shared_transaction(resources.engine):
+        store.create_message(_message(resources, channel_id, owner.id))
+        now[0] += 3.5  # the transaction goes on after the call returned
+    assert sample("chatstore_message_store_call_duration_seconds_sum", **labels) == pytest.approx(before + 3.5)
+
+
+def test_what_runs_at_a_transactions_end_sees_it_ended_and_cannot_fail_it(resources, channel):
+    owner, channel_id, _guild_id = channel
+    store = resources.message_store
+    message = _message(resources, channel_id, owner.id)
+    seen = []
+
+    def failing(error):
+        seen.append((error, store.get_message(channel_id, message.id)))  # read outside the transaction
+        raise RuntimeError("a bystander's bug")
+
+    with shared_transaction(resources.engine):
+        when_transaction_ends(failing)
+        store.create_message(message)
+    assert seen == [(None, message)]
+
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned), shared_transaction(resources.engine):
+        when_transaction_ends(failing)
+        store.delete_messages(channel_id, [message.id])
+        raise Abandoned
+    assert isinstance(seen[1][0], Abandoned) and seen[1][1] == message

@@ -10,6 +10,7 @@ from app.messages.base import MessageStore, StoreUnavailable
 from app.messages.instrumented import InstrumentedMessageStore
 from app.messages.sql import SqlMessageStore
 from app.observability.metrics import COALESCED_READS, RATE_LIMITED
+from models.base import shared_transaction
 from tests.ops.conftest import sample
 
 
@@ -48,6 +49,23 @@ def test_store_calls_through_the_api_are_counted_by_backend_operation_and_outcom
     assert backend == "sql"
     assert sample("chatstore_message_store_calls_total", **labels) == before + 1
     assert sample("chatstore_message_store_call_duration_seconds_count", **labels) == timed_before + 1
+
+
+def test_a_write_in_a_shared_transaction_is_counted_once_when_it_is_executed(resources, make):
+    """On PostgreSQL the write is held for the transaction's next statement (models.base.execute_later) and counted
+    when the transaction ends; on SQLite it is executed, and counted, at once."""
+    owner = make.actor()
+    _guild_id, channel_id = make.guild(owner)
+    store = resources.message_store
+    labels = {"backend": store.backend, "operation": "add_reaction", "outcome": "ok"}
+    before = sample("chatstore_message_store_calls_total", **labels)
+    held = resources.engine.dialect.name == "postgresql"
+
+    with shared_transaction(resources.engine):
+        store.add_reaction(channel_id, 1, "👍", owner.id)
+        assert sample("chatstore_message_store_calls_total", **labels) == before + (0 if held else 1)
+
+    assert sample("chatstore_message_store_calls_total", **labels) == before + 1
 
 
 def test_the_instrumented_store_is_a_transparent_message_store(resources, make):
