@@ -113,21 +113,28 @@ def test_committed_events_reach_the_bus_in_commit_order(engine, bus):
     assert outbox_depth(engine) == 0
 
 
-def test_an_idle_pass_reads_the_outbox_once_and_nothing_else(engine, bus):
+def one_leading_pass(engine, bus) -> tuple[int, list[tuple[str, bool]]]:
+    """One pass of a relay that leads: what it relayed, and each statement it sent with whether psycopg2 had a
+    transaction around it (was not in autocommit; sqlite3's connections of Python 3.11 have no such flag)."""
     relay = EventRelay(engine, bus)
     assert relay.leadership.acquire()
-    statements: list[str] = []
+    sent: list[tuple[str, bool]] = []
 
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
+    def record(connection, _cursor, statement, *_args):
+        sent.append((statement, not getattr(connection.connection.driver_connection, "autocommit", False)))
 
     sa_event.listen(engine, "before_cursor_execute", record)
     try:
-        assert relay.relay_once() == 0
+        return relay.relay_once(), sent
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
         relay.leadership.release()
-    queries = [statement for statement in statements if statement.strip().upper() != "BEGIN"]
+
+
+def test_an_idle_pass_reads_the_outbox_once_and_nothing_else(engine, bus):
+    relayed, sent = one_leading_pass(engine, bus)
+    assert relayed == 0
+    queries = [statement for statement, _ in sent if statement.strip().upper() != "BEGIN"]
     assert len(queries) == 1 and "event_outbox" in queries[0]
 
 
@@ -135,20 +142,10 @@ def test_an_idle_pass_reads_the_outbox_once_and_nothing_else(engine, bus):
 def test_a_pass_reads_and_deletes_without_a_transaction_on_postgres(engine, bus):
     """psycopg2 would send a BEGIN and a COMMIT around each, two more round trips on every event's way."""
     commit(engine, [event(guilds_per_partition(PARTITIONS)[0])])
-    relay = EventRelay(engine, bus)
-    assert relay.leadership.acquire()
-    wrapped: list[tuple[str, bool]] = []
-
-    def record(connection, _cursor, statement, *_args):
-        wrapped.append((statement.split(maxsplit=1)[0], not connection.connection.driver_connection.autocommit))
-
-    sa_event.listen(engine, "before_cursor_execute", record)
-    try:
-        assert relay.relay_once() == 1
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
-        relay.leadership.release()
-    assert [(verb, inside) for verb, inside in wrapped if verb in ("SELECT", "DELETE")] == [
+    relayed, sent = one_leading_pass(engine, bus)
+    assert relayed == 1
+    verbs = [(statement.split(maxsplit=1)[0], inside) for statement, inside in sent]
+    assert [(verb, inside) for verb, inside in verbs if verb in ("SELECT", "DELETE")] == [
         ("SELECT", False), ("DELETE", False)]
 
 
