@@ -12,6 +12,7 @@ from app.events.base import Event
 from app.messages.base import Message
 from app.services.channel_writes import ChannelWrites
 from models import Channel
+from tests.support.databases import pooled_driver_connections
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 
@@ -45,17 +46,6 @@ def _channel_row(resources, channel_id: int):
     with resources.engine.connect() as connection:
         return connection.execute(select(Channel.messages_version, Channel.last_message_id)
                                   .where(Channel.id == channel_id)).one()
-
-
-def _pooled_in_autocommit(engine) -> list[bool]:
-    """Whether each idle connection of the pool was left with the driver in autocommit (all of them checked out at
-    once, so none is opened anew)."""
-    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
-    try:
-        return [connection.driver_connection.autocommit for connection in held]
-    finally:
-        for connection in held:
-            connection.close()
 
 
 def test_the_channel_row_is_free_while_the_write_and_its_events_are_built(resources, channel, other_process):
@@ -97,7 +87,7 @@ def test_the_lock_the_events_and_the_commit_go_in_one_query(resources, channel):
     assert sum(1 for statement in sent if "COMMIT" in statement.upper()) == 1
     assert not any(statement.upper().startswith("UPDATE CHANNELS") for statement in sent[:-1])
     # The connection goes back to the pool as it came: a transaction begun there by the driver, not in autocommit.
-    assert not any(_pooled_in_autocommit(resources.engine))
+    assert not any([driver.autocommit for driver in pooled_driver_connections(resources.engine)])
 
 
 def test_a_write_failing_after_begin_leaves_no_open_transaction(resources, channel, other_process):
@@ -119,7 +109,7 @@ def test_a_write_failing_after_begin_leaves_no_open_transaction(resources, chann
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state LIKE 'idle in transaction%'")).scalar()
     assert stuck == 0
-    assert not any(_pooled_in_autocommit(resources.engine))
+    assert not any([driver.autocommit for driver in pooled_driver_connections(resources.engine)])
 
 
 def test_a_failing_bookkeeping_statement_rolls_the_write_back(resources, channel):

@@ -23,6 +23,7 @@ from app.services.channel_writes import ChannelWrites
 from models import Channel
 from models.base import shared_transaction, when_transaction_ends
 from tests.ops.conftest import sample
+from tests.support.databases import pooled_driver_connections
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 
@@ -70,15 +71,6 @@ def _state(resources, channel_id: int):
         return tuple(row), connection.execute(select(func.count()).select_from(outbox.event_outbox)).scalar()
 
 
-def _pooled_cursor_factories(engine) -> list:
-    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
-    try:
-        return [connection.driver_connection.cursor_factory for connection in held]
-    finally:
-        for connection in held:
-            connection.close()
-
-
 def test_a_create_is_one_round_trip(resources, channel):
     owner, channel_id, guild_id = channel
     message = _message(resources, channel_id, owner.id, content="one query")
@@ -92,7 +84,7 @@ def test_a_create_is_one_round_trip(resources, channel):
     assert store.channel_buckets(channel_id) == [message.bucket]
     assert _state(resources, channel_id)[0][1] == message.id
     # The connection goes back to the pool with the driver's own cursors.
-    assert not any(_pooled_cursor_factories(resources.engine))
+    assert not any([driver.cursor_factory for driver in pooled_driver_connections(resources.engine)])
 
 
 @pytest.mark.parametrize("write", ["add_reaction", "remove_reaction", "remove_emoji", "clear_reactions",

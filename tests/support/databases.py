@@ -104,3 +104,14 @@ def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in tables:
             conn.execute(table.delete())
+
+
+def pooled_driver_connections(engine) -> list:
+    """The driver connections idle in the engine's pool, all checked out at once (so none is opened anew) and
+    returned: to check what state a transaction left them in."""
+    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        return [connection.driver_connection for connection in held]
+    finally:
+        for connection in held:
+            connection.close()
