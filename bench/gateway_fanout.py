@@ -41,7 +41,7 @@ from sqlalchemy import update  # noqa: E402
 from app.extensions import Resources  # noqa: E402
 from app.gateway.protocol import Intent  # noqa: E402
 from bench.paths import RESULTS_DIR  # noqa: E402
-from bench.probes import resident_megabytes, workers_cpu_seconds  # noqa: E402
+from bench.probes import process_cpu_seconds, resident_megabytes, workers_cpu_seconds  # noqa: E402
 from bench.server import serve, wait_for_workers  # noqa: E402
 from bench.wrk import require_wrk, run_wrk  # noqa: E402
 from config import PROJECT_ROOT  # noqa: E402
@@ -72,12 +72,6 @@ def parse_args(argv=None):
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rest_load(server, master_pid: int, channel_id: int, token: str, args) -> dict:
@@ -144,7 +138,8 @@ def main(argv=None) -> None:
 
                 reader = gevent.spawn(read_receipts)
                 answered: dict[str, float] = {}
-                worker_cpu_before, client_cpu_before = workers_cpu_seconds(server.process.pid), cpu_seconds(client.pid)
+                worker_cpu_before = workers_cpu_seconds(server.process.pid)
+                client_cpu_before = process_cpu_seconds(client.pid)
                 api = JsonClient(server.url, writer.token, timeout=30)
                 for number in range(args.messages):
                     content = f"fanout{number}"
@@ -158,7 +153,7 @@ def main(argv=None) -> None:
                     gevent.sleep(0.1)
                 latencies = [1000 * max(0.0, receipts[c] - t) for c, t in answered.items() if c in receipts]
                 worker_cpu = workers_cpu_seconds(server.process.pid) - worker_cpu_before
-                client_cpu = cpu_seconds(client.pid) - client_cpu_before
+                client_cpu = process_cpu_seconds(client.pid) - client_cpu_before
                 with_sessions = rest_load(server, server.process.pid, quiet_channel, writer.token, args)
             finally:
                 if client.poll() is None:

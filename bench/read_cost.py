@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from app.extensions import create_db_engine
 from app.messages.base import Message
 from app.messages.sql import SqlMessageStore
 from app.read_cache import _READ_BOTH_VERSIONS
+from bench.probes import process_cpu_seconds
 from models.base import read_one_row
 from tests.support.databases import migrated_database
 
@@ -33,18 +33,13 @@ PAGE = 50
 FIRST_ID = 1 << 40
 
 
-def _backend_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cost_per_read(read: Callable[[], object], reads: int, backend_pid: int) -> tuple[float, float]:
     """(process CPU, backend CPU) microseconds per read over ``reads`` reads."""
-    started, backend_started = time.process_time(), _backend_cpu_seconds(backend_pid)
+    started, backend_started = time.process_time(), process_cpu_seconds(backend_pid)
     for _ in range(reads):
         read()
     return ((time.process_time() - started) / reads * 1e6,
-            (_backend_cpu_seconds(backend_pid) - backend_started) / reads * 1e6)
+            (process_cpu_seconds(backend_pid) - backend_started) / reads * 1e6)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,13 +1,16 @@
 """The benchmark's tools: the open-loop generator (bench/open_loop.py) counts the requests a stalled server delays
-from when they were due (no coordinated omission); issue 17's per-backend targets and the capacity model
-(bench/capacity.py) read a run's figures."""
+from when they were due (no coordinated omission); a process that works in short bursts is charged its CPU;
+issue 17's per-backend targets and the capacity model (bench/capacity.py) read a run's figures."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 from bench.open_loop import get_request, run_open_loop
+from bench.probes import process_cpu_seconds
 from bench.report import backend_targets
 
 STALL_SECONDS = 0.4
@@ -66,6 +69,26 @@ def test_a_stall_counts_for_every_request_due_during_it():
     # About 40 of 150 requests were due during the stall, so the 99th percentile is near the stall's length; a
     # closed loop would have counted one slow request in about 110 (under 1%).
     assert result.p999_ms >= result.p99_ms >= 0.75 * STALL_SECONDS * 1000
+
+
+def test_a_process_working_in_bursts_shorter_than_a_tick_is_charged_its_cpu():
+    """A database backend answering one quick statement at a time runs in such bursts; a tick-sampled figure
+    charges it next to nothing."""
+    bursts = ("import time\n"
+              "for _ in range(200):\n"
+              "    end = time.thread_time() + 0.001\n"
+              "    while time.thread_time() < end: pass\n"
+              "    time.sleep(0.004)\n"
+              "input()\n")
+    with subprocess.Popen([sys.executable, "-c", bursts], stdin=subprocess.PIPE) as child:
+        time.sleep(0.1)
+        before = process_cpu_seconds(child.pid)
+        deadline = time.monotonic() + 10
+        while process_cpu_seconds(child.pid) - before < 0.15 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        charged = process_cpu_seconds(child.pid) - before
+        child.communicate(b"\n")
+    assert 0.15 <= charged < 1.0
 
 
 def test_backend_targets_compare_each_backend_with_its_own_ceilings():
