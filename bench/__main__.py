@@ -73,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-baselines", action="store_true",
                         help="no framework and serialization ceilings, no drift check (their ratios are left out): "
                              "to compare two trees' scenarios by CPU per request")
+    parser.add_argument("--profile", action="store_true",
+                        help="run each scenario again after its measured run with py-spy on the workers "
+                             "(bench/profile.py): where the CPU goes, by layer, and the raw stacks beside the results")
     parser.add_argument("--event-bus", choices=EVENT_BUSES,
                         help="EVENT_BUS of the service (default: the settings' default); off measures the service "
                              "without the cost of recording events")
@@ -234,6 +237,9 @@ def run_backend(backend: str, args, log_path: Path, directory: Path) -> dict:
                 workers = wait_for_workers(server, args.workers)
                 for scenario in batch:
                     outcome["scenarios"][scenario.name] = _run_scenario(server, scenario, seeded, args, database_url)
+                    if args.profile:
+                        outcome["scenarios"][scenario.name]["profile"] = _profile_scenario(
+                            server, scenario, seeded, args, RESULTS_DIR / f"{args.stamp}-{backend}-{scenario.name}.txt")
                 if index == 0:
                     outcome["memory"] = _idle_memory(server, workers, seeded)
                     if args.open_loop:
@@ -296,6 +302,19 @@ def _run_scenario(server, scenario: Scenario, seeded: SeededService, args, datab
     return {**figures, "title": scenario.title, "answers_a_page": scenario.answers_a_page}
 
 
+def _profile_scenario(server, scenario: Scenario, seeded: SeededService, args, raw_path: Path) -> dict:
+    """The scenario's load once more, with py-spy on the workers: the share of their CPU in each layer."""
+    from bench.profile import profiling, summarize
+
+    with profiling(server.process.pid, raw_path):
+        run_wrk(server.url + "/", scenario.script, connections=scenario.connections or args.connections,
+                seconds=args.duration, environment=scenario.environment(seeded))
+    summary = summarize(raw_path)
+    layers = sorted(summary["layers"].items(), key=lambda item: -item[1])
+    print("    profile: " + ", ".join(f"{name.split(':')[0]} {share:.0%}" for name, share in layers[:6]), flush=True)
+    return summary
+
+
 def _history_statements(resources, seeded: SeededService) -> dict:
     """SQL statements the message store sends for one page (it bypasses the wrappers: backend queries only)."""
     from app.messages.sql import SqlMessageStore
@@ -330,7 +349,7 @@ def main(argv=None) -> int:
     # A plain SIGTERM would skip the cleanups: stopping the servers, dropping the PostgreSQL database.
     signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(143))
     started = datetime.now(timezone.utc)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    stamp = args.stamp = started.strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(exist_ok=True)
     log_path = RESULTS_DIR / f"{stamp}-servers.log"
     run = {

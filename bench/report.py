@@ -220,6 +220,17 @@ def markdown(run: dict, chart_name: str) -> str:
                          f"({figures['fraction_of_max']:.0%} of its closed-loop maximum): p50 {figures['p50_ms']:.1f} "
                          f"ms, p99 {figures['p99_ms']:.1f} ms, p99.9 {figures['p999_ms']:.1f} ms, "
                          f"{figures['answered']} of {figures['offered']} answered, {figures['errors']} errors")
+    profiled = [(backend, figures) for backend, outcome in run["backends"].items()
+                for figures in outcome.get("scenarios", {}).values() if "profile" in figures]
+    if profiled:
+        lines += ["", "Where the workers' CPU goes (`--profile`: py-spy on the workers during a second run of each "
+                      "scenario; the share of on-CPU samples whose stack passes through each layer; a sample can "
+                      "count for several layers; the raw stacks are the files named):", ""]
+        for backend, figures in profiled:
+            profile = figures["profile"]
+            layers = ", ".join(f"{name} {share:.0%}" for name, share in
+                               sorted(profile["layers"].items(), key=lambda item: -item[1]) if share >= 0.02)
+            lines.append(f"- {backend}: {figures['title']} ({profile['samples']} samples, {profile['raw']}): {layers}")
     lines += ["", f"## Targets (issue 6: {TARGET_BACKEND}; issue 17: each backend)", "",
               "| target | measured | required | result |", "|---|---:|---:|---|"]
     for target in run["targets"] + run.get("backend_targets", []):

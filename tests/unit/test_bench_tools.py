@@ -136,3 +136,22 @@ def test_the_capacity_model_is_measured_cpu_times_the_rate_over_the_utilization(
     text = capacity.markdown(run, "run.json")
     assert f"{need.worker_cores:,.0f}" in text and "single primary" in text
     assert not capacity.complete(run)
+
+
+def test_a_profile_sample_goes_to_the_innermost_layer_of_its_stack(tmp_path):
+    from bench.profile import OTHER, read_stacks, summarize
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        'process 1:"gunicorn";handle (gunicorn/workers/ggevent.py);create (app/services/messages.py);'
+        "create_message (app/messages/sql.py);execute (sqlalchemy/engine/base.py);"
+        "_wait_for_postgres (app/extensions.py) 6\n"
+        'process 1:"gunicorn";handle (gunicorn/workers/ggevent.py);create (app/services/messages.py) 3\n'
+        'process 1:"gunicorn";PeriodicMonitoringThread.__call__ (gevent/_monitor.py) 50\n'
+        'process 1:"gunicorn";<module> (runpy.py) 1\n')
+    assert sum(read_stacks(raw).values()) == 10
+    layers = summarize(raw)["layers"]
+    assert layers["database driver (psycopg2, sqlite3) and its waits"] == 0.6
+    assert layers["services: the rules of a write"] == 0.3
+    assert layers[OTHER] == 0.1
+    assert layers["SQLAlchemy"] == layers["message store"] == 0
