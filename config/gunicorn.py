@@ -4,6 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
@@ -140,7 +141,7 @@ if _settings.hub_blocking_threshold_ms:
 
 def post_worker_init(worker):
     """Start the hub watch, the event relay and the search indexer in this worker, now that the app is loaded and
-    before it accepts connections."""
+    before it accepts connections; then put what the worker has loaded out of the garbage collector's sight."""
     if _settings.hub_blocking_threshold_ms:
         # Only for this hub: with the setting left on, every hub started later (in a native thread of gevent's
         # threadpool, say) would start a monitor thread of its own.
@@ -157,6 +158,12 @@ def post_worker_init(worker):
         start_relay(resources, confirm=StoreChecks(resources.message_store))
         # With SEARCH_INDEXER=worker (the default) every worker is a consumer of the indexer's group.
         start_indexer(resources)
+    # The app, its modules and their tables (about 150,000 objects) live as long as the worker, yet every full
+    # collection walked them all: 80 to 150 ms with the hub stopped, several times a minute under load, in the
+    # latency of every request in flight. Frozen, they are never walked; a full collection of what requests leave
+    # takes about 8 ms. Boot's own garbage is collected first, so that none of it is frozen for good.
+    gc.collect()
+    gc.freeze()
 
 
 def _hand_over_gateway_sessions(worker):

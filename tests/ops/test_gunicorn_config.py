@@ -1,4 +1,5 @@
-"""config/gunicorn.py on its own: the metrics directory it prepares and cleans, and the hub watch settings."""
+"""config/gunicorn.py on its own: the metrics directory it prepares and cleans, the hub watch settings, and the
+worker's loaded objects frozen out of the garbage collector's sight."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ from config import PROJECT_ROOT
 
 # Loads the config as gunicorn does (a fresh, patched process) and calls its hooks the way the arbiter would.
 PROBE = """
-import json, os, runpy, sys, gevent
+import gc, json, os, runpy, sys, gevent
 from pathlib import Path
 config = runpy.run_path("config/gunicorn.py")
 directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -21,12 +22,15 @@ kept = directory / "notes.txt"
 kept.write_text("not a metrics file")
 config["on_starting"](None)
 after_start = sorted(p.name for p in directory.iterdir())
+tracked_before = len(gc.get_objects())
 config["post_worker_init"](None)
 monitor = gevent.get_hub().periodic_monitoring_thread
+frozen, tracked_after = gc.get_freeze_count(), len(gc.get_objects())
 config["on_exit"](None)
 print(json.dumps({"directory": str(directory), "after_start": after_start, "exists_after_exit": directory.exists(),
                   "max_blocking_time": gevent.config.max_blocking_time, "monitoring": monitor is not None,
-                  "graceful_timeout": config["graceful_timeout"]}))
+                  "graceful_timeout": config["graceful_timeout"], "tracked_before": tracked_before,
+                  "frozen": frozen, "tracked_after": tracked_after}))
 """
 
 
@@ -46,6 +50,14 @@ def test_a_private_metrics_directory_is_made_emptied_at_start_and_removed_at_exi
     assert not seen["exists_after_exit"]
     assert (seen["max_blocking_time"], seen["monitoring"]) == (0.25, True)
     assert seen["graceful_timeout"] == 8  # gunicorn takes whole seconds
+
+
+def test_what_a_worker_loaded_is_out_of_the_collectors_sight_once_it_starts():
+    """A full collection then walks only what requests leave, not the worker's modules and tables."""
+    seen = load_config({})
+
+    assert seen["frozen"] >= seen["tracked_before"] // 2
+    assert seen["tracked_after"] < seen["tracked_before"] // 10
 
 
 def test_an_operators_metrics_directory_is_emptied_but_kept_and_the_watch_can_be_off(tmp_path):
