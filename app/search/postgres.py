@@ -155,7 +155,13 @@ class PostgresSearchEngine(SearchEngine):
         if query.channel_ids is not None:
             where.append("d.channel_id = ANY(:channels)")
             parameters["channels"] = sorted(query.channel_ids)
-        if query.author_ids:
+        if len(query.author_ids) == 1:
+            # Equality, not ANY: the author index then gives the guild's matches in id order, so the page reads
+            # its 25 rows instead of every message of the author and a sort (1,000 heap rows, 4 to 9 ms, for an
+            # author of one in a thousand in a guild of a million).
+            where.append("d.author_id = :author")
+            (parameters["author"],) = query.author_ids
+        elif query.author_ids:
             where.append("d.author_id = ANY(:authors)")
             parameters["authors"] = sorted(query.author_ids)
         if query.author_types:
