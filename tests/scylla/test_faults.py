@@ -8,9 +8,9 @@ import time
 import gevent
 import pytest
 
-from app.ids import SnowflakeGenerator
+from app.ids import SnowflakeGenerator, bucket_of
 from app.messages.base import Message, StoreUnavailable
-from tests.scylla.stores import apply_migrations, fresh_store, settings_for
+from tests.scylla.stores import KEYSPACE, apply_migrations, fresh_store, settings_for
 from tests.support.cqlnode import CqlTestCluster
 
 REQUEST_TIMEOUT = 1.0
@@ -71,7 +71,8 @@ def test_a_failing_replica_is_retried_on_another_for_idempotent_writes(store, no
 
 def test_a_slow_replica_is_overtaken_by_a_speculative_read(store, nodes, ids):
     (message,) = write(store, ids, 1)
-    slow = nodes.node(2)
+    # The replica asked first: the partition (channel, 10-day bucket) and so its replicas change with the date.
+    slow = nodes.partition_replicas(KEYSPACE, "messages", (CHANNEL, bucket_of(message.id)))[0]
     slow.inject("latency", delay=REQUEST_TIMEOUT * 0.8, applies_to="reads")
     slow.requests.clear()
     for _ in range(12):

@@ -525,6 +525,11 @@ class CqlTestCluster:
                     break
         return owners
 
+    def partition_replicas(self, keyspace: str, table: str, key: tuple) -> list[Node]:
+        """The nodes owning the partition ``key`` of ``table``, in the order a token-aware driver tries them."""
+        schema = self.dataset.keyspace(keyspace).tables[table]
+        return self.replicas(keyspace, token_of(partition_key_bytes(schema, key)))
+
     @staticmethod
     def required_replicas(consistency: int, replication_factor: int) -> int:
         if consistency == _ALL:
