@@ -98,7 +98,6 @@ class RetryOnceElsewhere(RetryPolicy):
         return self.RETHROW, None
 
 
-@functools.lru_cache(maxsize=256)
 def _end_span(span, error: BaseException | None = None) -> None:
     if error is not None:
         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
@@ -106,6 +105,7 @@ def _end_span(span, error: BaseException | None = None) -> None:
     span.end()
 
 
+@functools.lru_cache(maxsize=256)
 def _row_class(column_names: tuple[str, ...]) -> type:
     return collections.namedtuple("Row", column_names, rename=True)
 

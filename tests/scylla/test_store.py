@@ -177,3 +177,12 @@ def test_times_keep_their_microseconds(store, ids):
     assert store.update_message(CHANNEL, message.id, {"edited_at": edited_at}).edited_at == edited_at
     store.pin_message(CHANNEL, message.id, edited_at)
     assert store.list_pins(CHANNEL, before=None, limit=1)[0].pinned_at == edited_at
+
+
+def test_rows_of_one_shape_share_one_row_class(store, ids):
+    """Building a named tuple class costs more than decoding a small result, so each shape gets one."""
+    first, second = (Message(id=ids.next_id(), channel_id=CHANNEL, author_id=1, content=str(n)) for n in range(2))
+    store.create_message(first)
+    store.create_message(second)
+    assert type(store.session.execute(f"SELECT * FROM {KEYSPACE}.messages LIMIT 1").one()) is \
+        type(store.session.execute(f"SELECT * FROM {KEYSPACE}.messages LIMIT 1").one())
