@@ -427,8 +427,8 @@ DESCRIPTIONS: dict[str, str] = {
     "BIND": "`HOST:PORT` gunicorn listens on",
     "WEB_WORKERS": "gunicorn worker processes",
     "WORKER_CONNECTIONS": "Concurrent connections (greenlets) per worker, idle keep-alive ones included",
-    "DB_POOL_SIZE": "PostgreSQL connections per worker (as many again may overflow); SQLite always uses one per "
-                    "process",
+    "DB_POOL_SIZE": "PostgreSQL connections per worker: up to twice this, opened as requests need them and kept "
+                    "open; SQLite always uses one per process",
     "DB_POOL_TIMEOUT": "Seconds a request waits for a pooled connection before answering 503 with `Retry-After`",
     "DB_STATEMENT_TIMEOUT_MS": "PostgreSQL `statement_timeout` of every connection",
     "DB_RESPONSE_TIMEOUT": "Seconds a request waits for one answer of PostgreSQL (a query, a commit, a connect) "

@@ -104,7 +104,7 @@ def test_failed_store_calls_are_counted_by_outcome_and_still_raise(resources, mo
 def test_pool_gauges_show_connections_in_use_and_checkouts_waiting(database):
     settings = database.replace(db_pool_size=1, db_pool_timeout=5)
     engine = create_db_engine(settings)
-    capacity = 1 if settings.is_sqlite else 2  # SQLite: one connection; PostgreSQL: pool_size + as many overflow
+    capacity = 1 if settings.is_sqlite else 2  # SQLite: one connection; PostgreSQL: twice DB_POOL_SIZE
     held = [engine.connect() for _ in range(capacity)]
     try:
         for connection in held:
