@@ -67,16 +67,19 @@ def profiling(master_pid: int, raw_path: Path):
 #: quarter of its samples under load, while the scheduler charged it 7 ms of CPU in 8 s (0.2% of its worker's):
 #: it sleeps in a native call py-spy does not recognise as idle. Its samples are left out.
 MONITOR_THREAD = "PeriodicMonitoringThread.__call__ (gevent/_monitor.py)"
+#: The innermost frame of a gevent threadpool thread waiting for work (a worker has one, started for gevent's
+#: resolver), which py-spy likewise counts as busy: up to a quarter of a worker's samples. Left out too.
+THREADPOOL_WAITING = "acquire_with_timeout (gevent/_threading.py)"
 
 
 def read_stacks(raw_path: Path) -> Counter:
     """The raw file's stacks (tuples of frames, outermost first) with their sample counts, without the frames
-    ``--subprocesses`` puts first to name the process, and without the monitor thread's."""
+    ``--subprocesses`` puts first to name the process, and without the idle threads' (above)."""
     stacks: Counter = Counter()
     for line in raw_path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = tuple(frame for frame in stack.split(";") if not frame.startswith("process "))
-        if frames and count.isdigit() and frames[0] != MONITOR_THREAD:
+        if frames and count.isdigit() and frames[0] != MONITOR_THREAD and frames[-1] != THREADPOOL_WAITING:
             stacks[frames] += int(count)
     return stacks
 

@@ -148,6 +148,7 @@ def test_a_profile_sample_goes_to_the_innermost_layer_of_its_stack(tmp_path):
         "_wait_for_postgres (app/extensions.py) 6\n"
         'process 1:"gunicorn";handle (gunicorn/workers/ggevent.py);create (app/services/messages.py) 3\n'
         'process 1:"gunicorn";PeriodicMonitoringThread.__call__ (gevent/_monitor.py) 50\n'
+        'process 1:"gunicorn";run (gevent/threadpool.py);acquire_with_timeout (gevent/_threading.py) 40\n'
         'process 1:"gunicorn";<module> (runpy.py) 1\n')
     assert sum(read_stacks(raw).values()) == 10
     layers = summarize(raw)["layers"]
