@@ -13,6 +13,7 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gevent  # noqa: E402
+from gunicorn import glogging  # noqa: E402
 from gunicorn import util as gunicorn_util  # noqa: E402
 from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
@@ -100,6 +101,18 @@ keepalive = math.ceil(_settings.keepalive_timeout)
 control_socket_disable = True
 # The app writes its own JSON access line (with route template, user and request id) for every request.
 accesslog = None
+
+
+class AppWritesTheAccessLines(glogging.Logger):
+    """gunicorn's logger without gunicorn's access line. With ``logconfig_dict`` set, gunicorn builds every
+    request's access atoms and a log record even though no handler takes them (about 4% of a cached page's
+    worker CPU in py-spy's profile, for nothing): the app's line is the access log."""
+
+    def access(self, resp, req, environ, request_time):
+        return
+
+
+logger_class = AppWritesTheAccessLines
 wsgi_app = "wsgi:application"
 
 # gunicorn's own lines (boot, worker exits, signals) as JSON on stderr, like the app's. The root logger gets no

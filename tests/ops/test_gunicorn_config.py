@@ -67,3 +67,28 @@ def test_an_operators_metrics_directory_is_emptied_but_kept_and_the_watch_can_be
     assert seen["after_start"] == ["notes.txt"]
     assert seen["exists_after_exit"]
     assert seen["monitoring"] is False
+
+
+# Builds the access atoms through the config's logger class and through gunicorn's own, counting each build.
+ACCESS_PROBE = """
+import json, runpy
+from gunicorn import glogging
+from gunicorn.config import Config
+logger_class = runpy.run_path("config/gunicorn.py")["logger_class"]
+config = Config()
+config.set("logconfig_dict", {"version": 1, "disable_existing_loggers": False})
+built = []
+glogging.Logger.atoms = lambda *args: built.append(1) or {}
+logger_class(config).access(None, None, {}, None)
+service = len(built)
+glogging.Logger(config).access(None, None, {}, None)
+print(json.dumps({"service": service, "gunicorn": len(built) - service}))
+"""
+
+
+def test_gunicorn_builds_no_access_line_of_its_own():
+    """The app writes the access line; gunicorn's, which nothing would print, is not even built."""
+    result = subprocess.run([sys.executable, "-c", ACCESS_PROBE], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"service": 0, "gunicorn": 1}
