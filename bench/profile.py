@@ -33,7 +33,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("services: the rules of a write", ("app/services/",)),
     ("message store", ("app/messages/",)),
     ("SQLAlchemy", ("sqlalchemy/",)),
-    ("database driver (psycopg2, sqlite3) and its waits", ("psycopg2/", "sqlite3/", "_wait_for_postgres")),
+    # models/base.py sends the statements SQLAlchemy does not (a one-row read on the raw cursor, held writes): a
+    # C call's time is its Python caller's in py-spy, so those frames' own time is the driver's work.
+    ("database driver (psycopg2, sqlite3), its waits, raw statements", ("psycopg2/", "sqlite3/", "_wait_for_postgres",
+                                                                       "models/base.py")),
     ("events: the outbox and the relay", ("app/events/",)),
     ("search indexer", ("app/search/",)),
     ("serialization to JSON", ("app/api/serializers", "app/api/json", "orjson")),

@@ -152,7 +152,7 @@ def test_a_profile_sample_goes_to_the_innermost_layer_of_its_stack(tmp_path):
         'process 1:"gunicorn";<module> (runpy.py) 1\n')
     assert sum(read_stacks(raw).values()) == 10
     layers = summarize(raw)["layers"]
-    assert layers["database driver (psycopg2, sqlite3) and its waits"] == 0.6
+    assert layers["database driver (psycopg2, sqlite3), its waits, raw statements"] == 0.6
     assert layers["services: the rules of a write"] == 0.3
     assert layers[OTHER] == 0.1
     assert layers["SQLAlchemy"] == layers["message store"] == 0
