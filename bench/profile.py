@@ -70,8 +70,9 @@ def profiling(master_pid: int, raw_path: Path):
 #: quarter of its samples under load, while the scheduler charged it 7 ms of CPU in 8 s (0.2% of its worker's):
 #: it sleeps in a native call py-spy does not recognise as idle. Its samples are left out.
 MONITOR_THREAD = "PeriodicMonitoringThread.__call__ (gevent/_monitor.py)"
-#: The innermost frame of a gevent threadpool thread waiting for work (a worker has one, started for gevent's
-#: resolver), which py-spy likewise counts as busy: up to a quarter of a worker's samples. Left out too.
+#: The innermost frame of a gevent threadpool thread waiting for work (gevent's resolver and the SQLite search
+#: engine run calls there), which py-spy likewise counts as busy: up to a quarter of a worker's samples. Left
+#: out too; the thread's real work has other innermost frames and stays.
 THREADPOOL_WAITING = "acquire_with_timeout (gevent/_threading.py)"
 
 
