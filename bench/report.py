@@ -224,8 +224,8 @@ def markdown(run: dict, chart_name: str) -> str:
                 for figures in outcome.get("scenarios", {}).values() if "profile" in figures]
     if profiled:
         lines += ["", "Where the workers' CPU goes (`--profile`: py-spy on the workers during a second run of each "
-                      "scenario; the share of on-CPU samples whose stack passes through each layer; a sample can "
-                      "count for several layers; the raw stacks are the files named):", ""]
+                      "scenario; each layer's share of the on-CPU samples, a sample counted for the innermost "
+                      "layer of its stack; the raw stacks are the files named):", ""]
         for backend, figures in profiled:
             profile = figures["profile"]
             layers = ", ".join(f"{name} {share:.0%}" for name, share in
