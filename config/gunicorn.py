@@ -105,7 +105,7 @@ accesslog = None
 
 class AppWritesTheAccessLines(glogging.Logger):
     """gunicorn's logger without gunicorn's access line. With ``logconfig_dict`` set, gunicorn builds every
-    request's access atoms and a log record even though no handler takes them (about 4% of a cached page's
+    request's access atoms and a log record even though no handler takes them (2 to 4% of a cached page's
     worker CPU in py-spy's profile, for nothing): the app's line is the access log."""
 
     def access(self, resp, req, environ, request_time):
