@@ -13,6 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from bench.server import child_pids
+
 STORE_CALLS = "chatstore_message_store_calls_total"
 COALESCED_READS = "chatstore_coalesced_reads_total"
 IN_PROGRESS = "chatstore_http_requests_in_progress"
@@ -153,11 +155,9 @@ def process_cpu_seconds(pid: int) -> float:
 def workers_cpu_seconds(master_pid: int) -> float:
     """CPU time of the master's children (the workers, all their threads included)."""
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in child_pids(master_pid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == master_pid:
-                total += process_cpu_seconds(int(stat.parent.name))
+            total += process_cpu_seconds(pid)
         except OSError:
             continue  # exited while we looked
     return total

@@ -40,10 +40,14 @@ def serve(wsgi_app: str, environment: Mapping[str, str], log_path: Path, *, read
         stop(process, 25.0)
 
 
+def child_pids(pid: int) -> list[int]:
+    """PIDs of the children process ``pid`` forked (from its main thread, as gunicorn's master does), from /proc."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def worker_pids(server: RunningServer) -> list[int]:
-    """PIDs of the master's children (its workers), from /proc."""
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    return [int(pid) for pid in children.read_text().split()]
+    """PIDs of the master's children (its workers)."""
+    return child_pids(server.process.pid)
 
 
 def wait_for_workers(server: RunningServer, count: int, timeout: float = 60.0) -> list[int]:
