@@ -215,7 +215,9 @@ def assert_every_acknowledged_write_in(store, traffic: Traffic, history: list[Me
             assert message_id not in stored, f"deleted message {message_id} is back in {name}"
         else:
             assert message_id in stored, f"acknowledged message {message_id} is missing from {name}"
-            assert stored[message_id].content == content, f"message {message_id} lost its last write in {name}"
+            assert stored[message_id].content == content, (
+                f"message {message_id} lost its last write in {name}: it holds {stored[message_id].content!r}, "
+                f"the last acknowledged write {content!r}")
     untouched = [m.id for m in history if m.id not in traffic.expected and m.id not in traffic.uncertain]
     found = sum(len(store.get_messages(traffic.channel_id, untouched[i:i + 50]))
                 for i in range(0, len(untouched), 50))
